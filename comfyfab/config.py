@@ -191,7 +191,7 @@ class IamConfig(Frozen):
 
 
 class RouterConfig(Frozen):
-    max_body_bytes: int = Field(1_048_576, gt=0)
+    max_body_bytes: int = Field(262_144, gt=0, le=262_144, description="the job travels in one SQS message")
     latency_budget_ms: float = Field(80, gt=0)
     depth_cache_s: float = Field(1.0, ge=0, description="how long the router reuses a queue depth for ETAs")
     max_resolution: int = Field(2048, gt=0)

@@ -1,0 +1,118 @@
+"""Layer 2, the priority queues: three SQS FIFO queues per tenant, each with a DLQ.
+
+FIFO done right for a worker pool.  SQS FIFO delivers one message group in
+order, one in-flight batch at a time, so putting a tenant's jobs in a single
+group would serialise the whole pool.  Jobs are instead spread over
+``cfg.queues.message_groups`` groups by a hash of the jobId; N workers then
+drain a queue in parallel while a job's own redeliveries stay in its group.
+The deduplication id is the jobId, so a resubmission inside SQS's 5-minute
+window is dropped by SQS itself (the job table refuses it at any time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from comfyfab.cloud import Cloud
+from comfyfab.config import PRIORITY_ORDER, FabricConfig
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received message: the job body plus what SQS says about the delivery."""
+
+    tenant_id: str
+    priority: str
+    receipt: str
+    body: dict[str, Any]
+    receive_count: int
+    message_id: str
+
+    @property
+    def job_id(self) -> str:
+        return self.body["jobId"]
+
+
+def message_group(job_id: str, groups: int) -> str:
+    return f"g{int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) % groups:04d}"
+
+
+class JobQueues:
+    """Sends, receives, extends, releases and deletes job messages."""
+
+    def __init__(self, cloud: Cloud, cfg: FabricConfig,
+                 urls: Mapping[tuple[str, str], str], dlq_urls: Mapping[tuple[str, str], str]):
+        self._sqs = cloud.client("sqs")
+        self.cfg = cfg
+        self.urls = dict(urls)
+        self.dlq_urls = dict(dlq_urls)
+        missing = [(t.id, c) for t in cfg.tenants for c in PRIORITY_ORDER if (t.id, c) not in self.urls]
+        if missing:
+            raise ValueError(f"no queue URL for {missing}")
+
+    @classmethod
+    def from_resources(cls, cloud: Cloud, cfg: FabricConfig, resources: Any) -> "JobQueues":
+        urls = {(t, c): u for t, tr in resources.tenants.items() for c, u in tr.queue_urls.items()}
+        dlqs = {(t, c): u for t, tr in resources.tenants.items() for c, u in tr.dlq_urls.items()}
+        return cls(cloud, cfg, urls, dlqs)
+
+    def send(self, tenant_id: str, priority: str, body: dict[str, Any]) -> str:
+        job_id = body["jobId"]
+        resp = self._sqs.send_message(
+            QueueUrl=self.urls[(tenant_id, priority)], MessageBody=json.dumps(body, separators=(",", ":")),
+            MessageGroupId=message_group(job_id, self.cfg.queues.message_groups),
+            MessageDeduplicationId=job_id)
+        return resp["MessageId"]
+
+    def receive(self, tenant_id: str, priority: str, max_messages: int = 1, wait_s: int = 0) -> list[Delivery]:
+        resp = self._sqs.receive_message(
+            QueueUrl=self.urls[(tenant_id, priority)], MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_s, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        out = []
+        for m in resp.get("Messages", []):
+            out.append(Delivery(tenant_id=tenant_id, priority=priority, receipt=m["ReceiptHandle"],
+                                body=json.loads(m["Body"]), message_id=m["MessageId"],
+                                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))))
+        return out
+
+    def extend(self, d: Delivery, seconds: int) -> None:
+        self._sqs.change_message_visibility(QueueUrl=self.urls[(d.tenant_id, d.priority)],
+                                            ReceiptHandle=d.receipt, VisibilityTimeout=seconds)
+
+    def release(self, d: Delivery) -> None:
+        """Make the message visible again now (a failed or abandoned attempt)."""
+        self.extend(d, 0)
+
+    def delete(self, d: Delivery) -> None:
+        self._sqs.delete_message(QueueUrl=self.urls[(d.tenant_id, d.priority)], ReceiptHandle=d.receipt)
+
+    def _count(self, url: str, in_flight: bool = False) -> int:
+        names = ["ApproximateNumberOfMessages"] + (["ApproximateNumberOfMessagesNotVisible"] if in_flight else [])
+        attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attrs.get(n, 0)) for n in names)
+
+    def depth(self, tenant_id: str, priority: str, in_flight: bool = False) -> int:
+        return self._count(self.urls[(tenant_id, priority)], in_flight)
+
+    def depths(self, tenant_id: str) -> dict[str, int]:
+        return {c: self.depth(tenant_id, c) for c in PRIORITY_ORDER}
+
+    def dlq_depth(self, tenant_id: str, priority: str) -> int:
+        return self._count(self.dlq_urls[(tenant_id, priority)], in_flight=True)
+
+    def dlq_messages(self, tenant_id: str, priority: str, wait_s: float = 0.0) -> list[dict[str, Any]]:
+        """Peek at DLQ bodies (received with a zero visibility change, left in place)."""
+        url = self.dlq_urls[(tenant_id, priority)]
+        deadline = time.monotonic() + wait_s
+        while True:
+            msgs = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            for m in msgs:
+                self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"],
+                                                    VisibilityTimeout=0)
+            if msgs or time.monotonic() >= deadline:
+                return [json.loads(m["Body"]) for m in msgs]
+            time.sleep(0.1)

@@ -1,0 +1,1 @@
+"""Layer 1: the inference router (FastAPI app over RouterService)."""

@@ -1,0 +1,231 @@
+"""Layer 1, the inference router's decisions, free of HTTP.
+
+``RouterService.submit`` is the whole ingestion contract: the tenant comes
+from the credential; the payload is validated; PHI is refused before
+anything is stored or queued; the workflow is checked against the node
+catalog the workers expose; the record is written (conditionally, so a jobId
+runs once) and the job enqueued in its class queue; an ETA is estimated from
+queue depth and the tenant's GPU profile.  Errors are typed; the HTTP layer
+maps them to status codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+from pydantic import ValidationError
+
+from comfyfab.cloud import Cloud
+from comfyfab.config import PRIORITY_ORDER, FabricConfig
+from compliance import phi
+
+from ..audit import AuditLog
+from ..jobs import JobExists, JobStore
+from ..models import InferenceJob, JobRecord, JobStatus, iso, utcnow
+from ..queues import JobQueues
+
+
+class RouterError(Exception):
+    """Base of the errors the HTTP layer maps to a status code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **detail: Any):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.detail}
+
+
+class Unauthenticated(RouterError):
+    status, code = 401, "unauthenticated"
+
+
+class Forbidden(RouterError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(RouterError):
+    status, code = 404, "not_found"
+
+
+class Conflict(RouterError):
+    status, code = 409, "conflict"
+
+
+class InvalidJob(RouterError):
+    status, code = 422, "invalid_job"
+
+
+class PhiDetected(RouterError):
+    status, code = 422, "phi_detected"
+
+
+class InvalidWorkflow(RouterError):
+    """The workflow failed ComfyUI validation; the body is ComfyUI's own error shape."""
+
+    status, code = 400, "invalid_workflow"
+
+    def __init__(self, comfy_error: dict[str, Any]):
+        super().__init__(comfy_error.get("error", {}).get("message", "invalid workflow"))
+        self.comfy_error = comfy_error
+
+    def body(self) -> dict[str, Any]:
+        return self.comfy_error
+
+
+class Unavailable(RouterError):
+    status, code = 503, "unavailable"
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass
+class Accepted:
+    record: JobRecord
+    eta_s: float
+    created: bool  # False when an identical jobId was already accepted (idempotent resubmission)
+
+    def body(self) -> dict[str, Any]:
+        done = datetime.fromisoformat(self.record.createdAt.replace("Z", "+00:00")) + timedelta(seconds=self.eta_s)
+        return {"jobId": self.record.jobId, "tenantId": self.record.tenantId, "priority": self.record.priority,
+                "status": self.record.status.value, "etaSeconds": round(self.eta_s, 3),
+                "estimatedCompletionAt": iso(done), "createdAt": self.record.createdAt}
+
+
+@dataclass
+class RouterService:
+    """Everything the router decides, given its collaborators."""
+
+    cfg: FabricConfig
+    cloud: Cloud
+    store: JobStore
+    queues: JobQueues
+    audit: AuditLog
+    api_keys: Mapping[str, str]                  # sha256(api key) -> tenant id
+    object_info: Callable[[], dict[str, Any]]    # the workers' node catalog (ComfyUI /object_info)
+    bucket_of: Mapping[str, str]                 # tenant id -> output bucket
+    pool_size: Callable[[str], int] | None = None
+    _depth_cache: dict[str, tuple[float, dict[str, int]]] = field(default_factory=dict)
+    _depth_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- authentication ----------------------------------------------------
+    def authenticate(self, api_key: str | None) -> str:
+        if not api_key:
+            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>' or 'X-Api-Key'")
+        tenant = self.api_keys.get(key_digest(api_key))
+        if tenant is None:
+            raise Unauthenticated("unknown API key")
+        return tenant
+
+    # -- ingestion ---------------------------------------------------------
+    def submit(self, tenant_id: str, payload: Any) -> Accepted:
+        if not isinstance(payload, dict):
+            raise InvalidJob("the body must be a JSON object (an InferenceJob)")
+        # PHI first: a payload carrying PHI is refused whatever else is wrong with it.
+        findings = phi.scan(payload, self.cfg.phi.entities)
+        if findings:
+            self.audit.event("phi_rejected", tenant=tenant_id, findings=[f.as_dict() for f in findings],
+                             jobId=payload.get("jobId") if isinstance(payload.get("jobId"), str) else None)
+            raise PhiDetected("the job contains protected health information and was not accepted",
+                              findings=[f.as_dict() for f in findings])
+        claimed = payload.get("tenantId")
+        if claimed is not None and claimed != tenant_id:
+            self.audit.event("cross_tenant_submit_denied", tenant=tenant_id, claimed=str(claimed)[:64])
+            raise Forbidden("tenantId in the body does not match the caller's credential")
+        try:
+            job = InferenceJob.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidJob("the job does not match the InferenceJob schema", fields=[
+                {"field": ".".join(str(p) for p in e["loc"]) or "$", "message": e["msg"]} for e in exc.errors()
+            ]) from None
+        w, h = job.resolution
+        if max(w, h) > self.cfg.router.max_resolution:
+            raise InvalidJob(f"resolution above the maximum of {self.cfg.router.max_resolution} px",
+                             fields=[{"field": "resolution", "message": "too large"}])
+        from pipeline.comfy.validate import validate_prompt
+
+        error = validate_prompt(job.workflow, self.object_info())
+        if error is not None:
+            raise InvalidWorkflow(error)
+
+        created = job.createdAt or utcnow()
+        record = JobRecord.new(job, tenant_id, created, self.cfg.jobs.ttl_hours)
+        try:
+            self.store.create(record)
+        except JobExists as exc:
+            if exc.record.tenantId != tenant_id:
+                raise Conflict("jobId is already in use") from None
+            if exc.record.promptHash != record.promptHash:
+                raise Conflict("jobId was already submitted with a different workflow") from None
+            return Accepted(exc.record, self.eta_s(tenant_id, job), created=False)
+        body = job.model_dump(mode="json")
+        body.update(tenantId=tenant_id, createdAt=record.createdAt, ttl=record.ttl)
+        try:
+            self.queues.send(tenant_id, job.priority, body)
+        except Exception as exc:
+            self.store.delete(job.jobId)  # nothing half-accepted: no record without a message
+            raise Unavailable(f"could not enqueue the job ({type(exc).__name__}); retry with the same jobId") from exc
+        self.audit.event("job_accepted", tenant=tenant_id, jobId=job.jobId, priority=job.priority,
+                         promptHash=record.promptHash)
+        return Accepted(record, self.eta_s(tenant_id, job), created=True)
+
+    # -- estimation --------------------------------------------------------
+    def depths(self, tenant_id: str) -> dict[str, int]:
+        now = time.monotonic()
+        with self._depth_lock:
+            hit = self._depth_cache.get(tenant_id)
+            if hit and now - hit[0] < self.cfg.router.depth_cache_s:
+                return hit[1]
+        d = self.queues.depths(tenant_id)
+        with self._depth_lock:
+            self._depth_cache[tenant_id] = (now, d)
+        return d
+
+    def eta_s(self, tenant_id: str, job: InferenceJob) -> float:
+        """Work ahead of the job (same or higher class) over the pool, plus its own service time."""
+        steps = [n.get("inputs", {}).get("steps") for n in job.workflow.values()
+                 if isinstance(n, dict) and n.get("class_type") == "KSampler"]
+        steps_n = max([s for s in steps if isinstance(s, int)], default=20)
+        family = "sdxl" if "xl" in job.model.lower() else job.model.split(":")[0].split("-")[0].lower()
+        svc = self.cfg.tenant_gpu(tenant_id).service_time(family, max(job.resolution), steps_n).mean_s
+        depths = self.depths(tenant_id)
+        ahead = sum(depths[c] for c in PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority) + 1])
+        workers = max(1, self.pool_size(tenant_id) if self.pool_size else self.cfg.fleet.warm_realtime_workers)
+        return svc * (1 + ahead / workers)
+
+    # -- status and delivery ----------------------------------------------
+    def owned(self, tenant_id: str, job_id: str) -> JobRecord:
+        record = self.store.get(job_id)
+        if record is None or record.tenantId != tenant_id:
+            if record is not None:
+                self.audit.event("cross_tenant_read_denied", tenant=tenant_id, jobId=job_id)
+            raise NotFound(f"no job {job_id} for this tenant")
+        return record
+
+    def result(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        record = self.owned(tenant_id, job_id)
+        if record.status is JobStatus.FAILED:
+            raise Conflict("the job failed; there is no result", status=record.status.value, reason=record.error)
+        if record.status is not JobStatus.SUCCEEDED:
+            raise Conflict("the job has no result yet", status=record.status.value)
+        s3 = self.cloud.client("s3")
+        expiry = self.cfg.delivery.presign_expiry_s
+        expires_at = iso(utcnow() + timedelta(seconds=expiry))
+        urls = [{"key": key, "expiresAt": expires_at, "url": s3.generate_presigned_url(
+            "get_object", ExpiresIn=expiry, Params={
+                "Bucket": self.bucket_of[tenant_id], "Key": key,
+                "ResponseCacheControl": self.cfg.delivery.cache_control})}
+            for key in record.outputs]
+        self.audit.event("result_delivered", tenant=tenant_id, jobId=job_id, objects=len(urls))
+        return {"jobId": job_id, "expiresIn": expiry, "outputs": urls}

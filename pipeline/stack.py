@@ -1,0 +1,146 @@
+"""The whole pipeline in one process: backend, provisioning, executors, router, fleet.
+
+``Stack`` is what ``comfyfab demo``, ``comfyfab up``, the benchmarks and the
+integration tests start.  The layers talk over real HTTP on loopback: clients
+to the router (uvicorn), workers to ComfyUI-compatible executors (the
+stand-in, or a real ComfyUI given by URL), everything to AWS through the
+client factory (embedded moto server, LocalStack or AWS).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from comfyfab.cloud import BackendSpec, Cloud, EmbeddedAws, connect
+from comfyfab.config import FabricConfig
+from comfyfab.policy import PollPolicy
+from comfyfab.serve import ServerThread
+
+from .audit import AuditLog
+from .fleet import FleetManager
+from .jobs import JobStore
+from .queues import JobQueues
+from .router.app import create_app
+from .router.service import RouterService, key_digest
+from .worker import TenantTarget, Worker
+
+
+def restrict_tenants(cfg: FabricConfig, count: int | None) -> FabricConfig:
+    """The config with only its first ``count`` tenants (all when None)."""
+    if count is None or count >= len(cfg.tenants):
+        return cfg
+    data = cfg.model_dump(mode="json")
+    data["tenants"] = data["tenants"][:count]
+    return FabricConfig.model_validate(data)
+
+
+@dataclass
+class Stack:
+    """A running fabric. Use as a context manager or call ``start``/``stop``."""
+
+    cfg: FabricConfig
+    backend: BackendSpec | None = None
+    cloud: Cloud | None = None                  # reuse an existing backend (tests) instead of ``backend``
+    engine: str = "torch"                       # executor engine: torch (real) or noop
+    executor_urls: dict[str, str] | None = None  # tenant -> external ComfyUI URL; the stand-in when None
+    fault: Callable[[dict], str | None] | None = None
+    time_scale: float = 1.0
+    cold_starts: bool = True
+    api_keys: dict[str, str] = field(default_factory=dict)  # tenant -> key; generated when missing
+    progress: Callable[[str], None] | None = None
+    exec_timeout_s: float = 600.0
+    autoscale: bool = True
+
+    def __post_init__(self) -> None:
+        self._embedded: EmbeddedAws | None = None
+        self._executors: list[Any] = []
+        self._router: ServerThread | None = None
+        self.fleet: FleetManager | None = None
+        self.audit: AuditLog | None = None
+        self.events: list[tuple[float, str, str, dict]] = []
+
+    def _say(self, msg: str) -> None:
+        if self.progress:
+            self.progress(msg)
+
+    # -- start ---------------------------------------------------------------
+    def start(self) -> "Stack":
+        from pipeline.comfy.client import ComfyClient
+        from pipeline.comfy.server import ComfyServer
+        from pipeline.provision import provision
+
+        if self.cloud is None:
+            self._say(f"starting the {self.backend.kind if self.backend else 'embedded'} AWS backend")
+            self.cloud, self._embedded = connect(self.backend or BackendSpec(kind="embedded", region=self.cfg.region))
+        self._say("provisioning the fabric (KMS, S3, SQS, DynamoDB, VPC, alarms, audit)")
+        self.resources = provision(self.cloud, self.cfg, progress=self.progress)
+
+        urls = dict(self.executor_urls or {})
+        for t in self.cfg.tenants:
+            if t.id not in urls:
+                self._say(f"starting the ComfyUI stand-in for {t.id} ({self.engine} engine)")
+                server = ComfyServer(engine=self.engine, fault=self.fault).start()
+                self._executors.append(server)
+                urls[t.id] = server.url
+        self.executor_urls = urls
+        catalog = ComfyClient(next(iter(urls.values()))).object_info()
+
+        self.store = JobStore(self.cloud, self.resources.table_name)
+        self.queues = JobQueues.from_resources(self.cloud, self.cfg, self.resources)
+        self.audit = AuditLog(self.cloud, self.cfg, source="router")
+        for t in self.cfg.tenants:
+            self.api_keys.setdefault(t.id, f"cfk_{t.id}_{secrets.token_urlsafe(18)}")
+
+        self.fleet = FleetManager(self.cfg, self.queues, self._make_worker, time_scale=self.time_scale,
+                                  cold_starts=self.cold_starts)
+        self.service = RouterService(
+            cfg=self.cfg, cloud=self.cloud, store=self.store, queues=self.queues, audit=self.audit,
+            api_keys={key_digest(k): t for t, k in self.api_keys.items()},
+            object_info=lambda: catalog,
+            bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
+            pool_size=self.fleet.pool_size)
+        self._router = ServerThread(create_app(self.service), name="router").start()
+        self._say(f"router listening on {self._router.url}")
+        if self.autoscale:
+            self.fleet.start()
+        else:
+            for t in self.cfg.tenants:
+                from comfyfab.policy import ScaleDecision
+                self.fleet.apply(t.id, ScaleDecision(add=self.fleet.policies[t.id].min_workers), warm=True)
+        self._say(f"{sum(len(p) for p in self.fleet.pools.values())} warm workers polling")
+        return self
+
+    def _make_worker(self, tenant_id: str, name: str) -> Worker:
+        tr = self.resources.tenants[tenant_id]
+        return Worker(name=name, tenant_id=tenant_id, cfg=self.cfg, cloud=self.cloud, queues=self.queues,
+                      store=self.store, target=TenantTarget(bucket=tr.bucket, key_arn=tr.key_arn),
+                      executor_url=self.executor_urls[tenant_id], poll=PollPolicy(),
+                      time_scale=self.time_scale, exec_timeout_s=self.exec_timeout_s,
+                      on_event=lambda kind, job, extra: self.events.append((time.time(), kind, job, extra)))
+
+    @property
+    def router_url(self) -> str:
+        assert self._router is not None, "stack not started"
+        return self._router.url
+
+    # -- stop ----------------------------------------------------------------
+    def stop(self) -> None:
+        if self.fleet:
+            self.fleet.stop()
+        if self._router:
+            self._router.stop()
+        for s in self._executors:
+            s.stop()
+        if self.audit:
+            self.audit.close()
+        if self._embedded:
+            self._embedded.stop()
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,210 @@
+"""Layer 3, a GPU worker: pull a job, run its workflow on ComfyUI, store the output.
+
+One worker serves one tenant (it lives in that tenant's VPC).  Its loop:
+
+1. poll the tenant's queues in the order of a :class:`~comfyfab.policy.PollPolicy`
+   (realtime first);
+2. mark the record running -- a conditional write that fails for a job that
+   already succeeded, so a redelivered or duplicated message never runs twice;
+3. run the workflow through ComfyUI's HTTP API while a heartbeat keeps the
+   message invisible for as long as it runs;
+4. write each image to the tenant bucket with SSE-KMS under the tenant key,
+   mark the record succeeded, delete the message.
+
+A failed attempt releases the message (visibility 0) so it reappears; the
+attempt that reaches the class's ``max_receive_count`` marks the record
+failed, and SQS moves the message to the DLQ on its next receive.  ``stop``
+drains: no new receives, the held job finishes within the drain budget or is
+released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from comfyfab.cloud import Cloud
+from comfyfab.config import FabricConfig
+from comfyfab.policy import PollPolicy
+
+from .jobs import JobStore
+from .models import JobStatus
+from .queues import Delivery, JobQueues
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TenantTarget:
+    """Where a tenant's outputs go."""
+
+    bucket: str
+    key_arn: str
+
+
+@dataclass
+class WorkerStats:
+    succeeded: int = 0
+    failed_attempts: int = 0
+    duplicates_dropped: int = 0
+    busy_s: float = 0.0
+
+
+class Heartbeat:
+    """Extends a message's visibility every ``fraction`` of the timeout while a job runs."""
+
+    def __init__(self, queues: JobQueues, delivery: Delivery, visibility_s: int, fraction: float):
+        self._queues, self._d, self._vis = queues, delivery, visibility_s
+        self._period = max(0.05, visibility_s * fraction)
+        self._stop = threading.Event()
+        self.beats = 0
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{delivery.job_id[:8]}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period):
+            try:
+                self._queues.extend(self._d, self._vis)
+                self.beats += 1
+            except Exception as exc:  # the job goes on; SQS will redeliver if the lease is truly lost
+                log.warning("heartbeat for %s failed: %s", self._d.job_id, exc)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Worker:
+    """One tenant's GPU worker, running in a thread."""
+
+    name: str
+    tenant_id: str
+    cfg: FabricConfig
+    cloud: Cloud
+    queues: JobQueues
+    store: JobStore
+    target: TenantTarget
+    executor_url: str
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    time_scale: float = 1.0           # divides visibility and heartbeat periods (scenario replays)
+    exec_timeout_s: float = 600.0
+    on_event: Callable[[str, str, dict], None] | None = None
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    def __post_init__(self) -> None:
+        from pipeline.comfy.client import ComfyClient
+
+        self._comfy = ComfyClient(self.executor_url, timeout=self.exec_timeout_s)
+        self._s3 = self.cloud.client("s3")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.busy = False
+        self.idle_since: float | None = time.monotonic()
+        self.idle_since_fabric: float | None = None  # kept by the fleet manager in fabric time
+        self.current: Delivery | None = None
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> "Worker":
+        self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def request_stop(self) -> None:
+        """Stop receiving new jobs (the first half of a drain)."""
+        self._stop.set()
+
+    def stop(self, drain_timeout_s: float | None = None) -> bool:
+        """Stop receiving; wait for the held job up to the drain budget. True if it drained cleanly."""
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout=drain_timeout_s if drain_timeout_s is not None else self.cfg.fleet.drain_timeout_s)
+        held = self.current
+        if self._thread.is_alive() and held is not None:
+            self.queues.release(held)  # another worker takes it now
+            return False
+        return True
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            d = self.next_delivery()
+            if d is None:
+                continue
+            self.busy, self.idle_since, self.current = True, None, d
+            t0 = time.monotonic()
+            try:
+                self.process(d)
+            finally:
+                self.stats.busy_s += time.monotonic() - t0
+                self.busy, self.idle_since, self.current = False, time.monotonic(), None
+
+    def next_delivery(self) -> Delivery | None:
+        for cls in self.poll.order():
+            got = self.queues.receive(self.tenant_id, cls, max_messages=1)
+            if got:
+                return got[0]
+        # Everything empty: long-poll the top class briefly so an idle worker costs little.
+        if self._stop.is_set():
+            return None
+        got = self.queues.receive(self.tenant_id, self.poll.order()[0], max_messages=1,
+                                  wait_s=self.cfg.queues.long_poll_s)
+        return got[0] if got else None
+
+    # -- one job ---------------------------------------------------------
+    def _emit(self, kind: str, d: Delivery, **extra: object) -> None:
+        if self.on_event:
+            self.on_event(kind, d.job_id, {"worker": self.name, "tenant": self.tenant_id, **extra})
+
+    def process(self, d: Delivery) -> None:
+        cls = self.cfg.queues.cls(d.priority)
+        if d.body.get("tenantId") != self.tenant_id:
+            # Never run another tenant's job, whatever reached this queue.
+            self.queues.release(d)
+            raise RuntimeError(f"{self.name}: message for tenant {d.body.get('tenantId')!r} in {self.tenant_id}'s queue")
+        if not self.store.start(d.job_id, self.name, d.receive_count):
+            record = self.store.get(d.job_id)
+            if record is not None and record.status is JobStatus.FAILED:
+                self.queues.release(d)  # out of attempts: SQS moves it to the DLQ on its next receive
+                return
+            self.stats.duplicates_dropped += 1  # already succeeded: this copy must not run again
+            self.queues.delete(d)
+            self._emit("duplicate_dropped", d)
+            return
+        self._emit("started", d, attempt=d.receive_count)
+        vis = max(1, round(cls.visibility_timeout_s / self.time_scale))
+        try:
+            with Heartbeat(self.queues, d, vis, self.cfg.queues.heartbeat_fraction):
+                images = self._comfy.run(d.body["workflow"], timeout=self.exec_timeout_s)
+                if not images:
+                    raise RuntimeError("the workflow produced no images")
+                keys = []
+                for filename, data in images:
+                    key = f"{self.tenant_id}/{d.job_id}/{filename}"
+                    self._s3.put_object(Bucket=self.target.bucket, Key=key, Body=data, ContentType="image/png",
+                                        ServerSideEncryption="aws:kms", SSEKMSKeyId=self.target.key_arn,
+                                        BucketKeyEnabled=self.cfg.encryption.bucket_key,
+                                        Metadata={"job-id": d.job_id, "tenant-id": self.tenant_id})
+                    keys.append(key)
+        except Exception as exc:
+            final = d.receive_count >= cls.max_receive_count
+            reason = f"{type(exc).__name__}: {exc}"
+            self.store.attempt_failed(d.job_id, reason, final=final)
+            self.stats.failed_attempts += 1
+            self.queues.release(d)
+            self._emit("failed" if final else "attempt_failed", d, reason=reason, attempt=d.receive_count)
+            return
+        if self.store.succeed(d.job_id, self.name, keys, self.target.key_arn):
+            self.stats.succeeded += 1
+            self._emit("succeeded", d, outputs=keys)
+        self.queues.delete(d)
