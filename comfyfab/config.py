@@ -176,6 +176,9 @@ class MonitoringConfig(Frozen):
     gpu_memory_threshold_pct: float = Field(90, gt=0, le=100)
     gpu_memory_period_s: int = Field(300, gt=0)
     alarm_topic: str = "alarms"
+    dlq_period_s: int = Field(60, ge=10, description="CloudWatch period of the DLQ-depth alarms")
+    gpu_metric_namespace: str = Field("comfyfab/Workers", description="custom namespace workers publish GPU metrics to")
+    gpu_metric_name: str = Field("GPUMemoryUtilization", description="percent of GPU memory in use, per worker")
 
 
 class AuditConfig(Frozen):
