@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from comfyfab.cloud import BackendSpec, Cloud, EmbeddedAws, connect
 from comfyfab.config import FabricConfig
-from comfyfab.policy import PollPolicy
+from comfyfab.policy import PollPolicy, ScaleDecision
 from comfyfab.serve import ServerThread
 
 from .audit import AuditLog
@@ -52,7 +52,9 @@ class Stack:
     api_keys: dict[str, str] = field(default_factory=dict)  # tenant -> key; generated when missing
     progress: Callable[[str], None] | None = None
     exec_timeout_s: float = 600.0
-    autoscale: bool = True
+    autoscale: bool = True                      # run the autoscaler's control loop
+    warm_workers: bool = True                   # start the warm pools (without autoscaling too)
+    router_port: int = 0                        # 0: a free port
 
     def __post_init__(self) -> None:
         self._embedded: EmbeddedAws | None = None
@@ -102,13 +104,12 @@ class Stack:
             object_info=lambda: catalog,
             bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
             pool_size=self.fleet.pool_size)
-        self._router = ServerThread(create_app(self.service), name="router").start()
+        self._router = ServerThread(create_app(self.service), port=self.router_port, name="router").start()
         self._say(f"router listening on {self._router.url}")
         if self.autoscale:
             self.fleet.start()
-        else:
+        elif self.warm_workers:
             for t in self.cfg.tenants:
-                from comfyfab.policy import ScaleDecision
                 self.fleet.apply(t.id, ScaleDecision(add=self.fleet.policies[t.id].min_workers), warm=True)
         self._say(f"{sum(len(p) for p in self.fleet.pools.values())} warm workers polling")
         return self

@@ -1,0 +1,94 @@
+"""``comfyfab demo``, ``comfyfab up``, ``comfyfab provision`` and ``comfyfab bench pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from comfyfab.cli import CliError, Context
+
+
+def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on an embedded AWS and submit a mix of jobs")
+    p.add_argument("--tenants", type=int, default=2, help="how many of the config's tenants (default 2)")
+    p.add_argument("--jobs", type=int, default=6, help="jobs per tenant (default 6)")
+    p.add_argument("--engine", choices=["torch", "noop"], default="torch", help="executor engine")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="where downloaded PNGs go")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("up", help="keep the stack running on loopback for manual use (Ctrl-C drains and stops)")
+    p.add_argument("--tenants", type=int, default=None)
+    p.add_argument("--engine", choices=["torch", "noop"], default="torch")
+    p.add_argument("--executor-url", default=None, help="a real ComfyUI to use for every tenant")
+    p.add_argument("--port", type=int, default=8000, help="router port (default 8000)")
+    p.set_defaults(func=_up)
+
+    p = sub.add_parser("provision", help="provision the fabric on the chosen backend (idempotent)")
+    p.set_defaults(func=_provision)
+
+    b = bench.add_parser("pipeline", help="router latency under concurrent clients and end-to-end jobs/s")
+    b.add_argument("--clients", type=int, default=16)
+    b.add_argument("--requests", type=int, default=800, help="router requests in the latency phase")
+    b.add_argument("--jobs", type=int, default=400, help="jobs in the end-to-end phase")
+    b.add_argument("--workers", type=int, default=4, help="workers per tenant in the end-to-end phase")
+    b.set_defaults(func=_bench)
+
+
+def _demo(args: argparse.Namespace, ctx: Context) -> int:
+    from .demo import run_demo
+
+    if args.jobs < 1 or args.tenants < 1:
+        raise CliError("--jobs and --tenants must be at least 1")
+    return run_demo(ctx.config(), ctx.backend(), tenants=args.tenants, jobs_per_tenant=args.jobs,
+                    engine=args.engine, out=args.out)
+
+
+def _up(args: argparse.Namespace, ctx: Context) -> int:
+    from rich.console import Console
+
+    from .stack import Stack, restrict_tenants
+
+    console = Console()
+    cfg = restrict_tenants(ctx.config(), args.tenants)
+    urls = {t.id: args.executor_url for t in cfg.tenants} if args.executor_url else None
+    stack = Stack(cfg, backend=ctx.backend(), engine=args.engine, executor_urls=urls,
+                  progress=lambda m: console.print(f"[dim]• {m}[/]"), router_port=args.port)
+    stack.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    console.print(f"\n[bold]router[/] {stack.router_url}   (OpenAPI: {stack.router_url}/docs)")
+    for tenant, key in stack.api_keys.items():
+        console.print(f"  {tenant:16s} API key {key}")
+    console.print("Ctrl-C drains the workers and stops.")
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    console.print("draining…")
+    stack.stop()
+    return 0
+
+
+def _provision(args: argparse.Namespace, ctx: Context) -> int:
+    from comfyfab.cloud import connect
+
+    from .provision import provision
+
+    spec = ctx.backend()
+    if spec.kind == "embedded":
+        raise CliError("the embedded backend lives only inside one process; use `comfyfab demo` or `comfyfab up`, "
+                       "or --backend localstack|aws")
+    cloud, _ = connect(spec)
+    res = provision(cloud, ctx.config(), progress=print)
+    for t, r in res.tenants.items():
+        print(f"{t}: bucket {r.bucket}, key {r.key_id}, vpc {r.vpc_id}")
+    return 0
+
+
+def _bench(args: argparse.Namespace, ctx: Context) -> int:
+    from .bench import run_bench
+
+    return run_bench(ctx.config(), ctx.backend(), clients=args.clients, requests=args.requests,
+                     jobs=args.jobs, workers=args.workers)

@@ -1,0 +1,89 @@
+"""FIFO queues: message groups, deduplication, redrive (embedded SQS)."""
+import json
+from collections import Counter
+
+import pytest
+from hypothesis import given, strategies as st
+
+from comfyfab.config import PRIORITY_ORDER, load_config
+from pipeline.queues import JobQueues, message_group
+
+
+@pytest.fixture
+def queues(cloud):
+    cfg = load_config()
+    sqs = cloud.client("sqs")
+    urls, dlqs = {}, {}
+    for t in cfg.tenants:
+        for c in PRIORITY_ORDER:
+            cls = cfg.queues.cls(c)
+            dlq = sqs.create_queue(QueueName=cfg.queue_name(t.id, c, dlq=True), Attributes={"FifoQueue": "true"})
+            arn = sqs.get_queue_attributes(QueueUrl=dlq["QueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            q = sqs.create_queue(QueueName=cfg.queue_name(t.id, c), Attributes={
+                "FifoQueue": "true", "VisibilityTimeout": str(cls.visibility_timeout_s),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": cls.max_receive_count})})
+            urls[(t.id, c)], dlqs[(t.id, c)] = q["QueueUrl"], dlq["QueueUrl"]
+    return JobQueues(cloud, cfg, urls, dlqs)
+
+
+@given(st.uuids(version=4))
+def test_message_group_is_stable_and_in_range(u):
+    g = message_group(str(u), 64)
+    assert g == message_group(str(u), 64) and 0 <= int(g[1:]) < 64
+
+
+def test_jobs_spread_over_groups_so_a_pool_drains_in_parallel():
+    import uuid
+    groups = Counter(message_group(str(uuid.uuid4()), 64) for _ in range(2000))
+    assert len(groups) == 64 and max(groups.values()) < 3 * 2000 / 64
+
+
+def _ids_in_distinct_groups(n, groups=64):
+    import uuid
+    seen, ids = set(), []
+    while len(ids) < n:
+        j = str(uuid.uuid4())
+        if message_group(j, groups) not in seen:
+            seen.add(message_group(j, groups))
+            ids.append(j)
+    return ids
+
+
+def test_parallel_receivers_each_get_a_message(queues):
+    t = "acme-health"
+    for j in _ids_in_distinct_groups(6):
+        queues.send(t, "standard", {"jobId": j, "tenantId": t})
+    got = [queues.receive(t, "standard") for _ in range(6)]
+    assert all(len(g) == 1 for g in got), "FIFO groups must not serialise one tenant's queue"
+    assert len({g[0].job_id for g in got}) == 6
+
+
+def test_one_group_is_served_in_order_one_at_a_time(queues):
+    """Why jobs are spread: SQS FIFO holds back a group while one of its messages is in flight."""
+    t = "acme-health"
+    first = _ids_in_distinct_groups(1)[0]
+    sqs, url = queues._sqs, queues.urls[(t, "standard")]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"jobId": f"{first}-{i}"}),
+                         MessageGroupId="one", MessageDeduplicationId=str(i))
+    assert len(queues.receive(t, "standard")) == 1
+    assert queues.receive(t, "standard") == []
+
+
+def test_same_job_id_is_deduplicated(queues):
+    t = "acme-health"
+    body = {"jobId": "00000000-0000-4000-8000-000000000001", "tenantId": t}
+    queues.send(t, "realtime", body)
+    queues.send(t, "realtime", body)
+    assert queues.depth(t, "realtime") == 1
+
+
+def test_two_failed_receives_move_the_message_to_the_dlq(queues):
+    t = "globex-retail"
+    queues.send(t, "batch", {"jobId": "00000000-0000-4000-8000-000000000009", "tenantId": t})
+    for attempt in (1, 2):
+        d = queues.receive(t, "batch")[0]
+        assert d.receive_count == attempt
+        queues.release(d)
+    assert queues.receive(t, "batch") == []
+    assert [m["jobId"] for m in queues.dlq_messages(t, "batch")] == ["00000000-0000-4000-8000-000000000009"]
