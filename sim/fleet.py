@@ -1,0 +1,490 @@
+"""One tenant's fleet: three class queues, worker pools, the autoscaler, spot.
+
+What is modelled, per tenant (tenants share nothing, so each runs alone):
+
+* three SQS queues, realtime / standard / batch.  A worker that frees up
+  polls them in the order :class:`comfyfab.policy.PollPolicy` gives (strict
+  priority) and takes the head of the first non-empty one; an idle worker
+  long-polls, so an arrival is received at once;
+* visibility timeouts: with heartbeats on (the live worker's default) a
+  job longer than its class's timeout is extended and never redelivered.
+  With heartbeats off, a job whose service exceeds the timeout becomes
+  visible again at receive + timeout (the first worker's result is lost:
+  its delete fails), is received again with a fresh service draw, and
+  after ``max_receive_count`` receives goes to the DLQ instead;
+* an on-demand pool (its first ``warm_realtime_workers`` are warm at t=0
+  and billed at the reserved rate) serving all classes, and a spot pool
+  serving the classes in ``fleet.spot.enabled_for`` only.  Each pool has
+  its own :class:`comfyfab.policy.AutoscalePolicy` watching the depth of
+  the classes it is scaled for (on-demand: the non-spot classes; spot:
+  the spot classes).  Its decisions are applied as they are: added workers
+  cold-start (uniform on ``fleet.cold_start``), stopped ones leave.  The
+  two pools together never exceed the tenant's ``max_workers``;
+* spot interruptions: Poisson per spot worker; at the notice the worker
+  takes no new job, and a job still running at the interruption is
+  released and received again (nothing is lost);
+* the autoscaler is asked on its own cadence (``next_check``).  While a
+  pool sits at its minimum with depth at or under the threshold the
+  policy cannot act, so those calls are skipped and the pool is woken on
+  the same grid when the depth crosses the threshold; a test checks the
+  skip against the policy itself.
+
+Speed: arrivals come from a sorted array, so a job costs one heap push and
+one pop (its completion); everything else is rare and handled in
+:meth:`TenantFleet._rare`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
+from typing import Callable
+
+import numpy as np
+
+from comfyfab.config import PRIORITY_ORDER, FabricConfig
+from comfyfab.policy import AutoscalePolicy, PollPolicy, WorkerView
+
+from .core import EventLoop
+from .service import ServiceModel, cold_start_seconds
+from .workload import COLD_START, RETRY, SPOT, JobTable, component_rng
+
+DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
+OK, DLQ, UNFINISHED = 0, 1, 2
+INF = float("inf")
+CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """Switches of the fleet model that are not part of the architecture."""
+
+    heartbeats: bool = True
+    autoscale: bool = True
+    spot: bool = True
+    sample_s: float = 60.0
+
+
+class Worker:
+    """One GPU worker: its pool, what it serves, what it is doing."""
+
+    __slots__ = ("id", "pool", "queues", "job", "idle_since", "starting", "started_at",
+                 "stopped", "busy_s", "t_int")
+
+    def __init__(self, wid: str, pool: "Pool", queues: tuple, now: float, starting: bool) -> None:
+        self.id = wid
+        self.pool = pool
+        self.queues = queues
+        self.job = -1
+        self.idle_since = None if starting else now
+        self.starting = starting
+        self.started_at = now
+        self.stopped = False
+        self.busy_s = 0.0
+        self.t_int = INF
+
+    def view(self) -> WorkerView:
+        busy = self.job >= 0
+        return WorkerView(id=self.id, busy=busy, starting=self.starting,
+                          idle_since=None if busy or self.starting else self.idle_since)
+
+
+@dataclass
+class Pool:
+    """A set of workers scaled by one policy (on-demand or spot)."""
+
+    name: str
+    spot: bool
+    policy: AutoscalePolicy
+    serve: tuple[int, ...]          # class indices polled, priority order
+    depth_classes: tuple[int, ...]  # class indices whose depth drives the policy
+    workers: list[Worker] = field(default_factory=list)
+    idle: list[Worker] = field(default_factory=list)
+    ticking: bool = False
+    last_tick: float = -INF
+    cadence: float = 10.0
+    worker_s: float = 0.0
+    busy_s: float = 0.0
+    cold_starts: int = 0
+    added: int = 0
+    stopped: int = 0
+    peak: int = 0
+
+
+@dataclass
+class TenantRun:
+    """What one tenant's run produced: per-job arrays, samples and counters."""
+
+    tenant: str
+    gpu: str
+    arrival: np.ndarray
+    cls: np.ndarray
+    service: np.ndarray   # service of the final attempt
+    start: np.ndarray     # start of the final attempt
+    end: np.ndarray       # completion or DLQ time; NaN when unfinished
+    status: np.ndarray    # OK, DLQ, UNFINISHED
+    samples: list[tuple]  # (t, depth rt, std, batch, workers od, spot, busy, in system)
+    horizon_s: float
+    end_s: float
+    pools: dict[str, Pool]
+    receives: int
+    redeliveries: int
+    interruptions: int
+    decisions: int
+
+
+def _class_index(names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(PRIORITY_ORDER.index(c) for c in names)
+
+
+class TenantFleet:
+    """Simulates one tenant's queues and pools over a :class:`JobTable`."""
+
+    def __init__(self, cfg: FabricConfig, tenant: str, jobs: JobTable, service: ServiceModel,
+                 options: FleetOptions = FleetOptions(), seed: int = 0, rep: int = 0,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.cfg, self.tenant, self.jobs, self.options = cfg, tenant, jobs, options
+        self.progress = progress
+        self.gpu = cfg.tenant_gpu(tenant)
+        self.service = service
+        ti = [t.id for t in cfg.tenants].index(tenant)
+        self.rng_cold = component_rng(seed, rep, COLD_START, ti)
+        self.rng_spot = component_rng(seed, rep, SPOT, ti)
+        self.rng_retry = component_rng(seed, rep, RETRY, ti)
+        self.loop = EventLoop()
+        self.queues: list[deque] = [deque(), deque(), deque()]
+        self.vt = [c.visibility_timeout_s for c in cfg.queues.classes]
+        self.max_recv = [c.max_receive_count for c in cfg.queues.classes]
+        self.cap = cfg.tenant_max_workers(tenant)
+        self.recv: dict[int, int] = {}   # prior receives of jobs that were received before
+        self.redeliveries = self.interruptions = self.decisions = 0
+        self.samples: list[tuple] = []
+        self.arrived = self.finished = 0
+        self._build_pools()
+        n = len(jobs)
+        svc = np.empty(n)
+        for k, key in enumerate(jobs.keys):
+            m = jobs.key == k
+            svc[m] = service.seconds(self.gpu, key, jobs.u[m])
+        self.svc: list[float] = svc.tolist()
+        self.start: list[float] = [math.nan] * n
+        self.end: list[float] = [math.nan] * n
+        self.status = bytearray([UNFINISHED]) * n
+
+    # -- setup -------------------------------------------------------------
+    def _build_pools(self) -> None:
+        spot_names = tuple(c for c in PRIORITY_ORDER if c in self.cfg.fleet.spot.enabled_for) \
+            if self.options.spot else ()
+        od_depth = tuple(c for c in PRIORITY_ORDER if c not in spot_names) or PRIORITY_ORDER
+        od_policy = AutoscalePolicy.from_config(self.cfg, self.tenant)
+        self.pools: dict[str, Pool] = {}
+        self.pools["on_demand"] = Pool("on_demand", False, od_policy,
+                                       _class_index(PollPolicy().order()), _class_index(od_depth))
+        if spot_names:
+            a = self.cfg.fleet.autoscaling
+            sp = AutoscalePolicy(min_workers=0, max_workers=self.cap, threshold=a.queue_depth_threshold,
+                                 step=a.step, interval_s=a.interval_s, idle_stop_s=a.idle_stop_s)
+            self.pools["spot"] = Pool("spot", True, sp, _class_index(PollPolicy(classes=spot_names).order()),
+                                      _class_index(spot_names))
+        for p in self.pools.values():
+            p.cadence = p.policy.next_check(0.0)
+        # idle workers that can take an arrival of class c, cheapest first
+        self.idle_for = [tuple(p.idle for p in sorted(self.pools.values(), key=lambda p: not p.spot)
+                               if c in p.serve) for c in range(3)]
+        self.wake_for = [tuple(p for p in self.pools.values() if c in p.depth_classes) for c in range(3)]
+        od = self.pools["on_demand"]
+        for _ in range(od.policy.min_workers):
+            self._new_worker(od, 0.0, warm=True)
+
+    def _new_worker(self, pool: Pool, now: float, warm: bool) -> Worker:
+        pool.added += 1
+        w = Worker(f"{pool.name}-{pool.added}", pool, tuple(self.queues[c] for c in pool.serve), now,
+                   starting=not warm)
+        pool.workers.append(w)
+        pool.peak = max(pool.peak, len(pool.workers))
+        if warm:
+            pool.idle.append(w)
+        else:
+            pool.cold_starts += 1
+            self.loop.schedule(now + float(cold_start_seconds(self.cfg.fleet.cold_start, self.rng_cold.random())),
+                               READY, w, priority=0)
+        if pool.spot:
+            rate = self.cfg.fleet.spot.interruptions_per_hour / 3600.0
+            if rate > 0:
+                w.t_int = now + self.rng_spot.exponential(1 / rate)
+                if w.t_int < self.jobs.horizon_s + 86400:
+                    self.loop.schedule(max(now, w.t_int - self.cfg.fleet.spot.notice_s), NOTICE, w)
+        return w
+
+    # -- the run -----------------------------------------------------------
+    def run(self) -> TenantRun:
+        arr: list[float] = self.jobs.t.tolist()
+        cls: list[int] = self.jobs.cls.tolist()
+        n = len(arr)
+        heap = self.loop.heap
+        seqc = self.loop._seq
+        svc, start, end, status = self.svc, self.start, self.end, self.status
+        queues, idle_for, wake_for = self.queues, self.idle_for, self.wake_for
+        hb_off = not self.options.heartbeats
+        autoscale = self.options.autoscale
+        vt = self.vt
+        rare = self._rare
+        for p in self.pools.values():
+            if autoscale:
+                self._schedule_tick(p, 0.0)
+        if self.options.sample_s > 0:
+            self.loop.schedule(0.0, SAMPLE, None, priority=2)
+        done = 0
+        i = 0
+        t = 0.0
+        while i < n:
+            bound = min(n, i + CHUNK)
+            next_arr = arr[i]
+            while i < bound:
+                if heap and heap[0][0] <= next_arr:
+                    t, _, _, kind, w = heappop(heap)
+                    if kind <= WASTED:
+                        if kind == DONE:
+                            j = w.job
+                            end[j] = t
+                            status[j] = OK
+                            done += 1
+                        for q in w.queues:
+                            if q:
+                                j = q.popleft()
+                                s = svc[j]
+                                if hb_off and s > vt[cls[j]]:
+                                    self._start_doomed(w, j, t)
+                                    break
+                                start[j] = t
+                                w.job = j
+                                w.busy_s += s
+                                heappush(heap, (t + s, 0, next(seqc), DONE, w))
+                                break
+                        else:
+                            w.job = -1
+                            w.idle_since = t
+                            if w.queues:
+                                w.pool.idle.append(w)
+                            else:
+                                self._stop(w, t)
+                    else:
+                        self.arrived, self.finished = i, done + self._dlq()
+                        rare(kind, t, w)
+                else:
+                    t = next_arr
+                    j = i
+                    i += 1
+                    next_arr = arr[i] if i < bound else INF
+                    c = cls[j]
+                    for idle in idle_for[c]:
+                        if idle:
+                            w = idle.pop()
+                            s = svc[j]
+                            if hb_off and s > vt[c]:
+                                self._start_doomed(w, j, t)
+                                break
+                            start[j] = t
+                            w.job = j
+                            w.busy_s += s
+                            heappush(heap, (t + s, 0, next(seqc), DONE, w))
+                            break
+                    else:
+                        queues[c].append(j)
+                        if autoscale:
+                            for p in wake_for[c]:
+                                if not p.ticking:
+                                    self._maybe_wake(p, t)
+            if self.progress is not None:
+                self.progress(bound)
+        # drain: no more arrivals; run until every job is done or in the DLQ
+        self.arrived = n
+        while heap and done + self._dlq() < n:
+            t, _, _, kind, w = heappop(heap)
+            if kind <= WASTED:
+                if kind == DONE:
+                    j = w.job
+                    end[j] = t
+                    status[j] = OK
+                    done += 1
+                self._take_next(w, t)
+            else:
+                self.finished = done + self._dlq()
+                rare(kind, t, w)
+        return self._result(max(t, self.jobs.horizon_s))
+
+    # -- rare paths ----------------------------------------------------------
+    _dlq_count = 0
+
+    def _dlq(self) -> int:
+        return self._dlq_count
+
+    def _begin(self, w: Worker, j: int, t: float) -> None:
+        """Start job ``j`` on ``w`` (the slow path's copy of the inline start)."""
+        s = self.svc[j]
+        if not self.options.heartbeats and s > self.vt[self.jobs_cls(j)]:
+            self._start_doomed(w, j, t)
+            return
+        self.start[j] = t
+        w.job = j
+        w.busy_s += s
+        heappush(self.loop.heap, (t + s, 0, self.loop.next_seq(), DONE, w))
+
+    def jobs_cls(self, j: int) -> int:
+        return int(self.jobs.cls[j])
+
+    def _start_doomed(self, w: Worker, j: int, t: float) -> None:
+        """Heartbeats off and service beyond the visibility timeout: the receive will expire."""
+        s = self.svc[j]
+        c = self.jobs_cls(j)
+        self.start[j] = t
+        w.job = j
+        w.busy_s += s
+        heappush(self.loop.heap, (t + s, 0, self.loop.next_seq(), WASTED, w))
+        self.loop.schedule(t + self.vt[c], EXPIRE, j, priority=0)
+
+    def _take_next(self, w: Worker, t: float) -> None:
+        for q in w.queues:
+            if q:
+                self._begin(w, q.popleft(), t)
+                return
+        w.job = -1
+        w.idle_since = t
+        if w.queues:
+            w.pool.idle.append(w)
+        else:
+            self._stop(w, t)
+
+    def _redeliver(self, j: int, t: float) -> None:
+        """A receive of ``j`` ended without a delete: visible again, or to the DLQ."""
+        c = self.jobs_cls(j)
+        received = self.recv.get(j, 0) + 1
+        if received >= self.max_recv[c]:
+            self.status[j] = DLQ
+            self.end[j] = t
+            self._dlq_count += 1
+            return
+        self.recv[j] = received
+        self.redeliveries += 1
+        key = self.jobs.keys[int(self.jobs.key[j])]
+        self.svc[j] = float(self.service.seconds(self.gpu, key, np.array([self.rng_retry.random()]))[0])
+        self.queues[c].appendleft(j)
+        for idle in self.idle_for[c]:
+            if idle:
+                self._begin(idle.pop(), self.queues[c].popleft(), t)
+                return
+        for p in self.wake_for[c]:
+            if self.options.autoscale and not p.ticking:
+                self._maybe_wake(p, t)
+
+    def _stop(self, w: Worker, t: float) -> None:
+        if w.stopped:
+            return
+        w.stopped = True
+        p = w.pool
+        p.workers.remove(w)
+        if w in p.idle:
+            p.idle.remove(w)
+        p.worker_s += t - w.started_at
+        p.busy_s += w.busy_s
+        p.stopped += 1
+        if self.options.autoscale and not p.ticking:
+            self._schedule_tick(p, t)
+
+    def _depth(self, p: Pool) -> int:
+        return sum(len(self.queues[c]) for c in p.depth_classes)
+
+    def _maybe_wake(self, p: Pool, t: float) -> None:
+        if self._depth(p) > p.policy.threshold or len(p.workers) != p.policy.min_workers:
+            self._schedule_tick(p, t)
+
+    def _schedule_tick(self, p: Pool, t: float) -> None:
+        """Next tick on the pool's grid (multiples of its cadence), after the last one."""
+        k = math.ceil(t / p.cadence)
+        at = k * p.cadence
+        if at <= p.last_tick:
+            at = p.last_tick + p.cadence
+        p.ticking = True
+        self.loop.schedule(max(at, self.loop.now), TICK, p, priority=1)
+
+    def _tick(self, p: Pool, t: float) -> None:
+        p.ticking = False
+        p.last_tick = t
+        depth = self._depth(p)
+        decision = p.policy.decide(t, depth, [w.view() for w in p.workers])
+        self.decisions += 1
+        if decision.stop:
+            byid = {w.id: w for w in p.workers}
+            for wid in decision.stop:
+                self._stop(byid[wid], t)
+        if decision.add:
+            total = sum(len(q.workers) for q in self.pools.values())
+            for _ in range(max(0, min(decision.add, self.cap - total))):
+                self._new_worker(p, t, warm=False)
+        if not p.ticking and not (len(p.workers) == p.policy.min_workers and depth <= p.policy.threshold):
+            p.ticking = True
+            self.loop.schedule(p.policy.next_check(t), TICK, p, priority=1)
+
+    def _rare(self, kind: int, t: float, arg) -> None:
+        self.loop.now = t
+        if kind == TICK:
+            self._tick(arg, t)
+        elif kind == READY:
+            w: Worker = arg
+            if not w.stopped:
+                w.starting = False
+                w.idle_since = t
+                self._take_next(w, t)
+        elif kind == SAMPLE:
+            q = self.queues
+            busy = sum(1 for p in self.pools.values() for w in p.workers if w.job >= 0)
+            sp = self.pools.get("spot")
+            self.samples.append((t, len(q[0]), len(q[1]), len(q[2]), len(self.pools["on_demand"].workers),
+                                 len(sp.workers) if sp else 0, busy, self.arrived - self.finished))
+            nxt = t + self.options.sample_s
+            if nxt <= self.jobs.horizon_s:
+                self.loop.schedule(nxt, SAMPLE, None, priority=2)
+        elif kind == EXPIRE:
+            self._redeliver(arg, t)
+        elif kind == NOTICE:
+            w = arg
+            if w.stopped:
+                return
+            w.queues = ()
+            if w.job < 0:
+                self._stop(w, t)
+            else:
+                self.loop.schedule(w.t_int, INTERRUPT, w, priority=0)
+        elif kind == INTERRUPT:
+            w = arg
+            if w.stopped:
+                return
+            self.interruptions += 1
+            heap = self.loop.heap
+            doomed = False
+            for k, ev in enumerate(heap):
+                if ev[4] is w and ev[3] <= WASTED:
+                    doomed = ev[3] == WASTED
+                    heap[k] = heap[-1]
+                    heap.pop()
+                    heapify(heap)
+                    break
+            j, w.job = w.job, -1
+            self._stop(w, t)
+            if not doomed:  # a doomed receive is redelivered by its own expiry
+                self._redeliver(j, t)
+
+    def _result(self, end_s: float) -> TenantRun:
+        for p in self.pools.values():
+            for w in p.workers:
+                p.worker_s += end_s - w.started_at
+                p.busy_s += w.busy_s
+        return TenantRun(
+            tenant=self.tenant, gpu=self.gpu.name, arrival=self.jobs.t, cls=self.jobs.cls,
+            service=np.asarray(self.svc), start=np.asarray(self.start), end=np.asarray(self.end),
+            status=np.frombuffer(bytes(self.status), dtype=np.uint8), samples=self.samples,
+            horizon_s=self.jobs.horizon_s, end_s=end_s, pools=self.pools,
+            receives=len(self.jobs) + self.redeliveries, redeliveries=self.redeliveries,
+            interruptions=self.interruptions, decisions=self.decisions)

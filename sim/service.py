@@ -1,0 +1,101 @@
+"""Service and cold-start times: uniforms in, seconds out.
+
+Every job carries one uniform draw ``u`` in [0, 1) made when the workload is
+materialised.  A :class:`ServiceModel` turns ``u`` into seconds for a given
+GPU, model, resolution and steps.  Because the draw is made once per job and
+not per GPU, two configs compared on the same workload see the same jobs
+with "the same luck" (common random numbers): a slow job on the A100 is a
+slow job on the H100.
+
+Distributions:
+
+* ``uniform`` (default): uniform between the config's ``min_s`` and ``max_s``;
+* ``exponential``: mean of the config's bounds, for queueing-theory checks;
+* ``deterministic``: always the mean;
+* ``empirical``: inverse CDF of measured samples from a profile file (CSV
+  with columns ``gpu, model, resolution, steps, seconds``), used for a GPU
+  whose ``profile_file`` is set or when a profile is passed explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+import numpy as np
+import pandas as pd
+
+from comfyfab.config import ColdStartConfig, GpuProfile
+
+from .errors import ProfileError
+
+Distribution = Literal["uniform", "exponential", "deterministic", "empirical"]
+DISTRIBUTIONS: tuple[str, ...] = ("uniform", "exponential", "deterministic", "empirical")
+ProfileKey = tuple[str, str, int, int]  # gpu, model, resolution, steps
+PROFILE_COLUMNS = ("gpu", "model", "resolution", "steps", "seconds")
+
+
+def load_service_profile(path: str | Path) -> dict[ProfileKey, np.ndarray]:
+    """Measured service times, sorted per (gpu, model, resolution, steps)."""
+    p = Path(path)
+    try:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except FileNotFoundError:
+        raise ProfileError(f"service profile not found: {p}") from None
+    except (ValueError, ImportError, pd.errors.ParserError) as exc:
+        raise ProfileError(f"service profile {p} is unreadable: {exc}") from None
+    missing = [c for c in PROFILE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ProfileError(f"service profile {p} lacks columns {missing}")
+    if (df["seconds"] <= 0).any() or df["seconds"].isna().any():
+        raise ProfileError(f"service profile {p} has non-positive or missing seconds")
+    out: dict[ProfileKey, np.ndarray] = {}
+    for (g, m, r, s), grp in df.groupby(["gpu", "model", "resolution", "steps"]):
+        out[(str(g), str(m), int(r), int(s))] = np.sort(grp["seconds"].to_numpy(dtype=float))
+    return out
+
+
+@dataclass
+class ServiceModel:
+    """How long one job takes on one GPU, given its uniform draw."""
+
+    distribution: Distribution = "uniform"
+    profile: Mapping[ProfileKey, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.distribution not in DISTRIBUTIONS:
+            raise ProfileError(f"unknown service distribution {self.distribution!r}; use one of {DISTRIBUTIONS}")
+
+    def _samples(self, gpu: GpuProfile, key: tuple[str, int, int]) -> np.ndarray | None:
+        samples = self.profile.get((gpu.name, *key))
+        if samples is None and gpu.profile_file:
+            loaded = load_service_profile(gpu.profile_file)
+            self.profile = {**self.profile, **loaded}
+            samples = loaded.get((gpu.name, *key))
+        return samples
+
+    def seconds(self, gpu: GpuProfile, key: tuple[str, int, int], u: np.ndarray) -> np.ndarray:
+        """Service seconds for jobs of one (model, resolution, steps) on ``gpu``."""
+        u = np.asarray(u, dtype=float)
+        if self.distribution == "empirical" or gpu.profile_file or (gpu.name, *key) in self.profile:
+            samples = self._samples(gpu, key)
+            if samples is not None:
+                return np.quantile(samples, u)
+            if self.distribution == "empirical":
+                raise ProfileError(f"no measured samples for {gpu.name} {key} in the service profile")
+        st = gpu.service_time(*key)
+        if self.distribution == "exponential":
+            return -st.mean_s * np.log1p(-u)
+        if self.distribution == "deterministic":
+            return np.full(u.shape, st.mean_s)
+        return st.min_s + u * (st.max_s - st.min_s)
+
+    def mean_s(self, gpu: GpuProfile, key: tuple[str, int, int] = ("sdxl", 1024, 20)) -> float:
+        samples = self._samples(gpu, key) if (self.distribution == "empirical" or gpu.profile_file) else None
+        return float(samples.mean()) if samples is not None else gpu.service_time(*key).mean_s
+
+
+def cold_start_seconds(cfg: ColdStartConfig, u: np.ndarray | float) -> np.ndarray | float:
+    """Cold start drawn uniform on the config's bounds."""
+    return cfg.min_s + np.asarray(u) * (cfg.max_s - cfg.min_s)
