@@ -55,6 +55,7 @@ DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
 OK, DLQ, UNFINISHED = 0, 1, 2
 INF = float("inf")
 CHUNK = 1 << 16
+TICK_PRIORITY = 3  # after completions (0), other events (1) and samples (2) at the same instant
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class FleetOptions:
     autoscale: bool = True
     spot: bool = True
     sample_s: float = 60.0
+    skip_quiet_ticks: bool = True  # False: ask the policy at every tick (for tests; slower)
 
 
 class Worker:
@@ -105,6 +107,8 @@ class Pool:
     ticking: bool = False
     last_tick: float = -INF
     cadence: float = 10.0
+    order: int = 0                  # ties between pools' ticks at one instant go by this
+    rng_cold: np.random.Generator | None = None
     worker_s: float = 0.0
     busy_s: float = 0.0
     cold_starts: int = 0
@@ -150,7 +154,7 @@ class TenantFleet:
         self.gpu = cfg.tenant_gpu(tenant)
         self.service = service
         ti = [t.id for t in cfg.tenants].index(tenant)
-        self.rng_cold = component_rng(seed, rep, COLD_START, ti)
+        self._seed = (seed, rep, ti)
         self.rng_spot = component_rng(seed, rep, SPOT, ti)
         self.rng_retry = component_rng(seed, rep, RETRY, ti)
         self.loop = EventLoop()
@@ -188,8 +192,11 @@ class TenantFleet:
                                  step=a.step, interval_s=a.interval_s, idle_stop_s=a.idle_stop_s)
             self.pools["spot"] = Pool("spot", True, sp, _class_index(PollPolicy(classes=spot_names).order()),
                                       _class_index(spot_names))
-        for p in self.pools.values():
+        seed, rep, ti = self._seed
+        for k, p in enumerate(self.pools.values()):
             p.cadence = p.policy.next_check(0.0)
+            p.order = k
+            p.rng_cold = component_rng(seed, rep, COLD_START, 2 * ti + k)
         # idle workers that can take an arrival of class c, cheapest first
         self.idle_for = [tuple(p.idle for p in sorted(self.pools.values(), key=lambda p: not p.spot)
                                if c in p.serve) for c in range(3)]
@@ -208,7 +215,7 @@ class TenantFleet:
             pool.idle.append(w)
         else:
             pool.cold_starts += 1
-            self.loop.schedule(now + float(cold_start_seconds(self.cfg.fleet.cold_start, self.rng_cold.random())),
+            self.loop.schedule(now + float(cold_start_seconds(self.cfg.fleet.cold_start, pool.rng_cold.random())),
                                READY, w, priority=0)
         if pool.spot:
             rate = self.cfg.fleet.spot.interruptions_per_hour / 3600.0
@@ -407,7 +414,7 @@ class TenantFleet:
         if at <= p.last_tick:
             at = p.last_tick + p.cadence
         p.ticking = True
-        self.loop.schedule(max(at, self.loop.now), TICK, p, priority=1)
+        self.loop.schedule(max(at, self.loop.now), TICK, p, priority=TICK_PRIORITY + p.order)
 
     def _tick(self, p: Pool, t: float) -> None:
         p.ticking = False
@@ -423,9 +430,10 @@ class TenantFleet:
             total = sum(len(q.workers) for q in self.pools.values())
             for _ in range(max(0, min(decision.add, self.cap - total))):
                 self._new_worker(p, t, warm=False)
-        if not p.ticking and not (len(p.workers) == p.policy.min_workers and depth <= p.policy.threshold):
+        quiet = len(p.workers) == p.policy.min_workers and depth <= p.policy.threshold
+        if not p.ticking and not (quiet and self.options.skip_quiet_ticks):
             p.ticking = True
-            self.loop.schedule(p.policy.next_check(t), TICK, p, priority=1)
+            self.loop.schedule(p.policy.next_check(t), TICK, p, priority=TICK_PRIORITY + p.order)
 
     def _rare(self, kind: int, t: float, arg) -> None:
         self.loop.now = t

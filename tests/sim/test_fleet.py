@@ -1,0 +1,111 @@
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings, strategies as st
+
+from comfyfab.config import load_config
+from comfyfab.policy import AutoscalePolicy, WorkerView
+from sim.fleet import DLQ, OK, FleetOptions
+from sim.run import SimOptions, simulate
+from sim.workload import BurstSpec, StreamSpec, WorkloadSpec
+
+from .helpers import fixed_fleet, poisson
+
+CFG = load_config()
+T0 = CFG.tenants[0].id
+
+
+def one_tenant(cfg=CFG):
+    data = cfg.model_dump(mode="json")
+    data["tenants"] = data["tenants"][:1]
+    return type(cfg).model_validate(data)
+
+
+def burst_workload(hours=2.0, batch_per_s=0.5):
+    """Quiet traffic with a half-hour surge that the warm pool cannot absorb."""
+    return WorkloadSpec(duration_h=hours, streams=(
+        StreamSpec(tenant=T0, priority="realtime", per_day=0.3 * 86400),
+        StreamSpec(tenant=T0, priority="batch", per_day=batch_per_s * 86400)),
+        bursts=(BurstSpec(start_h=0.25, duration_h=0.5, multiplier=30),))
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 8), st.integers(0, 40), st.integers(0, 20), st.data())
+def test_skipped_ticks_are_ones_where_the_policy_cannot_act(min_w, max_extra, threshold, data):
+    """The model skips calls when workers == min and depth <= threshold; the policy must agree."""
+    policy = AutoscalePolicy(min_workers=min_w, max_workers=min_w + max_extra + 1, threshold=threshold)
+    views = [WorkerView(id=f"w{i}", busy=data.draw(st.booleans()), starting=data.draw(st.booleans()),
+                        idle_since=data.draw(st.one_of(st.none(), st.floats(0, 1e4))))
+             for i in range(min_w)]
+    depth = data.draw(st.integers(0, threshold))
+    now = data.draw(st.floats(0, 1e5))
+    assert policy.decide(now, depth, views).noop
+
+
+def test_skipping_quiet_ticks_changes_nothing():
+    cfg = one_tenant()
+    a = simulate(cfg, burst_workload(), seed=4)
+    b = simulate(cfg, burst_workload(), seed=4, options=SimOptions(fleet=FleetOptions(skip_quiet_ticks=False)))
+    ra, rb = a.runs[T0], b.runs[T0]
+    assert np.array_equal(ra.end, rb.end) and ra.samples == rb.samples
+    assert ra.pools["on_demand"].cold_starts == rb.pools["on_demand"].cold_starts > 0
+    assert rb.decisions > ra.decisions
+
+
+def test_autoscaler_scales_out_in_steps_and_back_to_the_warm_pool():
+    cfg = one_tenant()
+    r = simulate(cfg, burst_workload(3, batch_per_s=0.001), seed=1).runs[T0]
+    od = r.pools["on_demand"]
+    depth = pd.DataFrame(r.samples, columns=["t", "rt", "std", "batch", "od", "spot", "busy", "n"])
+    assert od.peak > cfg.fleet.warm_realtime_workers
+    assert od.peak + r.pools["spot"].peak <= cfg.tenant_max_workers(T0)
+    # +2 per 30 s at most: between two samples 60 s apart a pool grows by at most 4
+    assert (depth["od"].diff().fillna(0) <= 4).all() and (depth["spot"].diff().fillna(0) <= 4).all()
+    # after the surge and five idle minutes only the warm pool is left
+    late = depth[depth["t"] > 3600 * 2.5]
+    assert (late["od"] == cfg.fleet.warm_realtime_workers).all() and (late["spot"] == 0).all()
+    assert od.cold_starts == od.added - cfg.fleet.warm_realtime_workers
+    assert (r.status == OK).all()
+
+
+def test_batch_goes_to_spot_and_interruptions_lose_nothing():
+    cfg = one_tenant(CFG.with_overrides({"fleet.spot.interruptions_per_hour": 30.0,
+                                         "fleet.spot.notice_s": 0.5,
+                                         "gpus.H100.service_times.0.min_s": 3.0,
+                                         "gpus.H100.service_times.0.max_s": 5.0}))
+    res = simulate(cfg, burst_workload(), seed=2)
+    r = res.runs[T0]
+    assert r.pools["spot"].added > 0 and r.interruptions > 0
+    assert r.redeliveries > 0
+    assert ((r.status == OK) | (r.status == DLQ)).all()
+    assert np.sum(r.status == DLQ) <= r.interruptions  # only a job interrupted twice can dead-letter
+
+
+def test_heartbeats_keep_long_jobs_and_their_absence_redelivers():
+    cfg = fixed_fleet(2, **{"gpus.H100.service_times.0.min_s": 9.0, "gpus.H100.service_times.0.max_s": 11.0})
+    wl = poisson(cfg.tenants[0].id, {"realtime": 0.05}, hours=2)
+    on = simulate(cfg, wl, seed=1).runs[cfg.tenants[0].id]
+    assert on.redeliveries == 0 and (on.status == OK).all()
+    off = simulate(cfg, wl, seed=1, options=SimOptions(fleet=FleetOptions(heartbeats=False))).runs[cfg.tenants[0].id]
+    assert off.redeliveries > 0 and (off.status == DLQ).any()
+    # a dead-lettered job was received exactly max_receive_count times
+    assert off.receives == len(off.arrival) + off.redeliveries
+
+
+def test_runs_repeat_and_configs_share_random_numbers():
+    cfg = one_tenant()
+    wl = WorkloadSpec.seed_month(cfg, days=0.5, bursts=False)
+    a, b = simulate(cfg, wl, seed=7), simulate(cfg, wl, seed=7)
+    assert np.array_equal(a.runs[T0].end, b.runs[T0].end)
+    a100 = simulate(cfg.with_overrides({"fleet.gpu": "A100"}), wl, seed=7)
+    ra, rh = a100.runs[T0], a.runs[T0]
+    assert np.array_equal(ra.arrival, rh.arrival)
+    ua = (ra.service - 2.6) / 0.3
+    uh = (rh.service - 0.85) / 0.25
+    assert np.allclose(ua, uh)  # the same uniform behind each job's service on both GPUs
+    assert not np.array_equal(simulate(cfg, wl, seed=7, rep=1).runs[T0].arrival[:5], rh.arrival[:5])
+
+
+def test_cold_start_bounds_and_no_workers_leaves_jobs_unfinished():
+    cfg = fixed_fleet(0, **{"fleet.autoscaling.max_workers": 1})
+    r = simulate(cfg, poisson(cfg.tenants[0].id, {"batch": 0.01}, hours=1), seed=0).runs[cfg.tenants[0].id]
+    assert len(r.arrival) > 0 and (r.status == 2).all() and np.isnan(r.end).all()
