@@ -53,6 +53,7 @@ class FleetManager:
     time_scale: float = 1.0
     cold_starts: bool = True
     seed: int = 0
+    clock: Callable[[], float] | None = None  # fabric-time source; wall time × time_scale by default
     decisions: list[tuple[float, str, ScaleDecision]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -67,6 +68,8 @@ class FleetManager:
 
     def now(self) -> float:
         """Fabric time in seconds."""
+        if self.clock is not None:
+            return self.clock()
         return (time.monotonic() - self._t0) * self.time_scale
 
     def pool_size(self, tenant_id: str) -> int:
