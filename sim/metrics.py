@@ -170,3 +170,12 @@ def across(summaries: Iterable[pd.DataFrame], metrics: Sequence[str] | None = No
             row[f"{c}_ci_high"] = hi
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def hourly_throughput(result) -> pd.DataFrame:
+    """Completions per clock hour, per tenant and class (THROUGHPUT_PER_HOUR over time)."""
+    df = result.jobs_frame()
+    df = df[df["status"] == "ok"]
+    hour = (df["end"] // 3600).astype(int)
+    out = df.assign(hour=hour).groupby(["tenant", "class", "hour"], observed=True).size()
+    return out.rename("completed").reset_index()
