@@ -1,0 +1,62 @@
+"""DynamoDB: the shared jobs table (TTL, KMS encryption, point-in-time recovery)."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from .context import Step, error_code
+from .kms import Key
+from .names import tag_list
+
+TENANT_INDEX = "tenant-created"
+
+
+def _describe(step: Step, name: str) -> dict | None:
+    try:
+        return step.client("dynamodb").describe_table(TableName=name)["Table"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def ensure_jobs_table(step: Step, key: Key, tags: dict[str, str]) -> str:
+    """The jobs table keyed by ``jobId``, with index ``tenant-created`` (tenantId, createdAt); returns its ARN."""
+    cfg = step.cfg
+    ddb = step.client("dynamodb")
+    name = cfg.table_name()
+    table = _describe(step, name)
+    if table is None:
+        if not step.create:
+            raise step.absent(f"DynamoDB table {name}")
+        step.say(f"creating DynamoDB table {name}")
+        table = ddb.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"},
+                                  {"AttributeName": "tenantId", "AttributeType": "S"},
+                                  {"AttributeName": "createdAt", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[{
+                "IndexName": TENANT_INDEX,
+                "KeySchema": [{"AttributeName": "tenantId", "KeyType": "HASH"},
+                              {"AttributeName": "createdAt", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"}}],
+            SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key.arn},
+            Tags=tag_list(tags),
+        )["TableDescription"]
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    if step.create:
+        _converge(step, name, table["TableArn"], tags)
+    return table["TableArn"]
+
+
+def _converge(step: Step, name: str, arn: str, tags: dict[str, str]) -> None:
+    ddb = step.client("dynamodb")
+    attr = step.cfg.jobs.ttl_attribute
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != attr:
+        ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attr})
+    ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+        "PointInTimeRecoveryEnabled": step.cfg.jobs.point_in_time_recovery})
+    ddb.tag_resource(ResourceArn=arn, Tags=tag_list(tags))

@@ -1,0 +1,112 @@
+"""IAM roles: a least-privilege worker role per tenant, the router role, the flow-log roles.
+
+Every statement names specific actions on specific ARNs; :func:`check_least_privilege`
+refuses a document with a wildcard action or resource before it is sent.
+"""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from .context import Step, error_code
+from .errors import ProvisioningError
+from .names import tag_list
+
+IAM_MIN_SESSION_S = 3600
+
+
+def max_session_s(step: Step) -> int:
+    s = int(step.cfg.iam.max_session_hours * 3600)
+    if s < IAM_MIN_SESSION_S:
+        raise ProvisioningError(f"iam.max_session_hours={step.cfg.iam.max_session_hours}: IAM roles allow at least 1 h")
+    return s
+
+
+def trust(service: str, account: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+
+
+def check_least_privilege(name: str, doc: dict) -> None:
+    """No wildcard actions (``*``, ``sqs:*``) and no wildcard resources (``*``) in ``doc``."""
+    for stmt in doc["Statement"]:
+        actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+        resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
+        bad = [a for a in actions if "*" in a] + [r for r in resources if r == "*" or r.endswith(":*:*")]
+        if bad or "NotAction" in stmt or "NotResource" in stmt:
+            raise ProvisioningError(f"policy {name} is not least-privilege: {bad or 'NotAction/NotResource'}")
+
+
+def ensure_role(step: Step, name: str, trust_policy: dict, policies: dict[str, dict], tags: dict[str, str],
+                description: str) -> str:
+    """The role ``name`` with exactly the inline ``policies``; returns its ARN."""
+    iam = step.client("iam")
+    for pname, doc in policies.items():
+        check_least_privilege(pname, doc)
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        if not step.create:
+            raise step.absent(f"IAM role {name}") from exc
+        step.say(f"creating IAM role {name}")
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy),
+                               Description=description, MaxSessionDuration=max_session_s(step),
+                               Tags=tag_list(tags))["Role"]
+    if step.create:
+        iam.update_role(RoleName=name, Description=description, MaxSessionDuration=max_session_s(step))
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust_policy))
+        iam.tag_role(RoleName=name, Tags=tag_list(tags))
+        for stale in set(iam.list_role_policies(RoleName=name)["PolicyNames"]) - set(policies):
+            iam.delete_role_policy(RoleName=name, PolicyName=stale)
+        for pname, doc in policies.items():
+            iam.put_role_policy(RoleName=name, PolicyName=pname, PolicyDocument=json.dumps(doc))
+        for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
+    return role["Arn"]
+
+
+def worker_policy(queue_arns: list[str], bucket: str, key_arn: str, table_arn: str, partition: str) -> dict:
+    """What a tenant's worker does: take its queues' messages, write its bucket under its key, update jobs."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "TenantQueues", "Effect": "Allow",
+         "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+         "Resource": sorted(queue_arns)},
+        {"Sid": "TenantOutputs", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+         "Resource": [f"arn:{partition}:s3:::{bucket}/*"]},
+        {"Sid": "TenantKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+         "Resource": [key_arn]},
+        {"Sid": "JobRecords", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+         "Resource": [table_arn]},
+    ]}
+
+
+def router_policy(queue_arns: list[str], bucket_arns: list[str], key_arns: list[str], table_arn: str,
+                  audit_log_group_arn: str) -> dict:
+    """What the router does: enqueue, read depths, write and read job records, presign GETs, audit."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Enqueue", "Effect": "Allow",
+         "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+         "Resource": sorted(queue_arns)},
+        {"Sid": "JobRecords", "Effect": "Allow",
+         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+         "Resource": [table_arn, f"{table_arn}/index/*"]},
+        {"Sid": "PresignOutputs", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": sorted(f"{b}/*" for b in bucket_arns)},
+        {"Sid": "DecryptOutputs", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": sorted(key_arns)},
+        {"Sid": "AuditEvents", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [audit_log_group_arn, f"{audit_log_group_arn}:log-stream:*"]},
+    ]}
+
+
+def flow_log_policy(log_group_arn: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DeliverFlowLogs", "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+        "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"]}]}

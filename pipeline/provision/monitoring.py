@@ -1,0 +1,86 @@
+"""CloudWatch Logs groups, the SNS alarm topic and the CloudWatch alarms."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from .context import Step, error_code
+from .names import dlq_alarm_name, gpu_alarm_name, tag_list
+
+
+def ensure_log_group(step: Step, name: str, retention_days: int, tags: dict[str, str]) -> str:
+    """The log group ``name`` with its retention; returns its ARN (without the ``:*`` suffix)."""
+    logs = step.client("logs")
+    found = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+    if not found:
+        if not step.create:
+            raise step.absent(f"CloudWatch Logs group {name}")
+        step.say(f"creating log group {name}")
+        try:
+            logs.create_log_group(logGroupName=name, tags=tags)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceAlreadyExistsException":   # created concurrently: fine
+                raise
+    if step.create:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+        logs.tag_log_group(logGroupName=name, tags=tags)
+    return step.arn("logs", f"log-group:{name}")
+
+
+def ensure_topic(step: Step, tags: dict[str, str]) -> str:
+    """The alarm topic; CreateTopic is idempotent by name, discovery lists topics instead."""
+    sns = step.client("sns")
+    name = step.cfg.alarm_topic_name()
+    if step.create:
+        return sns.create_topic(Name=name, Tags=tag_list(tags))["TopicArn"]
+    paginator = sns.get_paginator("list_topics")
+    for page in paginator.paginate():
+        for t in page["Topics"]:
+            if t["TopicArn"].rsplit(":", 1)[-1] == name:
+                return t["TopicArn"]
+    raise step.absent(f"SNS topic {name}")
+
+
+def _alarms(step: Step, tenant_id: str, topic_arn: str) -> list[dict]:
+    cfg = step.cfg
+    mon = cfg.monitoring
+    alarms = []
+    for cls in cfg.queues.classes:
+        dlq = cfg.queue_name(tenant_id, cls.name, dlq=True)
+        alarms.append(dict(
+            AlarmName=dlq_alarm_name(cfg, tenant_id, cls.name),
+            AlarmDescription=f"{tenant_id}: messages in the {cls.name} dead-letter queue {dlq}",
+            Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[{"Name": "QueueName", "Value": dlq}],
+            Statistic="Maximum", Period=mon.dlq_period_s, EvaluationPeriods=1,
+            Threshold=float(mon.dlq_depth_threshold), ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn]))
+    # "Above the threshold for the whole period": the period's Minimum is above it.
+    alarms.append(dict(
+        AlarmName=gpu_alarm_name(cfg, tenant_id),
+        AlarmDescription=(f"{tenant_id}: GPU memory above {mon.gpu_memory_threshold_pct:g} % "
+                          f"for {mon.gpu_memory_period_s} s"),
+        Namespace=mon.gpu_metric_namespace, MetricName=mon.gpu_metric_name,
+        Dimensions=[{"Name": "TenantId", "Value": tenant_id}],
+        Statistic="Minimum", Period=mon.gpu_memory_period_s, EvaluationPeriods=1,
+        Threshold=float(mon.gpu_memory_threshold_pct), ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching", AlarmActions=[topic_arn], OKActions=[topic_arn]))
+    return alarms
+
+
+def ensure_alarms(step: Step, tenant_id: str, topic_arn: str, tags: dict[str, str]) -> tuple[str, ...]:
+    """The tenant's DLQ-depth alarms (one per class) and its GPU-memory alarm; returns their names."""
+    cw = step.client("cloudwatch")
+    specs = _alarms(step, tenant_id, topic_arn)
+    names = [a["AlarmName"] for a in specs]
+    if step.create:
+        for spec in specs:
+            cw.put_metric_alarm(**spec, Tags=tag_list(tags))
+            # PutMetricAlarm ignores Tags when it updates an existing alarm.
+            cw.tag_resource(ResourceARN=step.arn("cloudwatch", f"alarm:{spec['AlarmName']}"), Tags=tag_list(tags))
+    else:
+        found = {a["AlarmName"] for a in cw.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise step.absent(f"CloudWatch alarms {', '.join(missing)}")
+    return tuple(names)

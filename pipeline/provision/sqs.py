@@ -1,0 +1,69 @@
+"""SQS: per tenant, one FIFO queue and one FIFO dead-letter queue per priority class."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from comfyfab.config import PriorityClass
+
+from .context import Step, error_code
+
+
+@dataclass(frozen=True)
+class Queue:
+    """One queue by URL and ARN."""
+
+    url: str
+    arn: str
+
+
+def find_queue(step: Step, name: str) -> str | None:
+    try:
+        return step.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            return None
+        raise
+
+
+def _ensure(step: Step, name: str, attributes: dict[str, str], tags: dict[str, str]) -> Queue:
+    sqs = step.client("sqs")
+    url = find_queue(step, name)
+    if url is None:
+        if not step.create:
+            raise step.absent(f"SQS queue {name}")
+        step.say(f"creating SQS queue {name}")
+        url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", **attributes}, tags=tags)["QueueUrl"]
+    elif step.create:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        sqs.tag_queue(QueueUrl=url, Tags=tags)
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return Queue(url=url, arn=arn)
+
+
+def _common(step: Step, cls: PriorityClass, retention_s: int) -> dict[str, str]:
+    return {
+        "ContentBasedDeduplication": "false",   # the pipeline sets dedup ids from the job id
+        "SqsManagedSseEnabled": "true",
+        "VisibilityTimeout": str(cls.visibility_timeout_s),
+        "MessageRetentionPeriod": str(retention_s),
+    }
+
+
+def ensure_class_queues(step: Step, tenant_id: str, cls: PriorityClass, tags: dict[str, str]) -> tuple[Queue, Queue]:
+    """(queue, dlq) of one class; the queue redrives to the DLQ after the class's maxReceiveCount."""
+    cfg = step.cfg
+    dlq = _ensure(step, cfg.queue_name(tenant_id, cls.name, dlq=True),
+                  _common(step, cls, cfg.queues.dlq_retention_s), {**tags, "comfyfab:dlq": "true"})
+    redrive = json.dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": cls.max_receive_count})
+    queue = _ensure(step, cfg.queue_name(tenant_id, cls.name),
+                    {**_common(step, cls, cfg.queues.message_retention_s), "RedrivePolicy": redrive},
+                    {**tags, "comfyfab:dlq": "false"})
+    if step.create:
+        # Only this class's queue may redrive into its DLQ.
+        step.client("sqs").set_queue_attributes(QueueUrl=dlq.url, Attributes={"RedriveAllowPolicy": json.dumps(
+            {"redrivePermission": "byQueue", "sourceQueueArns": [queue.arn]})})
+    return queue, dlq
