@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .context import Step
 from .errors import ProvisioningError
-from .network import HTTPS_PORT, Network, _one, tag_spec
+from .network import HTTPS_PORT, Network, _one, tag_filters, tag_spec
 
 EPHEMERAL = (1024, 65535)
 DENY_ALL_RULE = 32000
@@ -91,8 +91,8 @@ def ensure_nacl(step: Step, net: Network, tags: dict[str, str], name: str) -> st
     """The tenant NACL with exactly :func:`nacl_rules`, associated with every tenant subnet."""
     ec2 = step.client("ec2")
     by_vpc = [{"Name": "vpc-id", "Values": [net.vpc_id]}]
-    nacl = _one(ec2.describe_network_acls(Filters=by_vpc + [{"Name": f"tag:{k}", "Values": [v]}
-                                                            for k, v in tags.items()])["NetworkAcls"], f"NACL {name}")
+    nacl = _one([n for n in ec2.describe_network_acls(Filters=by_vpc + tag_filters(tags))["NetworkAcls"]
+                 if n["VpcId"] == net.vpc_id], f"NACL {name}")
     if nacl is None:
         if not step.create:
             raise step.absent(f"network ACL {name}")
@@ -150,7 +150,8 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str, bucket: str, ta
         service = endpoint_service(step, short)
         found = [e for e in ec2.describe_vpc_endpoints(Filters=[
             {"Name": "vpc-id", "Values": [net.vpc_id]}, {"Name": "service-name", "Values": [service]}])["VpcEndpoints"]
-            if e.get("State", "available").lower() not in ("deleted", "deleting", "failed", "rejected")]
+            if e.get("State", "available").lower() not in ("deleted", "deleting", "failed", "rejected")
+            and e["VpcId"] == net.vpc_id and e["ServiceName"] == service]
         ep = _one(found, f"endpoint {service} in {name}")
         gateway = short == "s3"
         if ep is None:
@@ -180,7 +181,7 @@ def ensure_flow_logs(step: Step, vpc_id: str, log_group: str, role_arn: str, tag
     """Flow logs (all traffic) of the VPC into ``log_group``; returns the flow log id."""
     ec2 = step.client("ec2")
     found = [f for f in ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [vpc_id]}])["FlowLogs"]
-             if f.get("LogGroupName") == log_group]
+             if f.get("LogGroupName") == log_group and f.get("ResourceId") == vpc_id]
     fl = _one(found, f"flow logs of {name}")
     if fl is not None:
         return fl["FlowLogId"]

@@ -96,7 +96,8 @@ def ensure_network(step: Step, cidr: str, tags: dict[str, str], name: str) -> Ne
         if step.create:
             ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": False})
         subnet_ids.append(subnet["SubnetId"])
-    rt = _one(ec2.describe_route_tables(Filters=by_vpc + tag_filters(tags))["RouteTables"], f"route table of {name}")
+    rt = _one([r for r in ec2.describe_route_tables(Filters=by_vpc + tag_filters(tags))["RouteTables"]
+               if r["VpcId"] == vpc_id], f"route table of {name}")
     if rt is None:
         if not step.create:
             raise step.absent(f"route table of VPC {name}")
@@ -142,8 +143,9 @@ def _permission(perm: Perm) -> dict:
 
 def ensure_security_group(step: Step, vpc_id: str, name: str, description: str, tags: dict[str, str]) -> str:
     ec2 = step.client("ec2")
-    sg = _one(ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
-                                                     {"Name": "group-name", "Values": [name]}])["SecurityGroups"],
+    sg = _one([g for g in ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                     {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+               if g["VpcId"] == vpc_id and g["GroupName"] == name],
               f"security group {name}")
     if sg is None:
         if not step.create:
@@ -184,7 +186,10 @@ def ensure_peering(step: Step, router: Network, tenant: Network, tags: dict[str,
     found = [p for p in ec2.describe_vpc_peering_connections(Filters=[
         {"Name": "requester-vpc-info.vpc-id", "Values": [router.vpc_id]},
         {"Name": "accepter-vpc-info.vpc-id", "Values": [tenant.vpc_id]},
-    ])["VpcPeeringConnections"] if p["Status"]["Code"] in ("active", "pending-acceptance", "provisioning")]
+    ])["VpcPeeringConnections"]
+        # Filter again here: not every backend honours both filters (moto 5.2 ignores the accepter one).
+        if p["Status"]["Code"] in ("active", "pending-acceptance", "provisioning")
+        and p["RequesterVpcInfo"]["VpcId"] == router.vpc_id and p["AccepterVpcInfo"]["VpcId"] == tenant.vpc_id]
     pcx = _one(found, f"peering {name}")
     if pcx is None:
         if not step.create:
