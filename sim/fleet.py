@@ -38,105 +38,22 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from typing import Callable
 
 import numpy as np
 
 from comfyfab.config import PRIORITY_ORDER, FabricConfig
-from comfyfab.policy import AutoscalePolicy, PollPolicy, WorkerView
+from comfyfab.policy import AutoscalePolicy, PollPolicy
 
 from .core import EventLoop
+from .state import DLQ, INF, OK, UNFINISHED, FleetOptions, Pool, TenantRun, Worker
 from .service import ServiceModel, cold_start_seconds
 from .workload import COLD_START, RETRY, SPOT, JobTable, component_rng
 
 DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
-OK, DLQ, UNFINISHED = 0, 1, 2
-INF = float("inf")
 CHUNK = 1 << 16
 TICK_PRIORITY = 3  # after completions (0), other events (1) and samples (2) at the same instant
-
-
-@dataclass(frozen=True)
-class FleetOptions:
-    """Switches of the fleet model that are not part of the architecture."""
-
-    heartbeats: bool = True
-    autoscale: bool = True
-    spot: bool = True
-    sample_s: float = 60.0
-    skip_quiet_ticks: bool = True  # False: ask the policy at every tick (for tests; slower)
-
-
-class Worker:
-    """One GPU worker: its pool, what it serves, what it is doing."""
-
-    __slots__ = ("id", "pool", "queues", "job", "idle_since", "starting", "started_at",
-                 "stopped", "busy_s", "t_int")
-
-    def __init__(self, wid: str, pool: "Pool", queues: tuple, now: float, starting: bool) -> None:
-        self.id = wid
-        self.pool = pool
-        self.queues = queues
-        self.job = -1
-        self.idle_since = None if starting else now
-        self.starting = starting
-        self.started_at = now
-        self.stopped = False
-        self.busy_s = 0.0
-        self.t_int = INF
-
-    def view(self) -> WorkerView:
-        busy = self.job >= 0
-        return WorkerView(id=self.id, busy=busy, starting=self.starting,
-                          idle_since=None if busy or self.starting else self.idle_since)
-
-
-@dataclass
-class Pool:
-    """A set of workers scaled by one policy (on-demand or spot)."""
-
-    name: str
-    spot: bool
-    policy: AutoscalePolicy
-    serve: tuple[int, ...]          # class indices polled, priority order
-    depth_classes: tuple[int, ...]  # class indices whose depth drives the policy
-    workers: list[Worker] = field(default_factory=list)
-    idle: list[Worker] = field(default_factory=list)
-    ticking: bool = False
-    last_tick: float = -INF
-    cadence: float = 10.0
-    order: int = 0                  # ties between pools' ticks at one instant go by this
-    rng_cold: np.random.Generator | None = None
-    worker_s: float = 0.0
-    busy_s: float = 0.0
-    cold_starts: int = 0
-    added: int = 0
-    stopped: int = 0
-    peak: int = 0
-
-
-@dataclass
-class TenantRun:
-    """What one tenant's run produced: per-job arrays, samples and counters."""
-
-    tenant: str
-    gpu: str
-    arrival: np.ndarray
-    cls: np.ndarray
-    service: np.ndarray   # service of the final attempt
-    start: np.ndarray     # start of the final attempt
-    end: np.ndarray       # completion or DLQ time; NaN when unfinished
-    status: np.ndarray    # OK, DLQ, UNFINISHED
-    samples: list[tuple]  # (t, depth rt, std, batch, workers od, spot, busy, in system)
-    horizon_s: float
-    end_s: float
-    pools: dict[str, Pool]
-    receives: int
-    redeliveries: int
-    interruptions: int
-    decisions: int
 
 
 def _class_index(names: tuple[str, ...]) -> tuple[int, ...]:
@@ -165,7 +82,7 @@ class TenantFleet:
         self.recv: dict[int, int] = {}   # prior receives of jobs that were received before
         self.redeliveries = self.interruptions = self.decisions = 0
         self.samples: list[tuple] = []
-        self.arrived = self.finished = 0
+        self.arrived = self.finished = self.dead = 0
         self._build_pools()
         n = len(jobs)
         svc = np.empty(n)
@@ -278,7 +195,7 @@ class TenantFleet:
                             else:
                                 self._stop(w, t)
                     else:
-                        self.arrived, self.finished = i, done + self._dlq()
+                        self.arrived, self.finished = i, done + self.dead
                         rare(kind, t, w)
                 else:
                     t = next_arr
@@ -308,7 +225,7 @@ class TenantFleet:
                 self.progress(bound)
         # drain: no more arrivals; run until every job is done or in the DLQ
         self.arrived = n
-        while heap and done + self._dlq() < n:
+        while heap and done + self.dead < n:
             t, _, _, kind, w = heappop(heap)
             if kind <= WASTED:
                 if kind == DONE:
@@ -318,20 +235,15 @@ class TenantFleet:
                     done += 1
                 self._take_next(w, t)
             else:
-                self.finished = done + self._dlq()
+                self.finished = done + self.dead
                 rare(kind, t, w)
         return self._result(max(t, self.jobs.horizon_s))
 
     # -- rare paths ----------------------------------------------------------
-    _dlq_count = 0
-
-    def _dlq(self) -> int:
-        return self._dlq_count
-
     def _begin(self, w: Worker, j: int, t: float) -> None:
         """Start job ``j`` on ``w`` (the slow path's copy of the inline start)."""
         s = self.svc[j]
-        if not self.options.heartbeats and s > self.vt[self.jobs_cls(j)]:
+        if not self.options.heartbeats and s > self.vt[int(self.jobs.cls[j])]:
             self._start_doomed(w, j, t)
             return
         self.start[j] = t
@@ -339,13 +251,10 @@ class TenantFleet:
         w.busy_s += s
         heappush(self.loop.heap, (t + s, 0, self.loop.next_seq(), DONE, w))
 
-    def jobs_cls(self, j: int) -> int:
-        return int(self.jobs.cls[j])
-
     def _start_doomed(self, w: Worker, j: int, t: float) -> None:
         """Heartbeats off and service beyond the visibility timeout: the receive will expire."""
         s = self.svc[j]
-        c = self.jobs_cls(j)
+        c = int(self.jobs.cls[j])
         self.start[j] = t
         w.job = j
         w.busy_s += s
@@ -366,12 +275,12 @@ class TenantFleet:
 
     def _redeliver(self, j: int, t: float) -> None:
         """A receive of ``j`` ended without a delete: visible again, or to the DLQ."""
-        c = self.jobs_cls(j)
+        c = int(self.jobs.cls[j])
         received = self.recv.get(j, 0) + 1
         if received >= self.max_recv[c]:
             self.status[j] = DLQ
             self.end[j] = t
-            self._dlq_count += 1
+            self.dead += 1
             return
         self.recv[j] = received
         self.redeliveries += 1

@@ -19,7 +19,7 @@ from scipy import stats
 
 from comfyfab.config import PRIORITY_ORDER
 
-from .fleet import DLQ, OK, TenantRun
+from .state import DLQ, OK, TenantRun
 
 
 class Metric(str, Enum):

@@ -22,7 +22,8 @@ import yaml
 
 from comfyfab.config import PRIORITY_ORDER, FabricConfig
 
-from .fleet import FleetOptions, TenantFleet, TenantRun
+from .fleet import TenantFleet
+from .state import FleetOptions, TenantRun
 from .service import ServiceModel, load_service_profile
 from .workload import JobTable, WorkloadSpec, jobs_from_trace, materialize
 

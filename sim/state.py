@@ -1,0 +1,97 @@
+"""The fleet model's state: options, workers, pools, and what a run returns.
+
+Kept apart from :mod:`sim.fleet` (the behaviour) so the state can be read
+by metrics and plots without the event code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from comfyfab.policy import AutoscalePolicy, WorkerView
+
+OK, DLQ, UNFINISHED = 0, 1, 2
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    """Switches of the fleet model that are not part of the architecture."""
+
+    heartbeats: bool = True
+    autoscale: bool = True
+    spot: bool = True
+    sample_s: float = 60.0
+    skip_quiet_ticks: bool = True  # False: ask the policy at every tick (for tests; slower)
+
+
+class Worker:
+    """One GPU worker: its pool, what it serves, what it is doing."""
+
+    __slots__ = ("id", "pool", "queues", "job", "idle_since", "starting", "started_at",
+                 "stopped", "busy_s", "t_int")
+
+    def __init__(self, wid: str, pool: "Pool", queues: tuple, now: float, starting: bool) -> None:
+        self.id = wid
+        self.pool = pool
+        self.queues = queues
+        self.job = -1
+        self.idle_since = None if starting else now
+        self.starting = starting
+        self.started_at = now
+        self.stopped = False
+        self.busy_s = 0.0
+        self.t_int = INF
+
+    def view(self) -> WorkerView:
+        busy = self.job >= 0
+        return WorkerView(id=self.id, busy=busy, starting=self.starting,
+                          idle_since=None if busy or self.starting else self.idle_since)
+
+
+@dataclass
+class Pool:
+    """A set of workers scaled by one policy (on-demand or spot)."""
+
+    name: str
+    spot: bool
+    policy: AutoscalePolicy
+    serve: tuple[int, ...]          # class indices polled, priority order
+    depth_classes: tuple[int, ...]  # class indices whose depth drives the policy
+    workers: list[Worker] = field(default_factory=list)
+    idle: list[Worker] = field(default_factory=list)
+    ticking: bool = False
+    last_tick: float = -INF
+    cadence: float = 10.0
+    order: int = 0                  # ties between pools' ticks at one instant go by this
+    rng_cold: np.random.Generator | None = None
+    worker_s: float = 0.0
+    busy_s: float = 0.0
+    cold_starts: int = 0
+    added: int = 0
+    stopped: int = 0
+    peak: int = 0
+
+
+@dataclass
+class TenantRun:
+    """What one tenant's run produced: per-job arrays, samples and counters."""
+
+    tenant: str
+    gpu: str
+    arrival: np.ndarray
+    cls: np.ndarray
+    service: np.ndarray   # service of the final attempt
+    start: np.ndarray     # start of the final attempt
+    end: np.ndarray       # completion or DLQ time; NaN when unfinished
+    status: np.ndarray    # OK, DLQ, UNFINISHED
+    samples: list[tuple]  # (t, depth rt, std, batch, workers od, spot, busy, in system)
+    horizon_s: float
+    end_s: float
+    pools: dict[str, Pool]
+    receives: int
+    redeliveries: int
+    interruptions: int
+    decisions: int
