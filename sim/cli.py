@@ -55,6 +55,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribution", default="uniform",
                    choices=["uniform", "exponential", "deterministic", "empirical"], help="service times")
     p.add_argument("--profile", type=Path, default=None, help="measured service-time profile (CSV/Parquet)")
+    p.add_argument("--cold-starts", type=Path, default=None, help="measured cold starts (CSV with 'seconds')")
     p.add_argument("--sample-s", type=float, default=60.0, help="queue-depth sampling interval")
 
 
@@ -121,7 +122,8 @@ def _options(args: argparse.Namespace):
 
     return SimOptions(fleet=FleetOptions(heartbeats=not args.no_heartbeats, autoscale=not args.no_autoscale,
                                          spot=not args.no_spot, sample_s=args.sample_s),
-                      distribution=args.distribution, profile_path=str(args.profile) if args.profile else None)
+                      distribution=args.distribution, profile_path=str(args.profile) if args.profile else None,
+                      cold_start_path=str(args.cold_starts) if args.cold_starts else None)
 
 
 def _workload(args: argparse.Namespace, cfg):

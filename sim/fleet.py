@@ -18,7 +18,7 @@ What is modelled, per tenant (tenants share nothing, so each runs alone):
   its own :class:`comfyfab.policy.AutoscalePolicy` watching the depth of
   the classes it is scaled for (on-demand: the non-spot classes; spot:
   the spot classes).  Its decisions are applied as they are: added workers
-  cold-start (uniform on ``fleet.cold_start``), stopped ones leave.  The
+  cold-start (uniform on ``fleet.cold_start`` or a calibrated profile), stopped ones leave.  The
   two pools together never exceed the tenant's ``max_workers``;
 * spot interruptions: Poisson per spot worker; at the notice the worker
   takes no new job, and a job still running at the interruption is
@@ -132,8 +132,8 @@ class TenantFleet:
             pool.idle.append(w)
         else:
             pool.cold_starts += 1
-            self.loop.schedule(now + float(cold_start_seconds(self.cfg.fleet.cold_start, pool.rng_cold.random())),
-                               READY, w, priority=0)
+            cs = cold_start_seconds(self.cfg.fleet.cold_start, pool.rng_cold.random(), self.service.cold_starts)
+            self.loop.schedule(now + float(cs), READY, w, priority=0)
         if pool.spot:
             rate = self.cfg.fleet.spot.interruptions_per_hour / 3600.0
             if rate > 0:

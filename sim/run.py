@@ -24,7 +24,7 @@ from comfyfab.config import PRIORITY_ORDER, FabricConfig
 
 from .fleet import TenantFleet
 from .state import FleetOptions, TenantRun
-from .service import ServiceModel, load_service_profile
+from .service import ServiceModel, load_cold_start_profile, load_service_profile
 from .workload import JobTable, WorkloadSpec, jobs_from_trace, materialize
 
 Workload = WorkloadSpec | pd.DataFrame | Mapping[str, JobTable]
@@ -37,10 +37,12 @@ class SimOptions:
     fleet: FleetOptions = FleetOptions()
     distribution: str = "uniform"
     profile_path: str | None = None
+    cold_start_path: str | None = None
 
     def service_model(self) -> ServiceModel:
         profile = load_service_profile(self.profile_path) if self.profile_path else {}
-        return ServiceModel(self.distribution, profile)  # type: ignore[arg-type]
+        cold = load_cold_start_profile(self.cold_start_path) if self.cold_start_path else None
+        return ServiceModel(self.distribution, profile, cold)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -91,7 +93,8 @@ class SimResult:
             "seed": self.seed, "rep": self.rep, "wall_s": self.wall_s, "config_digest": self.cfg.digest(),
             "options": {"heartbeats": self.options.fleet.heartbeats, "autoscale": self.options.fleet.autoscale,
                         "spot": self.options.fleet.spot, "distribution": self.options.distribution,
-                        "profile_path": self.options.profile_path}}, indent=2))
+                        "profile_path": self.options.profile_path,
+                        "cold_start_path": self.options.cold_start_path}}, indent=2))
         self.jobs_frame().to_parquet(d / "jobs.parquet", index=False)
         self.depth_frame().to_csv(d / "depth.csv", index=False)
         summary(self).to_csv(d / "summary.csv", index=False)

@@ -15,6 +15,9 @@ Distributions:
 * ``empirical``: inverse CDF of measured samples from a profile file (CSV
   with columns ``gpu, model, resolution, steps, seconds``), used for a GPU
   whose ``profile_file`` is set or when a profile is passed explicitly.
+
+Cold starts are uniform on ``fleet.cold_start`` unless a calibrated profile
+(a ``seconds`` column of measured cold starts) is given.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class ServiceModel:
 
     distribution: Distribution = "uniform"
     profile: Mapping[ProfileKey, np.ndarray] = field(default_factory=dict)
+    cold_starts: np.ndarray | None = None  # measured cold starts; None: uniform on the config
 
     def __post_init__(self) -> None:
         if self.distribution not in DISTRIBUTIONS:
@@ -96,6 +100,26 @@ class ServiceModel:
         return float(samples.mean()) if samples is not None else gpu.service_time(*key).mean_s
 
 
-def cold_start_seconds(cfg: ColdStartConfig, u: np.ndarray | float) -> np.ndarray | float:
-    """Cold start drawn uniform on the config's bounds."""
+def load_cold_start_profile(path: str | Path) -> np.ndarray:
+    """Measured cold starts (CSV/Parquet with a ``seconds`` column), sorted."""
+    p = Path(path)
+    try:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except FileNotFoundError:
+        raise ProfileError(f"cold-start profile not found: {p}") from None
+    except (ValueError, ImportError, pd.errors.ParserError) as exc:
+        raise ProfileError(f"cold-start profile {p} is unreadable: {exc}") from None
+    if "seconds" not in df.columns or df.empty:
+        raise ProfileError(f"cold-start profile {p} needs a non-empty 'seconds' column")
+    x = df["seconds"].to_numpy(dtype=float)
+    if np.isnan(x).any() or (x < 0).any():
+        raise ProfileError(f"cold-start profile {p} has negative or missing seconds")
+    return np.sort(x)
+
+
+def cold_start_seconds(cfg: ColdStartConfig, u: np.ndarray | float,
+                       measured: np.ndarray | None = None) -> np.ndarray | float:
+    """Cold start: inverse CDF of measured samples when given, else uniform on the config's bounds."""
+    if measured is not None:
+        return np.quantile(measured, u)
     return cfg.min_s + np.asarray(u) * (cfg.max_s - cfg.min_s)

@@ -54,3 +54,28 @@ def test_bad_profiles_are_refused(tmp_path):
 def test_cold_start_is_uniform_on_the_config_bounds():
     cs = cold_start_seconds(CFG.fleet.cold_start, np.array([0.0, 0.5, 1.0]))
     assert cs.tolist() == [18.0, 20.0, 22.0]
+
+
+def test_calibrated_cold_starts_replace_the_uniform(tmp_path):
+    from sim.fleet import FleetOptions
+    from sim.run import SimOptions, simulate
+    from sim.service import load_cold_start_profile
+    from sim.workload import BurstSpec, StreamSpec, WorkloadSpec
+
+    p = tmp_path / "cold.csv"
+    pd.DataFrame({"seconds": [40.0, 40.0]}).to_csv(p, index=False)
+    measured = load_cold_start_profile(p)
+    assert cold_start_seconds(CFG.fleet.cold_start, 0.3, measured) == 40.0
+    data = CFG.model_dump(mode="json")
+    data["tenants"] = data["tenants"][:1]
+    cfg = type(CFG).model_validate(data)
+    wl = WorkloadSpec(duration_h=0.5, streams=(StreamSpec(tenant=cfg.tenants[0].id, priority="realtime",
+                                                          per_day=86400),),
+                      bursts=(BurstSpec(start_h=0.1, duration_h=0.1, multiplier=10),))
+    base = SimOptions(fleet=FleetOptions(sample_s=1.0))
+    slow = SimOptions(fleet=FleetOptions(sample_s=1.0), cold_start_path=str(p))
+    a, b = (simulate(cfg, wl, seed=1, options=o).runs[cfg.tenants[0].id] for o in (base, slow))
+    assert b.pools["on_demand"].cold_starts > 0
+    assert b.end.mean() > a.end.mean() - 1e-9 and not np.array_equal(a.end, b.end)
+    with pytest.raises(ProfileError):
+        load_cold_start_profile(tmp_path / "none.csv")
