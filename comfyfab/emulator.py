@@ -482,7 +482,10 @@ class LocalEmulators:
     def _read_pidfile(self) -> tuple[ProcessInfo, ...]:
         try:
             data = json.loads(self.pidfile.read_text())
-            return tuple(ProcessInfo(**p) for p in data["processes"])
+            procs = tuple(ProcessInfo(**p) for p in data["processes"])
+            if tuple(p.name for p in procs) != ("localstack", "dynamodb-local"):
+                raise ValueError(f"expected localstack and dynamodb-local, found {[p.name for p in procs]}")
+            return procs
         except FileNotFoundError:
             return ()
         except (ValueError, KeyError, TypeError) as exc:
