@@ -264,6 +264,7 @@ class Inventory:
     users: tuple[User, ...] = ()
     trails: tuple[Trail, ...] = ()
     router_groups: tuple[str, ...] = ()
+    shared_vpcs: tuple[str, ...] = ()   # this fabric's VPCs without a tenant (the router's)
 
     # -- lookups used by the checks -------------------------------------
     def bucket(self, name: str) -> Bucket | None:

@@ -11,6 +11,8 @@ as :class:`CollectionError` naming the call -- nothing is dropped silently.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from comfyfab.cloud import Cloud
 from comfyfab.config import FabricConfig
 
@@ -19,29 +21,35 @@ from ._common import CollectionError
 from .identity import collect_roles, collect_trails, collect_users
 from .messaging import collect_queues, collect_table
 from .monitoring import collect_alarms, collect_log_groups, collect_topics
-from .network import collect_router_groups, collect_vpcs
+from .network import collect_router_groups, collect_shared_vpcs, collect_vpcs
 from .storage import collect_buckets, collect_keys
 
 __all__ = ["collect", "CollectionError"]
 
 
-def collect(cloud: Cloud, cfg: FabricConfig) -> Inventory:
-    """Read everything the checks need from the account behind ``cloud``."""
+def collect(cloud: Cloud, cfg: FabricConfig, workers: int = 8) -> Inventory:
+    """Read everything the checks need from the account behind ``cloud``.
+
+    The service collectors are independent, so they run side by side (boto3 clients are thread-safe);
+    an error in any of them propagates.
+    """
+    jobs = {
+        "buckets": lambda: collect_buckets(cloud, cfg),
+        "keys": lambda: collect_keys(cloud, cfg),
+        "queues": lambda: collect_queues(cloud, cfg),
+        "table": lambda: collect_table(cloud, cfg),
+        "vpcs": lambda: collect_vpcs(cloud, cfg),
+        "log_groups": lambda: collect_log_groups(cloud, cfg),
+        "alarms": lambda: collect_alarms(cloud, cfg),
+        "topics": lambda: collect_topics(cloud, cfg),
+        "roles": lambda: collect_roles(cloud, cfg),
+        "users": lambda: collect_users(cloud),
+        "trails": lambda: collect_trails(cloud),
+        "router_groups": lambda: collect_router_groups(cloud, cfg),
+        "shared_vpcs": lambda: collect_shared_vpcs(cloud, cfg),
+    }
     account = cloud.account_id()
-    return Inventory(
-        account_id=account,
-        region=cloud.spec.region,
-        backend=cloud.spec.kind,
-        buckets=collect_buckets(cloud, cfg),
-        keys=collect_keys(cloud, cfg),
-        queues=collect_queues(cloud, cfg),
-        table=collect_table(cloud, cfg),
-        vpcs=collect_vpcs(cloud, cfg),
-        log_groups=collect_log_groups(cloud, cfg),
-        alarms=collect_alarms(cloud, cfg),
-        topics=collect_topics(cloud, cfg),
-        roles=collect_roles(cloud, cfg),
-        users=collect_users(cloud),
-        trails=collect_trails(cloud),
-        router_groups=collect_router_groups(cloud, cfg),
-    )
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
+        futures = {name: pool.submit(fn) for name, fn in jobs.items()}
+        parts = {name: f.result() for name, f in futures.items()}
+    return Inventory(account_id=account, region=cloud.spec.region, backend=cloud.spec.kind, **parts)

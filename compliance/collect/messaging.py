@@ -12,17 +12,18 @@ from ._common import call
 def collect_queues(cloud: Cloud, cfg: FabricConfig) -> tuple[Queue, ...]:
     """Every class queue and DLQ the config names, per tenant."""
     sqs = cloud.client("sqs")
+    urls: dict[str, str] = {}
+    for page in sqs.get_paginator("list_queues").paginate(QueueNamePrefix=f"{cfg.name}-"):
+        urls.update({u.rsplit("/", 1)[-1]: u for u in page.get("QueueUrls", [])})
     out: list[Queue] = []
     for t in cfg.tenants:
         for cls in cfg.queues.classes:
             for dlq in (False, True):
                 name = cfg.queue_name(t.id, cls.name, dlq=dlq)
-                got = call(sqs.get_queue_url, f"sqs:GetQueueUrl {name}",
-                           "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", QueueName=name)
-                if not got:
+                url = urls.get(name)
+                if url is None:
                     out.append(Queue(name=name, tenant=t.id, priority=cls.name, dlq=dlq, exists=False))
                     continue
-                url = got["QueueUrl"]
                 attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {})
                 tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
                 out.append(Queue(name=name, tenant=t.id, priority=cls.name, dlq=dlq, url=url,

@@ -87,6 +87,13 @@ def _group(g: dict) -> SecurityGroup:
                          ingress=tuple(rules), tags=tag_map(g.get("Tags")))
 
 
+def collect_shared_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:
+    """This fabric's VPCs that belong to no tenant: the router's, the only legitimate peer of a tenant VPC."""
+    vpcs = cloud.client("ec2").describe_vpcs(
+        Filters=[{"Name": f"tag:{FABRIC_TAG}", "Values": [cfg.name]}]).get("Vpcs", [])
+    return tuple(sorted(v["VpcId"] for v in vpcs if TENANT_TAG not in tag_map(v.get("Tags"))))
+
+
 def collect_router_groups(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:
     """Security groups of the inference router: this fabric's, tagged role=router (or so named)."""
     ec2 = cloud.client("ec2")

@@ -9,7 +9,7 @@ from ...inventory import Inventory
 
 
 def vpc_tenant_isolation(inv: Inventory, cfg: FabricConfig) -> list[Outcome]:
-    """One dedicated VPC per tenant, with the configured CIDR, peered with no other tenant's VPC."""
+    """One dedicated VPC per tenant, with the configured CIDR, peered only with the fabric's shared (router) VPC."""
     out = []
     tenant_vpc_ids = {v.vpc_id: v.tenant for v in inv.vpcs if v.exists}
     for t in cfg.tenants:
@@ -23,9 +23,10 @@ def vpc_tenant_isolation(inv: Inventory, cfg: FabricConfig) -> list[Outcome]:
         for v in mine:
             if v.cidr != t.vpc_cidr:
                 problems.append(f"{v.vpc_id} CIDR {v.cidr} is not the configured {t.vpc_cidr}")
-            cross = [f"{p} ({tenant_vpc_ids[p]})" for p in v.peer_vpcs if p in tenant_vpc_ids]
+            cross = [f"{p} ({tenant_vpc_ids.get(p, 'not this fabric')})" for p in v.peer_vpcs
+                     if p not in inv.shared_vpcs]
             if cross:
-                problems.append(f"{v.vpc_id} is peered with tenant VPC {', '.join(cross)}")
+                problems.append(f"{v.vpc_id} is peered with {', '.join(cross)}")
             for o in inv.vpcs:
                 if o.exists and o.tenant != t.id and o.cidr and v.cidr and \
                         ipaddress.ip_network(o.cidr).overlaps(ipaddress.ip_network(v.cidr)):
@@ -33,5 +34,5 @@ def vpc_tenant_isolation(inv: Inventory, cfg: FabricConfig) -> list[Outcome]:
         out.append(verdict(not problems, t.id, f"tenant {t.id} has its own isolated VPC {mine[0].vpc_id}",
                            f"tenant {t.id} VPC isolation broken: {'; '.join(problems)}",
                            vpcs=[v.vpc_id for v in mine], cidrs=[v.cidr for v in mine],
-                           peers=[p for v in mine for p in v.peer_vpcs]))
+                           peers=[p for v in mine for p in v.peer_vpcs], allowed_peers=list(inv.shared_vpcs)))
     return out
