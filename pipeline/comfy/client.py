@@ -1,0 +1,225 @@
+"""A synchronous client of ComfyUI's HTTP + websocket API.
+
+Works the same against the stand-in and a real ComfyUI: it queues an
+API-format prompt, follows progress on ``/ws`` (falling back to polling
+``/history`` when the socket is unavailable or silent), and downloads the
+images through ``/view``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Callable
+
+import httpx
+
+TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
+
+
+class ComfyError(Exception):
+    """Any failure talking to a ComfyUI server."""
+
+
+class ComfyValidationError(ComfyError):
+    """``POST /prompt`` answered 400: ``body`` is ComfyUI's error body."""
+
+    def __init__(self, body: dict[str, Any]):
+        error = body.get("error") or {}
+        super().__init__(f"{error.get('type', 'invalid_prompt')}: {error.get('message', '')} {error.get('details', '')}".strip())
+        self.body = body
+        self.node_errors = body.get("node_errors") or {}
+
+
+class ComfyExecutionError(ComfyError):
+    """The prompt ran and failed; ``details`` is the ``execution_error`` data."""
+
+    def __init__(self, message: str, prompt_id: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.prompt_id = prompt_id
+        self.details = details or {}
+
+
+class ComfyTimeout(ComfyError, TimeoutError):
+    """The prompt did not finish within the allowed time."""
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class ComfyClient:
+    """One ComfyUI server, addressed by URL (``http://host:port``)."""
+
+    def __init__(self, url: str, timeout: float = 30.0, client_id: str | None = None, poll_interval: float = 0.05):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.client_id = client_id or uuid.uuid4().hex
+        self.poll_interval = poll_interval
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    # -- plumbing ------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ComfyClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, **params: Any) -> httpx.Response:
+        try:
+            response = self._http.get(path, params=params or None)
+        except httpx.HTTPError as exc:
+            raise ComfyError(f"GET {self.url}{path} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise ComfyError(f"GET {self.url}{path} answered {response.status_code}: {response.text[:200]}")
+        return response
+
+    # -- reads -----------------------------------------------------------
+    def object_info(self, node_class: str | None = None) -> dict[str, Any]:
+        return self._get(f"/object_info/{node_class}" if node_class else "/object_info").json()
+
+    def system_stats(self) -> dict[str, Any]:
+        return self._get("/system_stats").json()
+
+    def queue(self) -> dict[str, Any]:
+        return self._get("/queue").json()
+
+    def history(self, prompt_id: str | None = None) -> dict[str, Any]:
+        return self._get(f"/history/{prompt_id}" if prompt_id else "/history").json()
+
+    def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
+        return self._get("/view", filename=filename, subfolder=subfolder, type=type).content
+
+    @staticmethod
+    def images(history_entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every image reference in a history entry, in output-node order."""
+        out = []
+        for node_id in sorted(history_entry.get("outputs", {}), key=lambda n: (len(n), n)):
+            out.extend(history_entry["outputs"][node_id].get("images", []))
+        return out
+
+    # -- writes ----------------------------------------------------------
+    def queue_prompt(self, prompt: dict[str, Any], client_id: str | None = None,
+                     extra_data: dict[str, Any] | None = None, prompt_id: str | None = None) -> str:
+        """Queue ``prompt``; its prompt_id.  Raises ComfyValidationError on 400."""
+        body: dict[str, Any] = {"prompt": prompt, "client_id": client_id or self.client_id}
+        if extra_data:
+            body["extra_data"] = extra_data
+        if prompt_id:
+            body["prompt_id"] = prompt_id
+        try:
+            response = self._http.post("/prompt", json=body)
+        except httpx.HTTPError as exc:
+            raise ComfyError(f"POST {self.url}/prompt failed: {exc}") from exc
+        if response.status_code == 400:
+            raise ComfyValidationError(response.json())
+        if response.status_code != 200:
+            raise ComfyError(f"POST {self.url}/prompt answered {response.status_code}: {response.text[:200]}")
+        return response.json()["prompt_id"]
+
+    def interrupt(self) -> None:
+        self._http.post("/interrupt")
+
+    # -- waiting ---------------------------------------------------------
+    def _connect(self):
+        """A websocket for this client id, or None when it cannot be opened."""
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        ws_url = "ws" + self.url[len("http"):] + f"/ws?clientId={self.client_id}"
+        try:
+            # max_queue=None: the reader thread never stops for unread
+            # messages, so a close handshake completes even when a wait
+            # returned (from /history) before reading every event.
+            connection = connect(ws_url, open_timeout=self.timeout, max_size=None, max_queue=None)
+        except (OSError, TimeoutError, WebSocketException):
+            return None
+        return connection.__enter__()
+
+    def wait(self, prompt_id: str, timeout: float = 120.0, on_progress: ProgressCallback | None = None,
+             _socket: Any = None) -> dict[str, Any]:
+        """Block until ``prompt_id`` is in the history; its history entry.
+
+        Progress comes from the websocket (``on_progress(value, max)``); the
+        history is polled whenever the socket is silent or unavailable.
+        Raises ComfyExecutionError if the prompt failed, ComfyTimeout.
+        """
+        from websockets.exceptions import ConnectionClosed
+
+        deadline = time.monotonic() + timeout
+        ws = _socket if _socket is not None else self._connect()
+        try:
+            while True:
+                entry = self.history(prompt_id).get(prompt_id)
+                if entry is not None:
+                    return self._checked(prompt_id, entry)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ComfyTimeout(f"prompt {prompt_id} did not finish within {timeout} s")
+                if ws is None:
+                    time.sleep(min(self.poll_interval, remaining))
+                    continue
+                try:
+                    self._follow(ws, prompt_id, deadline, on_progress)
+                except ConnectionClosed:
+                    ws = None
+        finally:
+            if ws is not None and _socket is None:
+                ws.close()
+
+    def _follow(self, ws: Any, prompt_id: str, deadline: float, on_progress: ProgressCallback | None) -> None:
+        """Read socket messages until ours ends or the socket is silent a while."""
+        while True:
+            wait_for = min(1.0, deadline - time.monotonic())
+            if wait_for <= 0:
+                return
+            try:
+                raw = ws.recv(timeout=wait_for)
+            except TimeoutError:
+                return
+            if isinstance(raw, bytes):
+                continue  # binary preview frames carry no state
+            message = json.loads(raw)
+            data = message.get("data") or {}
+            if data.get("prompt_id") != prompt_id:
+                continue
+            kind = message.get("type")
+            if kind == "progress" and on_progress is not None:
+                on_progress(int(data["value"]), int(data["max"]))
+            if kind in TERMINAL_EVENTS or (kind == "executing" and data.get("node") is None):
+                self._await_history(prompt_id, deadline)
+                return
+
+    def _await_history(self, prompt_id: str, deadline: float) -> None:
+        while prompt_id not in self.history(prompt_id) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    @staticmethod
+    def _checked(prompt_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        status = entry.get("status") or {}
+        if status.get("status_str") == "error":
+            for event, data in status.get("messages", []):
+                if event == "execution_error":
+                    raise ComfyExecutionError(
+                        f"{data.get('node_type')} (node {data.get('node_id')}): "
+                        f"{data.get('exception_type')}: {data.get('exception_message')}", prompt_id, data)
+                if event == "execution_interrupted":
+                    raise ComfyExecutionError(f"interrupted at node {data.get('node_id')}", prompt_id, data)
+            raise ComfyExecutionError("execution failed", prompt_id, status)
+        return entry
+
+    def run(self, prompt: dict[str, Any], timeout: float = 120.0,
+            on_progress: ProgressCallback | None = None) -> list[tuple[str, bytes]]:
+        """Queue ``prompt``, wait for it, and download its images."""
+        ws = self._connect()
+        try:
+            prompt_id = self.queue_prompt(prompt)
+            entry = self.wait(prompt_id, timeout, on_progress, _socket=ws)
+        finally:
+            if ws is not None:
+                ws.close()
+        return [(ref["filename"], self.view(ref["filename"], ref.get("subfolder", ""), ref.get("type", "output")))
+                for ref in self.images(entry)]

@@ -1,0 +1,195 @@
+"""How each node of the catalog executes: a torch engine and a no-op engine.
+
+An engine turns one node's resolved inputs into its outputs (a tuple, one
+value per declared output) and, for output nodes, the ``ui`` dict that
+ComfyUI reports in history and in the ``executed`` message.  The torch
+engine really runs the models; the no-op engine keeps every type and the
+graph flow but does no tensor work, and SaveImage writes a small PNG derived
+from the seed, for throughput benchmarks of the surrounding pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+
+class NodeExecutionError(RuntimeError):
+    """A node failed for a reason of its own (bad path, bad model, ...)."""
+
+
+@dataclass
+class NodeContext:
+    """What a node may use while it runs besides its inputs."""
+
+    prompt_id: str
+    node_id: str
+    prompt: dict[str, Any]
+    extra_pnginfo: dict[str, Any] | None
+    output_dir: Path
+    progress: Callable[[int, int], None]
+    interrupted: Callable[[], bool]
+
+
+class Engine(Protocol):
+    """Executes nodes by class name."""
+
+    name: str
+
+    def run_node(self, class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> tuple[tuple, dict | None]:
+        ...
+
+
+_COUNTER = re.compile(r"_(\d{5})_\.png$")
+
+
+def save_pngs(images: list[np.ndarray], filename_prefix: str, ctx: NodeContext) -> dict[str, Any]:
+    """Write ``images`` (uint8 [H, W, 3]) as ComfyUI's SaveImage does:
+    ``<prefix>_<counter:05>_.png`` under the output dir (a ``/`` in the
+    prefix makes a subfolder), with the prompt in a PNG text chunk."""
+    root = ctx.output_dir.resolve()
+    folder = (root / filename_prefix).parent.resolve()
+    if folder != root and root not in folder.parents:
+        raise NodeExecutionError("Saving image outside the output folder is not allowed.")
+    stem = Path(filename_prefix).name or "ComfyUI"
+    folder.mkdir(parents=True, exist_ok=True)
+    subfolder = folder.relative_to(root).as_posix()
+    subfolder = "" if subfolder == "." else subfolder
+    counter = 1 + max((int(m.group(1)) for p in folder.glob(f"{glob_escape(stem)}_*_.png")
+                       if (m := _COUNTER.search(p.name)) and p.name[:-len(m.group(0))] == stem), default=0)
+    results = []
+    for array in images:
+        meta = PngInfo()
+        meta.add_text("prompt", json.dumps(ctx.prompt, sort_keys=True))
+        for key, value in (ctx.extra_pnginfo or {}).items():
+            meta.add_text(key, json.dumps(value, sort_keys=True))
+        name = f"{stem}_{counter:05}_.png"
+        Image.fromarray(array).save(folder / name, pnginfo=meta, compress_level=4)
+        results.append({"filename": name, "subfolder": subfolder, "type": "output"})
+        counter += 1
+    return {"images": results}
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", text)
+
+
+class TorchEngine:
+    """Runs the core txt2img nodes with torch + diffusers models.
+
+    Loaded checkpoints stay in memory (like ComfyUI keeping models loaded),
+    keyed by checkpoint name.
+    """
+
+    name = "torch"
+
+    def __init__(self, models_dir: Path | None = None, device: str = "cpu", dtype: Any = None):
+        self.models_dir = models_dir
+        self.device = device
+        self.dtype = dtype
+        self._bundles: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def bundle(self, ckpt_name: str):
+        from .models import load_bundle
+
+        with self._lock:
+            if ckpt_name not in self._bundles:
+                self._bundles[ckpt_name] = load_bundle(ckpt_name, self.models_dir, self.device, self.dtype)
+            return self._bundles[ckpt_name]
+
+    def run_node(self, class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> tuple[tuple, dict | None]:
+        import torch
+
+        from . import sampling
+
+        if class_type == "CheckpointLoaderSimple":
+            bundle = self.bundle(inputs["ckpt_name"])
+            return (bundle, bundle, bundle), None
+        if class_type == "CLIPTextEncode":
+            return (sampling.encode_text(inputs["clip"], inputs["text"]),), None
+        if class_type == "EmptyLatentImage":
+            shape = (inputs["batch_size"], 4, inputs["height"] // 8, inputs["width"] // 8)
+            return ({"samples": torch.zeros(shape)},), None
+        if class_type == "KSampler":
+            latent = dict(inputs["latent_image"])
+            latent["samples"] = sampling.ksample(
+                inputs["model"], inputs["positive"], inputs["negative"], latent["samples"], inputs["seed"],
+                inputs["steps"], inputs["cfg"], inputs["sampler_name"], inputs["scheduler"], inputs["denoise"],
+                on_step=ctx.progress, interrupted=ctx.interrupted)
+            return (latent,), None
+        if class_type == "VAEDecode":
+            return (sampling.vae_decode(inputs["vae"], inputs["samples"]["samples"]),), None
+        if class_type == "SaveImage":
+            arrays = [sampling.to_uint8(img) for img in inputs["images"]]
+            return (), save_pngs(arrays, inputs["filename_prefix"], ctx)
+        raise NodeExecutionError(f"the torch engine cannot execute {class_type}")
+
+
+@dataclass(frozen=True)
+class NoopTensor:
+    """Stands in for a model, conditioning, latent or image in the no-op engine."""
+
+    kind: str
+    width: int = 0
+    height: int = 0
+    batch: int = 1
+    seed: int = 0
+
+
+class NoopEngine:
+    """Same graph flow, no tensor work: SaveImage writes small seeded PNGs."""
+
+    name = "noop"
+    MAX_SIDE = 64
+
+    def run_node(self, class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> tuple[tuple, dict | None]:
+        if class_type == "CheckpointLoaderSimple":
+            return (NoopTensor("MODEL"), NoopTensor("CLIP"), NoopTensor("VAE")), None
+        if class_type == "CLIPTextEncode":
+            return (NoopTensor("CONDITIONING"),), None
+        if class_type == "EmptyLatentImage":
+            return (NoopTensor("LATENT", inputs["width"], inputs["height"], inputs["batch_size"]),), None
+        if class_type == "KSampler":
+            latent = inputs["latent_image"]
+            for step in range(1, inputs["steps"] + 1):
+                if ctx.interrupted():
+                    from .sampling import Interrupted
+
+                    raise Interrupted("Processing interrupted")
+                ctx.progress(step, inputs["steps"])
+            return (NoopTensor("LATENT", latent.width, latent.height, latent.batch, inputs["seed"]),), None
+        if class_type == "VAEDecode":
+            s = inputs["samples"]
+            return (NoopTensor("IMAGE", s.width, s.height, s.batch, s.seed),), None
+        if class_type == "SaveImage":
+            image = inputs["images"]
+            return (), save_pngs(self.pixels(image), inputs["filename_prefix"], ctx)
+        raise NodeExecutionError(f"the noop engine cannot execute {class_type}")
+
+    def pixels(self, image: NoopTensor) -> list[np.ndarray]:
+        """One small deterministic image per batch item, from the seed."""
+        height = max(1, min(self.MAX_SIDE, image.height))
+        width = max(1, min(self.MAX_SIDE, image.width))
+        out = []
+        for index in range(image.batch):
+            rng = np.random.default_rng([image.seed & 0xFFFFFFFFFFFFFFFF, index])
+            out.append(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+        return out
+
+
+def make_engine(engine: str, models_dir: Path | None = None, device: str = "cpu") -> Engine:
+    """The engine named ``engine`` ("torch" or "noop")."""
+    if engine == "torch":
+        return TorchEngine(models_dir, device)
+    if engine == "noop":
+        return NoopEngine()
+    raise ValueError(f"unknown engine {engine!r}; expected 'torch' or 'noop'")

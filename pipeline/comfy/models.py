@@ -1,0 +1,268 @@
+"""Model architectures for the stand-in, built from shipped JSON configs.
+
+Every architecture in ``model_configs/`` (``tiny``, ``tiny-xl``, ``sd15``,
+``sdxl``) is built with diffusers' ``UNet2DConditionModel.from_config`` and
+``AutoencoderKL.from_config`` and transformers' CLIP text models from a
+``CLIPTextConfig``.  No weights are downloaded: unless a real local
+checkpoint is given, weights are random but DETERMINISTIC (each component is
+initialised under its own fixed seed), so the timings are the architecture's
+and the same seed gives the same image.  Text goes through
+:class:`~pipeline.comfy.tokenizer.HashTokenizer`, not CLIP's vocabulary.
+
+A checkpoint file written by :func:`save_checkpoint` (safetensors, diffusers
+key layout under ``unet.``/``vae.``/``text_encoders.<name>.`` prefixes, the
+architecture named in its metadata) loads back bit-for-bit.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+FORMAT = "comfyfab-diffusers-v1"
+
+
+class ModelError(Exception):
+    """An architecture or checkpoint that cannot be resolved or loaded."""
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One shipped architecture: its component configs and conventions."""
+
+    name: str
+    family: str  # "sd" (one text encoder) or "sdxl" (two, pooled + time ids)
+    unet: dict[str, Any]
+    vae: dict[str, Any]
+    text_encoders: tuple[dict[str, Any], ...]
+    scheduler: dict[str, Any]
+    latent_channels: int = 4
+    vae_scale_factor: int = 8
+    default_resolution: int = 512
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def ckpt_name(self) -> str:
+        return f"{self.name}.safetensors"
+
+
+@lru_cache(maxsize=None)
+def architectures() -> dict[str, ArchSpec]:
+    """All shipped architectures by name."""
+    out = {}
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        raw = json.loads(path.read_text())
+        if raw["name"] != path.stem:
+            raise ModelError(f"{path.name} declares name {raw['name']!r}; the file must be named after it")
+        out[raw["name"]] = ArchSpec(
+            name=raw["name"], family=raw["family"], unet=raw["unet"], vae=raw["vae"],
+            text_encoders=tuple(raw["text_encoders"]), scheduler=raw["scheduler"],
+            latent_channels=raw.get("latent_channels", 4), vae_scale_factor=raw.get("vae_scale_factor", 8),
+            default_resolution=raw.get("default_resolution", 512), aliases=tuple(raw.get("aliases", ())),
+            description=raw.get("description", ""))
+    return out
+
+
+def builtin_checkpoints() -> dict[str, str]:
+    """ckpt_name -> architecture for the random-weight built-ins and aliases."""
+    names = {}
+    for arch in architectures().values():
+        names[arch.ckpt_name] = arch.name
+        for alias in arch.aliases:
+            names[alias] = arch.name
+    return names
+
+
+def checkpoint_names(models_dir: Path | None) -> list[str]:
+    """CheckpointLoaderSimple's choices: files in ``models_dir`` + built-ins."""
+    names = set(builtin_checkpoints())
+    if models_dir is not None and Path(models_dir).is_dir():
+        root = Path(models_dir)
+        names.update(p.relative_to(root).as_posix() for p in root.rglob("*.safetensors"))
+    return sorted(names)
+
+
+@dataclass
+class ModelBundle:
+    """A loaded checkpoint: UNet, VAE, text encoders and their tokenizers."""
+
+    arch: ArchSpec
+    unet: Any
+    vae: Any
+    text_encoders: list[Any]
+    tokenizers: list[Any]
+    device: torch.device
+    dtype: torch.dtype
+    source: str = "random"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def parameter_count(self) -> dict[str, int]:
+        counts = {"unet": _count(self.unet), "vae": _count(self.vae)}
+        for spec, enc in zip(self.arch.text_encoders, self.text_encoders):
+            counts[spec["name"]] = _count(enc)
+        return counts
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _seed(arch: str, component: str) -> int:
+    return zlib.crc32(f"comfyfab/{arch}/{component}".encode())
+
+
+def _text_config(spec: dict[str, Any]):
+    from transformers import CLIPTextConfig
+
+    cfg = dict(spec["config"])
+    vocab = cfg["vocab_size"]
+    pad = vocab - 1 if spec.get("pad", "eos") == "eos" else 0
+    return CLIPTextConfig(**cfg, bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=pad)
+
+
+def build_components(arch: ArchSpec, device: torch.device | str = "cpu") -> tuple[Any, Any, list[Any]]:
+    """(unet, vae, text_encoders) with deterministic random weights.
+
+    Each component is initialised under a seed derived from the architecture
+    and component name, inside a forked RNG so global state is untouched.
+    ``device="meta"`` builds shapes only (no memory, no init cost).
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    classes = {"CLIPTextModel": CLIPTextModel, "CLIPTextModelWithProjection": CLIPTextModelWithProjection}
+    device = torch.device(device)
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+
+    def seeded(component: str, make):
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(_seed(arch.name, component))
+            with device:
+                return make()
+
+    unet = seeded("unet", lambda: UNet2DConditionModel.from_config(arch.unet))
+    vae_cfg = dict(arch.vae)
+    vae = seeded("vae", lambda: AutoencoderKL.from_config(vae_cfg))
+    encoders = []
+    for spec in arch.text_encoders:
+        cls = classes.get(spec["class"])
+        if cls is None:
+            raise ModelError(f"{arch.name}: unknown text encoder class {spec['class']!r}")
+        encoders.append(seeded(spec["name"], lambda cls=cls, spec=spec: cls(_text_config(spec))))
+    return unet, vae, encoders
+
+
+def default_dtype(device: torch.device | str) -> torch.dtype:
+    """float32 on CPU; bfloat16 on an accelerator."""
+    return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+
+
+def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: str = "cpu",
+                dtype: torch.dtype | None = None, channels_last: bool | None = None) -> ModelBundle:
+    """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` wins over
+    a built-in random-weight architecture of the same name."""
+    from .tokenizer import HashTokenizer
+
+    torch_device = torch.device(device)
+    dtype = dtype or default_dtype(torch_device)
+    path = _resolve_file(ckpt_name, models_dir)
+    if path is not None:
+        arch, unet, vae, encoders = _load_file(path, torch_device)
+        source = str(path)
+    else:
+        arch_name = builtin_checkpoints().get(ckpt_name)
+        if arch_name is None:
+            raise ModelError(f"checkpoint {ckpt_name!r} is neither a file in the models dir nor a built-in "
+                             f"architecture ({', '.join(sorted(builtin_checkpoints()))})")
+        arch = architectures()[arch_name]
+        unet, vae, encoders = build_components(arch, torch_device)
+        source = f"random:{arch.name}"
+    for module in (unet, vae, *encoders):
+        module.to(device=torch_device).eval().requires_grad_(False)
+        if dtype != torch.float32:
+            module.to(dtype=dtype)
+    if channels_last if channels_last is not None else torch_device.type == "cuda":
+        unet.to(memory_format=torch.channels_last)
+    tokenizers = [HashTokenizer(spec["config"]["vocab_size"], spec.get("pad", "eos")) for spec in arch.text_encoders]
+    return ModelBundle(arch, unet, vae, encoders, tokenizers, torch_device, dtype, source)
+
+
+def _resolve_file(ckpt_name: str, models_dir: Path | str | None) -> Path | None:
+    if models_dir is None:
+        return None
+    root = Path(models_dir).resolve()
+    candidate = (root / ckpt_name).resolve()
+    if root not in candidate.parents:
+        raise ModelError(f"checkpoint {ckpt_name!r} resolves outside the models dir")
+    return candidate if candidate.is_file() else None
+
+
+def save_checkpoint(bundle: ModelBundle, path: Path | str) -> Path:
+    """Write ``bundle``'s weights as one safetensors file that
+    :func:`load_bundle` reads back (architecture named in the metadata)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    parts = [("unet", bundle.unet), ("vae", bundle.vae)]
+    parts += [(f"text_encoders.{s['name']}", e) for s, e in zip(bundle.arch.text_encoders, bundle.text_encoders)]
+    for prefix, module in parts:
+        for key, value in module.state_dict().items():
+            tensors[f"{prefix}.{key}"] = value.detach().to("cpu").contiguous()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"format": FORMAT, "architecture": bundle.arch.name})
+    return path
+
+
+def _load_file(path: Path, device: torch.device) -> tuple[ArchSpec, Any, Any, list[Any]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        keys = list(handle.keys())
+    if metadata.get("format") == FORMAT:
+        arch = architectures().get(metadata.get("architecture", ""))
+        if arch is None:
+            raise ModelError(f"{path.name}: unknown architecture {metadata.get('architecture')!r}")
+        return (arch, *_load_diffusers_layout(arch, path, device))
+    raise ModelError(f"{path.name}: not a {FORMAT} checkpoint (metadata format={metadata.get('format')!r}, "
+                     f"{len(keys)} tensors); write one with pipeline.comfy.models.save_checkpoint")
+
+
+def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device) -> tuple[Any, Any, list[Any]]:
+    from safetensors.torch import load_file
+
+    state = load_file(str(path), device="cpu")
+    unet, vae, encoders = build_components(arch, "meta")
+    parts = [("unet", unet), ("vae", vae)]
+    parts += [(f"text_encoders.{s['name']}", e) for s, e in zip(arch.text_encoders, encoders)]
+    for prefix, module in parts:
+        sub = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        missing, unexpected = module.load_state_dict(sub, strict=False, assign=True)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise ModelError(f"{path.name}: {prefix} weights do not match architecture {arch.name!r} "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for module in (unet, vae, *encoders):
+        _materialise_buffers(module)
+    return unet, vae, encoders
+
+
+def _materialise_buffers(module: torch.nn.Module) -> None:
+    """Non-persistent buffers built on meta (e.g. CLIP position ids) get real values."""
+    for name, buf in list(module.named_buffers()):
+        if buf.is_meta:
+            owner = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf == "position_ids":
+                owner.register_buffer(leaf, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
+            else:
+                raise ModelError(f"buffer {name} has no stored value")
