@@ -82,6 +82,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--plots", action="store_true", help="with --out: also write PNG plots")
     p.set_defaults(func=_run)
 
+    p = simsub.add_parser("validate", help="the model against Erlang C, Cobham, Little, DLQ theory and the seed")
+    p.set_defaults(func=_validate)
+
     p = simsub.add_parser("sweep", help="simulate every combination of --vary values on the same traffic")
     _workload_args(p, 7)
     _model_args(p)
@@ -161,7 +164,9 @@ def _table(df, columns: list[str]) -> str:
 
 
 def _num(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:.4g}"
+    if float(x).is_integer() and abs(x) < 1e15 or 1000 <= abs(x) < 1e15:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
 
 
 # -- handlers ------------------------------------------------------------------
@@ -198,6 +203,15 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         if args.reps > 1:
             table.to_csv(args.out / "summary_ci.csv", index=False)
         print(f"results in {args.out}")
+    return 0
+
+
+@_expected
+def _validate(args: argparse.Namespace, ctx: Context) -> int:
+    from .validate import all_checks
+
+    table = all_checks()
+    print(_table(table, ["name", "theory", "estimate", "ci_low", "ci_high", "reps", "rel_error", "theory_in_ci"]))
     return 0
 
 
