@@ -1,0 +1,135 @@
+"""Checks are pure functions over hand-built inventories: edge cases the fabric tests cannot reach."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from compliance.checks import Status
+from compliance.checks.iam.iam_worker_role_least_privilege import iam_worker_role_least_privilege
+from compliance.checks.kms.kms_key_rotation_period import kms_key_rotation_period
+from compliance.checks.s3._policy import denies_insecure_transport, denies_unencrypted_put
+from compliance.checks.s3.s3_bucket_policy_deny_unencrypted_put import s3_bucket_policy_deny_unencrypted_put
+from compliance.checks.sqs.sqs_queue_encrypted import sqs_queue_encrypted
+from compliance.checks.vpc.vpc_nacl_egress_deny import vpc_nacl_egress_deny
+from compliance.inventory import (FABRIC_TAG, TENANT_TAG, Bucket, Inventory, KmsKey, Nacl, NaclEntry,
+                                  PolicyStatement, Queue, Role, Subnet, Vpc)
+from compliance.scan import evaluate, rollup
+
+
+def inv(**kw) -> Inventory:
+    return Inventory(account_id="123456789012", region="us-east-1", backend=kw.pop("backend", "aws"), **kw)
+
+
+def key(cfg, tenant: str, kid: str, **kw) -> KmsKey:
+    return KmsKey(key_id=kid, arn=f"arn:aws:kms:us-east-1:123456789012:key/{kid}", state="Enabled",
+                  manager="CUSTOMER", aliases=(cfg.key_alias(tenant),),
+                  tags={FABRIC_TAG: cfg.name, TENANT_TAG: tenant, **kw.pop("tags", {})}, **kw)
+
+
+@pytest.mark.parametrize("period,tag,want", [
+    (90, None, Status.PASS), (365, None, Status.FAIL),
+    (None, "90", Status.UNVERIFIED), (None, "365", Status.FAIL), (None, None, Status.UNVERIFIED),
+])
+def test_rotation_period_trusts_the_api_and_never_passes_on_a_declared_tag(fabric_config, period, tag, want):
+    t = fabric_config.tenants[0].id
+    k = key(fabric_config, t, "k1", rotation_enabled=True, rotation_period_days=period,
+            tags={"comfyfab:rotation-days": tag} if tag else {})
+    [out] = kms_key_rotation_period(inv(keys=(k,)), fabric_config)
+    assert out.status is want
+
+
+def test_queue_under_another_tenants_key_fails(fabric_config):
+    a, b = fabric_config.tenants[0].id, fabric_config.tenants[1].id
+    ka, kb = key(fabric_config, a, "ka"), key(fabric_config, b, "kb")
+
+    def q(ref):
+        return Queue(name="q.fifo", tenant=a, priority="realtime", dlq=False, attributes={"KmsMasterKeyId": ref})
+    assert sqs_queue_encrypted(inv(keys=(ka, kb), queues=(q(fabric_config.key_alias(a)),)),
+                               fabric_config)[0].status is Status.PASS
+    assert sqs_queue_encrypted(inv(keys=(ka, kb), queues=(q(kb.arn),)), fabric_config)[0].status is Status.FAIL
+    assert sqs_queue_encrypted(inv(keys=(ka, kb), queues=(q("alias/aws/sqs"),)), fabric_config)[0].status \
+        is Status.FAIL
+
+
+def test_emulator_policy_mode_is_unverified_only_on_the_embedded_backend(fabric_config):
+    t = fabric_config.tenants[0].id
+    b = Bucket(name="b", tenant=t, policy={"Statement": []}, tags={"comfyfab:bucket-policy": "embedded"})
+    assert s3_bucket_policy_deny_unencrypted_put(inv(buckets=(b,), backend="embedded"), fabric_config)[0].status \
+        is Status.UNVERIFIED
+    assert s3_bucket_policy_deny_unencrypted_put(inv(buckets=(b,), backend="aws"), fabric_config)[0].status \
+        is Status.FAIL
+
+
+@pytest.mark.parametrize("stmt,transport,upload", [
+    ({"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+     True, False),
+    ({"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": ["s3:*"],
+      "Condition": {"Bool": {"aws:SecureTransport": ["false"]}}}, True, False),
+    ({"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+     False, False),
+    ({"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+      "Condition": {"Bool": {"aws:SecureTransport": "false"}}}, False, False),
+    ({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+      "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}}}, False, True),
+    ({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+      "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}}, False, True),
+    ({"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+      "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "AES256"}}}, False, False),
+])
+def test_policy_statement_reading(stmt, transport, upload):
+    assert denies_insecure_transport(stmt) is transport
+    assert denies_unencrypted_put(stmt) is upload
+
+
+def test_not_action_and_partial_wildcards_count_as_wildcards(fabric_config):
+    t = fabric_config.tenants[0].id
+
+    def role(*stmts):
+        return Role(name="r", arn="arn:aws:iam::1:role/r", max_session_s=3600, statements=stmts,
+                    tags={FABRIC_TAG: fabric_config.name, TENANT_TAG: t})
+    named = PolicyStatement("inline:w", "Allow", ("sqs:ReceiveMessage",), ("arn:aws:sqs:us-east-1:1:q.fifo",))
+    assert iam_worker_role_least_privilege(inv(roles=(role(named),)), fabric_config)[0].status is Status.PASS
+    for bad in (PolicyStatement("inline:w", "Allow", ("s3:Get*",), ("arn:aws:s3:::b/*",)),
+                PolicyStatement("inline:w", "Allow", ("NOT:iam:*",), ("arn:aws:s3:::b/*",)),
+                PolicyStatement("inline:w", "Allow", ("s3:GetObject",), ("*",))):
+        assert iam_worker_role_least_privilege(inv(roles=(role(named, bad),)), fabric_config)[0].status is Status.FAIL
+    deny = PolicyStatement("inline:w", "Deny", ("*",), ("*",))
+    assert iam_worker_role_least_privilege(inv(roles=(role(named, deny),)), fabric_config)[0].status is Status.PASS
+
+
+entry = st.builds(NaclEntry, rule_number=st.integers(1, 32766), egress=st.just(True),
+                  action=st.sampled_from(["allow", "deny"]), protocol=st.sampled_from(["-1", "6"]),
+                  cidr=st.sampled_from(["0.0.0.0/0", "10.0.0.0/16"]))
+
+
+@given(st.lists(entry, max_size=8, unique_by=lambda e: e.rule_number))
+def test_nacl_egress_passes_iff_the_first_catch_all_is_an_explicit_deny(entries):
+    implicit = NaclEntry(32767, True, "deny", "-1", "0.0.0.0/0")
+    vpc = Vpc(tenant="t", vpc_id="vpc-1", subnets=(Subnet("subnet-1", "10.0.0.0/20", False, False),),
+              nacls=(Nacl("acl-1", tuple(entries) + (implicit,), ("subnet-1",)),))
+    [out] = vpc_nacl_egress_deny(inv(vpcs=(vpc,)), None)
+    catch_all = sorted((e for e in entries if e.cidr == "0.0.0.0/0" and e.protocol == "-1"),
+                       key=lambda e: e.rule_number)
+    assert (out.status is Status.PASS) == bool(catch_all and catch_all[0].action == "deny")
+
+
+@given(st.lists(st.sampled_from(list(Status))))
+def test_rollup_fail_beats_unverified_beats_pass(statuses):
+    got = rollup(statuses)
+    if Status.FAIL in statuses:
+        assert got is Status.FAIL
+    elif Status.UNVERIFIED in statuses or not statuses:
+        assert got is Status.UNVERIFIED
+    else:
+        assert got is Status.PASS
+
+
+def test_an_empty_account_fails_and_never_passes_vacuously(fabric_config):
+    report = evaluate(inv(), fabric_config)
+    assert not report.ok
+    aws_checks = {c for c in report.check_status if not c.startswith(("config_", "phi_"))}
+    passing = {c for c in aws_checks if report.check_status[c] is Status.PASS}
+    assert passing == {"iam_no_user_access_keys"}   # an account with no users has no static keys
+    assert all(c.status is not Status.PASS for c in report.controls if c.framework != "comfyfab"
+               or c.requirement != "PHI-EXCLUSION")
