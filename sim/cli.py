@@ -109,6 +109,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--processes", type=int, default=None)
     p.add_argument("--top", type=int, default=8, help="candidates to list (default 8)")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="headroom: each statistic must be <= limit * (1 - margin) (default 0)")
     p.set_defaults(func=_plan)
 
     b = bench.add_parser("sim", help="simulated jobs per wall-second, full model, the seed's month")
@@ -259,7 +261,7 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
     with _progress(len(space.fleets()), "candidates") as update:
         result = plan(cfg, slos, args.per_day, tenant=args.tenant, space=space, days=args.days, reps=args.reps,
                       seed=args.seed, mix=args.mix or SEED_CLASS_MIX, processes=args.processes,
-                      progress=lambda k, n: update(k))
+                      margin=args.margin, progress=lambda k, n: update(k))
     b = result.best
     print(f"cheapest fleet meeting {', '.join(map(str, slos))} at {args.per_day:,.0f} jobs/day:")
     print(f"  {b['gpu']}, warm pool {b['warm']}, up to {b['max_workers']} workers, "

@@ -7,6 +7,9 @@ SLOs hold in every replication's mean, and returns the one with the lowest
 monthly cost.  SLOs are written as ``<class>.<stat><=<limit>``, e.g.
 ``realtime.p95<=2s``, ``standard.p99<=30s``, ``batch.p95<=1h``; stats are
 ``p50, p95, p99, mean, wait_p95, wait_mean``.
+
+The decision rests on replication means of a model; pass ``margin`` (e.g.
+0.1) to ask for headroom below each limit.
 """
 
 from __future__ import annotations
@@ -96,9 +99,15 @@ def tenant_only(cfg: FabricConfig, tenant: str) -> FabricConfig:
 def plan(cfg: FabricConfig, slos: Sequence[Slo], per_day: float, *, tenant: str | None = None,
          space: PlanSpace = PlanSpace(), days: float = 1.0, reps: int = 1, seed: int = 0,
          mix: Mapping[str, float] = SEED_CLASS_MIX, processes: int | None = None,
-         options: SimOptions = SimOptions(),
+         options: SimOptions = SimOptions(), margin: float = 0.0,
          progress: Callable[[int, int], None] | None = None) -> PlanResult:
-    """Cheapest fleet in ``space`` meeting every SLO at ``per_day`` jobs a day."""
+    """Cheapest fleet in ``space`` meeting every SLO at ``per_day`` jobs a day.
+
+    A fleet meets an SLO when the replication mean of the statistic is at or
+    under ``limit * (1 - margin)``; a margin buys headroom for model error.
+    """
+    if not 0 <= margin < 1:
+        raise PlanError(f"margin must be in [0, 1), got {margin}")
     if not slos:
         raise PlanError("give at least one SLO, e.g. realtime.p95<=2s")
     tenant = tenant or cfg.tenants[0].id
@@ -120,7 +129,7 @@ def plan(cfg: FabricConfig, slos: Sequence[Slo], per_day: float, *, tenant: str 
         for slo in slos:
             value = float(t.loc[t["class"] == slo.cls, slo.column].mean())
             row[str(slo)] = value
-            met &= value <= slo.limit_s
+            met &= value <= slo.limit_s * (1 - margin)
         totals = t[t["class"] == "all"]
         row["monthly_cost_usd"] = float(totals["total_monthly_cost_usd"].mean())
         row["cost_per_1000_images"] = float(totals["total_cost_per_1000_images"].mean())

@@ -44,5 +44,12 @@ def test_plan_picks_the_cheapest_fleet_that_meets_the_slo():
     assert (res.table[res.table["gpu"] == "A100"]["meets_slos"] == False).all()  # noqa: E712
     loose = plan(CFG, [parse_slo("batch.p95<=1h")], 20000, space=space, days=0.5, reps=1, processes=1)
     assert loose.monthly_cost_usd <= res.monthly_cost_usd
+    tight = plan(CFG, [parse_slo("realtime.p95<=2s")], 20000, space=space, days=0.5, reps=1, processes=1,
+                 margin=0.1)
+    met = tight.table[tight.table["meets_slos"]]
+    assert (met["realtime.p95<=2s"] <= 1.8).all()
+    assert tight.table["meets_slos"].sum() <= res.table["meets_slos"].sum()
+    with pytest.raises(PlanError, match="margin"):
+        plan(CFG, [parse_slo("batch.p95<=1h")], 10, space=space, margin=1.5)
     with pytest.raises(PlanError, match="unknown tenant"):
         plan(CFG, [parse_slo("batch.p95<=1h")], 10, tenant="nobody", space=space)
