@@ -82,7 +82,7 @@ class TenantFleet:
         self.recv: dict[int, int] = {}   # prior receives of jobs that were received before
         self.redeliveries = self.interruptions = self.decisions = 0
         self.samples: list[tuple] = []
-        self.arrived = self.finished = self.dead = 0
+        self.arrived = self.finished = self.dead = self.slow_receives = 0
         self._build_pools()
         n = len(jobs)
         svc = np.empty(n)
@@ -160,7 +160,7 @@ class TenantFleet:
                 self._schedule_tick(p, 0.0)
         if self.options.sample_s > 0:
             self.loop.schedule(0.0, SAMPLE, None, priority=2)
-        done = 0
+        done = received = 0
         i = 0
         t = 0.0
         while i < n:
@@ -186,6 +186,7 @@ class TenantFleet:
                                 w.job = j
                                 w.busy_s += s
                                 heappush(heap, (t + s, 0, next(seqc), DONE, w))
+                                received += 1
                                 break
                         else:
                             w.job = -1
@@ -214,6 +215,7 @@ class TenantFleet:
                             w.job = j
                             w.busy_s += s
                             heappush(heap, (t + s, 0, next(seqc), DONE, w))
+                            received += 1
                             break
                     else:
                         queues[c].append(j)
@@ -237,7 +239,7 @@ class TenantFleet:
             else:
                 self.finished = done + self.dead
                 rare(kind, t, w)
-        return self._result(max(t, self.jobs.horizon_s))
+        return self._result(max(t, self.jobs.horizon_s), received + self.slow_receives)
 
     # -- rare paths ----------------------------------------------------------
     def _begin(self, w: Worker, j: int, t: float) -> None:
@@ -247,6 +249,7 @@ class TenantFleet:
             self._start_doomed(w, j, t)
             return
         self.start[j] = t
+        self.slow_receives += 1
         w.job = j
         w.busy_s += s
         heappush(self.loop.heap, (t + s, 0, self.loop.next_seq(), DONE, w))
@@ -256,6 +259,7 @@ class TenantFleet:
         s = self.svc[j]
         c = int(self.jobs.cls[j])
         self.start[j] = t
+        self.slow_receives += 1
         w.job = j
         w.busy_s += s
         heappush(self.loop.heap, (t + s, 0, self.loop.next_seq(), WASTED, w))
@@ -393,7 +397,7 @@ class TenantFleet:
             if not doomed:  # a doomed receive is redelivered by its own expiry
                 self._redeliver(j, t)
 
-    def _result(self, end_s: float) -> TenantRun:
+    def _result(self, end_s: float, receives: int) -> TenantRun:
         for p in self.pools.values():
             for w in p.workers:
                 p.worker_s += end_s - w.started_at
@@ -403,5 +407,5 @@ class TenantFleet:
             service=np.asarray(self.svc), start=np.asarray(self.start), end=np.asarray(self.end),
             status=np.frombuffer(bytes(self.status), dtype=np.uint8), samples=self.samples,
             horizon_s=self.jobs.horizon_s, end_s=end_s, pools=self.pools,
-            receives=len(self.jobs) + self.redeliveries, redeliveries=self.redeliveries,
+            receives=receives, redeliveries=self.redeliveries,
             interruptions=self.interruptions, decisions=self.decisions)
