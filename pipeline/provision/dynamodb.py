@@ -5,6 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from .context import Step, error_code
+from .errors import ProvisioningError
 from .kms import Key
 from .names import tag_list
 
@@ -20,8 +21,11 @@ def _describe(step: Step, name: str) -> dict | None:
         raise
 
 
-def ensure_jobs_table(step: Step, key: Key, tags: dict[str, str]) -> str:
-    """The jobs table keyed by ``jobId``, with index ``tenant-created`` (tenantId, createdAt); returns its ARN."""
+def ensure_jobs_table(step: Step, key: Key | None, tags: dict[str, str]) -> str:
+    """The jobs table keyed by ``jobId``, with index ``tenant-created`` (tenantId, createdAt); returns its ARN.
+
+    ``key`` (the table's KMS key) is needed only to create; discovery may pass None.
+    """
     cfg = step.cfg
     ddb = step.client("dynamodb")
     name = cfg.table_name()
@@ -29,6 +33,8 @@ def ensure_jobs_table(step: Step, key: Key, tags: dict[str, str]) -> str:
     if table is None:
         if not step.create:
             raise step.absent(f"DynamoDB table {name}")
+        if key is None:
+            raise ProvisioningError(f"DynamoDB table {name}: no KMS key to create it with")
         step.say(f"creating DynamoDB table {name}")
         table = ddb.create_table(
             TableName=name,

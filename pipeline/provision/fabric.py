@@ -71,6 +71,13 @@ def discover(cloud: Cloud, cfg: FabricConfig) -> FabricResources:
 
 
 def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
+    """Every section in dependency order.
+
+    In create mode a section that fails raises, so later sections always get
+    their inputs.  In discovery a section runs whenever it can *look up* its
+    resource, even if what it would need to *create* it is missing, so the
+    error names as much as possible at once.
+    """
     cfg = step.cfg
     run = _Run(step)
     shared = lambda role: tag_dict(cfg, role)  # noqa: E731
@@ -78,18 +85,14 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
     topic = run.section("alarm topic", lambda: monitoring.ensure_topic(step, shared("alarms")))
     table_key = run.section("jobs table key", lambda: ensure_key(
         step, table_key_alias(cfg), f"{cfg.name}: jobs table encryption", shared("jobs")))
-    table_arn = table_key and run.section("jobs table", lambda: ensure_jobs_table(step, table_key, shared("jobs")))
+    table_arn = run.section("jobs table", lambda: ensure_jobs_table(step, table_key, shared("jobs")))
     audit_key = run.section("audit key", lambda: ensure_key(
         step, audit_key_alias(cfg), f"{cfg.name}: audit trail encryption", shared("audit")))
     audit_group = run.section("audit log group", lambda: monitoring.ensure_log_group(
         step, cfg.audit_log_group(), cfg.audit.log_retention_days, shared("audit")))
-
-    def audit_bucket() -> str:
-        name = cfg.audit_bucket_name()
-        ensure_bucket(step, name, audit_key, shared("audit"), _mode(step, name, mode),
-                      object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days))
-        return name
-    audit_bucket_name = audit_key and run.section("audit bucket", audit_bucket)
+    audit_bucket_mode = run.section("audit bucket", lambda: _bucket(
+        step, cfg.audit_bucket_name(), audit_key, shared("audit"), mode,
+        object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days)))
 
     router_net = run.section("router network", lambda: network.ensure_network(
         step, cfg.network.router_cidr, shared("router-vpc"), f"{cfg.name}-router"))
@@ -101,32 +104,43 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         if tr is not None:
             tenants[t.id] = tr
 
-    router_role = None
-    if table_arn and audit_group and len(tenants) == len(cfg.tenants):
-        router_role = run.section("router role", lambda: iam.ensure_role(
-            step, router_role_name(cfg), iam.trust("lambda.amazonaws.com", step.account),
-            {"router": iam.router_policy(
-                [a for tr in tenants.values() for a in tr.queue_arns.values()],
-                [f"arn:{step.partition}:s3:::{tr.bucket}" for tr in tenants.values()],
-                [tr.key_arn for tr in tenants.values()], table_arn, audit_group)},
-            shared("router"), f"{cfg.name} inference router"))
+    router_role = run.section("router role", lambda: iam.ensure_role(
+        step, router_role_name(cfg), iam.trust("lambda.amazonaws.com", step.account),
+        lambda: {"router": iam.router_policy(
+            [a for tr in tenants.values() for a in tr.queue_arns.values()],
+            [f"arn:{step.partition}:s3:::{tr.bucket}" for tr in tenants.values()],
+            [tr.key_arn for tr in tenants.values()], _given(table_arn), _given(audit_group))},
+        shared("router"), f"{cfg.name} inference router"))
 
     if run.missing:
         raise MissingResourceError(run.missing)
-    assert (topic and table_key and table_arn and audit_key and audit_group and audit_bucket_name and router_net
-            and router_sg and router_role), "a section returned nothing without recording what is missing"
-    modes = {tr.bucket_policy_mode for tr in tenants.values()}
     return FabricResources(
-        tenants=tenants, table_name=cfg.table_name(), table_arn=table_arn, table_key_id=table_key.key_id,
-        audit_bucket=audit_bucket_name, audit_log_group=cfg.audit_log_group(), audit_key_id=audit_key.key_id,
-        audit_key_arn=audit_key.arn, alarm_topic_arn=topic, router_vpc_id=router_net.vpc_id,
-        router_subnet_ids=router_net.subnet_ids, router_route_table_id=router_net.route_table_id,
-        router_sg_id=router_sg, router_role_arn=router_role,
-        bucket_policy_mode=modes.pop() if len(modes) == 1 else "mixed")
+        tenants=tenants, table_name=cfg.table_name(), table_arn=_given(table_arn),
+        table_key_id=_given(table_key).key_id, audit_bucket=cfg.audit_bucket_name(),
+        audit_log_group=cfg.audit_log_group(), audit_key_id=_given(audit_key).key_id,
+        audit_key_arn=_given(audit_key).arn, alarm_topic_arn=_given(topic), router_vpc_id=_given(router_net).vpc_id,
+        router_subnet_ids=_given(router_net).subnet_ids, router_route_table_id=_given(router_net).route_table_id,
+        router_sg_id=_given(router_sg), router_role_arn=_given(router_role),
+        bucket_policy_mode=_given(audit_bucket_mode))
 
 
-def _mode(step: Step, bucket: str, mode: BucketPolicyMode | None) -> BucketPolicyMode:
-    return mode if mode is not None else bucket_policy_mode(step, bucket)
+def _given(value: T | None) -> T:
+    """A section's result that must exist: a section yields None only after recording what is missing."""
+    if value is None:
+        raise ProvisioningError("internal: a provisioning section yielded nothing without naming what is missing")
+    return value
+
+
+def _bucket(step: Step, bucket: str, key: Any, tags: dict[str, str], mode: BucketPolicyMode | None,
+            object_lock: tuple[str, int] | None = None) -> BucketPolicyMode:
+    """Ensure the bucket; in discovery (``mode`` None) its policy mode is read back from its tag."""
+    chosen = mode
+    if chosen is None:
+        if not bucket_exists(step, bucket):
+            raise step.absent(f"S3 bucket {bucket}")
+        chosen = bucket_policy_mode(step, bucket)
+    ensure_bucket(step, bucket, key, tags, chosen, object_lock=object_lock)
+    return chosen
 
 
 def _router_sg(step: Step, net: network.Network) -> str:
@@ -140,72 +154,7 @@ def _router_sg(step: Step, net: network.Network) -> str:
     return sg
 
 
-def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode | None,
-            router_net: network.Network | None, router_sg: str | None, topic: str | None,
-            table_arn: str | None) -> TenantResources | None:
-    cfg = step.cfg
-    tags = lambda role: tag_dict(cfg, role, tid)  # noqa: E731
-    name = f"{cfg.name}-{tid}"
-    step.say(f"tenant {tid}")
-    key = run.section(f"{tid}: KMS key", lambda: ensure_key(
-        step, cfg.key_alias(tid), f"{cfg.name}: outputs of tenant {tid}", tags("tenant-key")))
-    bucket = cfg.bucket_name(tid)
-    bucket_mode = key and run.section(f"{tid}: bucket", lambda: _bucket(step, bucket, key, tags("outputs"), mode))
-
-    def queues() -> dict[str, Any]:
-        out: dict[str, Any] = {"q": {}, "d": {}}
-        for cls in cfg.queues.classes:
-            q, d = sqs.ensure_class_queues(step, tid, cls, {**tags("queue"), "comfyfab:class": cls.name})
-            out["q"][cls.name], out["d"][cls.name] = q, d
-        return out
-    qs = run.section(f"{tid}: queues", queues)
-
-    net = run.section(f"{tid}: VPC", lambda: network.ensure_network(step, cidr, tags("tenant-vpc"), name))
-    sgs = net and router_sg and run.section(f"{tid}: security groups", lambda: _tenant_sgs(step, tid, net, router_sg))
-    pcx = net and router_net and run.section(f"{tid}: peering", lambda: network.ensure_peering(
-        step, router_net, net, tags("peering"), f"{cfg.name}-router-{tid}"))
-    nacl = net and run.section(f"{tid}: network ACL", lambda: isolation.ensure_nacl(step, net, tags("nacl"), name))
-    endpoints = net and sgs and run.section(f"{tid}: VPC endpoints", lambda: isolation.ensure_endpoints(
-        step, net, sgs[1], bucket, tags("endpoint"), name))
-    group = cfg.flow_log_group(tid)
-    group_arn = run.section(f"{tid}: flow log group", lambda: monitoring.ensure_log_group(
-        step, group, cfg.network.flow_log_retention_days, tags("flow-logs")))
-    fl_role = group_arn and run.section(f"{tid}: flow log role", lambda: iam.ensure_role(
-        step, flow_log_role_name(cfg, tid), iam.trust("vpc-flow-logs.amazonaws.com", step.account),
-        {"deliver-flow-logs": iam.flow_log_policy(group_arn)}, tags("flow-logs"), f"{tid}: VPC flow log delivery"))
-    fl_id = net and fl_role and run.section(f"{tid}: flow logs", lambda: isolation.ensure_flow_logs(
-        step, net.vpc_id, group, fl_role, tags("flow-logs"), name))
-    worker_role = (key and qs and table_arn) and run.section(f"{tid}: worker role", lambda: iam.ensure_role(
-        step, worker_role_name(cfg, tid), iam.trust("ec2.amazonaws.com", step.account),
-        {"worker": iam.worker_policy([q.arn for q in qs["q"].values()], bucket, key.arn, table_arn, step.partition)},
-        tags("worker"), f"{tid}: GPU worker"))
-    alarms = topic and run.section(f"{tid}: alarms", lambda: monitoring.ensure_alarms(step, tid, topic, tags("alarm")))
-
-    parts = (key, bucket_mode, qs, net, sgs, pcx, nacl, endpoints, group_arn, fl_role, fl_id, worker_role, alarms)
-    if not all(parts):
-        return None
-    return TenantResources(
-        tenant_id=tid, key_id=key.key_id, key_arn=key.arn, key_alias=key.alias, bucket=bucket,
-        bucket_policy_mode=bucket_mode,
-        queue_urls={c: q.url for c, q in qs["q"].items()}, queue_arns={c: q.arn for c, q in qs["q"].items()},
-        dlq_urls={c: q.url for c, q in qs["d"].items()}, dlq_arns={c: q.arn for c, q in qs["d"].items()},
-        vpc_id=net.vpc_id, vpc_cidr=net.cidr, subnet_ids=net.subnet_ids, route_table_id=net.route_table_id,
-        worker_sg_id=sgs[0], endpoint_sg_id=sgs[1], nacl_id=nacl, endpoint_ids=endpoints, peering_id=pcx,
-        flow_log_group=group, flow_log_id=fl_id, flow_log_role_arn=fl_role, worker_role_arn=worker_role,
-        alarm_names=alarms)
-
-
-def _bucket(step: Step, bucket: str, key: Any, tags: dict[str, str], mode: BucketPolicyMode | None) -> str:
-    chosen = mode
-    if chosen is None:   # discovery: the bucket must exist before its mode tag can be read
-        if not bucket_exists(step, bucket):
-            raise step.absent(f"S3 bucket {bucket}")
-        chosen = bucket_policy_mode(step, bucket)
-    ensure_bucket(step, bucket, key, tags, chosen)
-    return chosen
-
-
-def _tenant_sgs(step: Step, tid: str, net: network.Network, router_sg: str) -> tuple[str, str]:
+def _tenant_sgs(step: Step, tid: str, net: network.Network, router_sg: str | None) -> tuple[str, str]:
     cfg = step.cfg
     port = cfg.network.worker_port
     https = network.HTTPS_PORT
@@ -214,8 +163,73 @@ def _tenant_sgs(step: Step, tid: str, net: network.Network, router_sg: str) -> t
     endpoints = network.ensure_security_group(step, net.vpc_id, f"{cfg.name}-{tid}-endpoints",
                                               f"{tid}: VPC interface endpoints", tag_dict(cfg, "endpoints", tid))
     if step.create:
-        network.converge_rules(step, worker, ingress={("6", port, port, "sg", router_sg)},
+        network.converge_rules(step, worker, ingress={("6", port, port, "sg", _given(router_sg))},
                                egress={("6", https, https, "cidr", net.cidr),
                                        ("6", https, https, "pl", isolation.s3_prefix_list_id(step))})
         network.converge_rules(step, endpoints, ingress={("6", https, https, "sg", worker)}, egress=set())
     return worker, endpoints
+
+
+def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode | None,
+            router_net: network.Network | None, router_sg: str | None, topic: str | None,
+            table_arn: str | None) -> TenantResources | None:
+    cfg = step.cfg
+    tags = lambda role: tag_dict(cfg, role, tid)  # noqa: E731
+    name = f"{cfg.name}-{tid}"
+    bucket = cfg.bucket_name(tid)
+    group = cfg.flow_log_group(tid)
+    step.say(f"tenant {tid}")
+    key = run.section(f"{tid}: KMS key", lambda: ensure_key(
+        step, cfg.key_alias(tid), f"{cfg.name}: outputs of tenant {tid}", tags("tenant-key")))
+    bucket_mode = run.section(f"{tid}: bucket", lambda: _bucket(step, bucket, key, tags("outputs"), mode))
+
+    def queues() -> tuple[dict[str, sqs.Queue], dict[str, sqs.Queue]]:
+        qs: dict[str, sqs.Queue] = {}
+        dlqs: dict[str, sqs.Queue] = {}
+        missing: list[str] = []
+        for cls in cfg.queues.classes:
+            try:
+                qs[cls.name], dlqs[cls.name] = sqs.ensure_class_queues(
+                    step, tid, cls, {**tags("queue"), "comfyfab:class": cls.name})
+            except MissingResourceError as exc:   # only in discovery: name every missing class
+                missing.extend(exc.missing)
+        if missing:
+            raise MissingResourceError(missing)
+        return qs, dlqs
+    qs = run.section(f"{tid}: queues", queues)
+
+    net = run.section(f"{tid}: VPC", lambda: network.ensure_network(step, cidr, tags("tenant-vpc"), name))
+    sgs = net and run.section(f"{tid}: security groups", lambda: _tenant_sgs(step, tid, net, router_sg))
+    pcx = net and router_net and run.section(f"{tid}: peering", lambda: network.ensure_peering(
+        step, router_net, net, tags("peering"), f"{cfg.name}-router-{tid}"))
+    nacl = net and run.section(f"{tid}: network ACL", lambda: isolation.ensure_nacl(step, net, tags("nacl"), name))
+    endpoints = net and run.section(f"{tid}: VPC endpoints", lambda: isolation.ensure_endpoints(
+        step, net, sgs[1] if sgs else None, bucket, tags("endpoint"), name))
+    group_arn = run.section(f"{tid}: flow log group", lambda: monitoring.ensure_log_group(
+        step, group, cfg.network.flow_log_retention_days, tags("flow-logs")))
+    fl_role = run.section(f"{tid}: flow log role", lambda: iam.ensure_role(
+        step, flow_log_role_name(cfg, tid), iam.trust("vpc-flow-logs.amazonaws.com", step.account),
+        lambda: {"deliver-flow-logs": iam.flow_log_policy(_given(group_arn))}, tags("flow-logs"),
+        f"{tid}: VPC flow log delivery"))
+    fl_id = net and run.section(f"{tid}: flow logs", lambda: isolation.ensure_flow_logs(
+        step, net.vpc_id, group, fl_role, tags("flow-logs"), name))
+    worker_role = run.section(f"{tid}: worker role", lambda: iam.ensure_role(
+        step, worker_role_name(cfg, tid), iam.trust("ec2.amazonaws.com", step.account),
+        lambda: {"worker": iam.worker_policy([q.arn for q in _given(qs)[0].values()], bucket, _given(key).arn,
+                                             _given(table_arn), step.partition)},
+        tags("worker"), f"{tid}: GPU worker"))
+    alarms = run.section(f"{tid}: alarms", lambda: monitoring.ensure_alarms(step, tid, topic, tags("alarm")))
+
+    if (key is None or bucket_mode is None or qs is None or net is None or sgs is None or pcx is None
+            or nacl is None or endpoints is None or fl_role is None or fl_id is None or worker_role is None
+            or alarms is None):
+        return None
+    return TenantResources(
+        tenant_id=tid, key_id=key.key_id, key_arn=key.arn, key_alias=key.alias, bucket=bucket,
+        bucket_policy_mode=bucket_mode,
+        queue_urls={c: q.url for c, q in qs[0].items()}, queue_arns={c: q.arn for c, q in qs[0].items()},
+        dlq_urls={c: q.url for c, q in qs[1].items()}, dlq_arns={c: q.arn for c, q in qs[1].items()},
+        vpc_id=net.vpc_id, vpc_cidr=net.cidr, subnet_ids=net.subnet_ids, route_table_id=net.route_table_id,
+        worker_sg_id=sgs[0], endpoint_sg_id=sgs[1], nacl_id=nacl, endpoint_ids=endpoints, peering_id=pcx,
+        flow_log_group=group, flow_log_id=fl_id, flow_log_role_arn=fl_role, worker_role_arn=worker_role,
+        alarm_names=alarms)

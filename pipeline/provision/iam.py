@@ -7,6 +7,7 @@ refuses a document with a wildcard action or resource before it is sent.
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 from botocore.exceptions import ClientError
 
@@ -40,11 +41,15 @@ def check_least_privilege(name: str, doc: dict) -> None:
             raise ProvisioningError(f"policy {name} is not least-privilege: {bad or 'NotAction/NotResource'}")
 
 
-def ensure_role(step: Step, name: str, trust_policy: dict, policies: dict[str, dict], tags: dict[str, str],
-                description: str) -> str:
-    """The role ``name`` with exactly the inline ``policies``; returns its ARN."""
+def ensure_role(step: Step, name: str, trust_policy: dict, policies: Callable[[], dict[str, dict]],
+                tags: dict[str, str], description: str) -> str:
+    """The role ``name`` with exactly the inline policies ``policies()`` builds; returns its ARN.
+
+    ``policies`` is called only when creating or converging, so discovery needs none of its inputs.
+    """
     iam = step.client("iam")
-    for pname, doc in policies.items():
+    docs = policies() if step.create else {}
+    for pname, doc in docs.items():
         check_least_privilege(pname, doc)
     try:
         role = iam.get_role(RoleName=name)["Role"]
@@ -61,9 +66,9 @@ def ensure_role(step: Step, name: str, trust_policy: dict, policies: dict[str, d
         iam.update_role(RoleName=name, Description=description, MaxSessionDuration=max_session_s(step))
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust_policy))
         iam.tag_role(RoleName=name, Tags=tag_list(tags))
-        for stale in set(iam.list_role_policies(RoleName=name)["PolicyNames"]) - set(policies):
+        for stale in set(iam.list_role_policies(RoleName=name)["PolicyNames"]) - set(docs):
             iam.delete_role_policy(RoleName=name, PolicyName=stale)
-        for pname, doc in policies.items():
+        for pname, doc in docs.items():
             iam.put_role_policy(RoleName=name, PolicyName=pname, PolicyDocument=json.dumps(doc))
         for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
             iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])

@@ -141,9 +141,12 @@ def s3_endpoint_policy(step: Step, bucket: str) -> dict:
     ]}
 
 
-def ensure_endpoints(step: Step, net: Network, endpoint_sg: str, bucket: str, tags: dict[str, str],
+def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: str, tags: dict[str, str],
                      name: str) -> dict[str, str]:
-    """One endpoint per ``network.vpc_endpoints`` entry: S3 as a gateway, the rest as interfaces."""
+    """One endpoint per ``network.vpc_endpoints`` entry: S3 as a gateway, the rest as interfaces.
+
+    ``endpoint_sg`` is needed only to create; discovery may pass None.
+    """
     ec2 = step.client("ec2")
     out: dict[str, str] = {}
     for short in step.cfg.network.vpc_endpoints:
@@ -157,6 +160,8 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str, bucket: str, ta
         if ep is None:
             if not step.create:
                 raise step.absent(f"VPC endpoint {service} in {name}")
+            if endpoint_sg is None:
+                raise ProvisioningError(f"VPC endpoint {service} in {name}: no security group to create it with")
             step.say(f"creating VPC endpoint {short} in {name}")
             kw: dict = {"VpcId": net.vpc_id, "ServiceName": service,
                         "TagSpecifications": tag_spec("vpc-endpoint", tags, f"{name}-{short}")}
@@ -176,7 +181,7 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str, bucket: str, ta
 
 # -- flow logs -----------------------------------------------------------------------
 
-def ensure_flow_logs(step: Step, vpc_id: str, log_group: str, role_arn: str, tags: dict[str, str],
+def ensure_flow_logs(step: Step, vpc_id: str, log_group: str, role_arn: str | None, tags: dict[str, str],
                      name: str) -> str:
     """Flow logs (all traffic) of the VPC into ``log_group``; returns the flow log id."""
     ec2 = step.client("ec2")
@@ -187,6 +192,8 @@ def ensure_flow_logs(step: Step, vpc_id: str, log_group: str, role_arn: str, tag
         return fl["FlowLogId"]
     if not step.create:
         raise step.absent(f"flow logs of VPC {name} to {log_group}")
+    if role_arn is None:
+        raise ProvisioningError(f"flow logs of {name}: no delivery role to create them with")
     step.say(f"enabling flow logs of {name}")
     resp = ec2.create_flow_logs(ResourceIds=[vpc_id], ResourceType="VPC", TrafficType="ALL",
                                 LogDestinationType="cloud-watch-logs", LogGroupName=log_group,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from .context import Step, error_code
+from .errors import ProvisioningError
 from .names import dlq_alarm_name, gpu_alarm_name, tag_list
 
 
@@ -68,12 +69,17 @@ def _alarms(step: Step, tenant_id: str, topic_arn: str) -> list[dict]:
     return alarms
 
 
-def ensure_alarms(step: Step, tenant_id: str, topic_arn: str, tags: dict[str, str]) -> tuple[str, ...]:
-    """The tenant's DLQ-depth alarms (one per class) and its GPU-memory alarm; returns their names."""
+def ensure_alarms(step: Step, tenant_id: str, topic_arn: str | None, tags: dict[str, str]) -> tuple[str, ...]:
+    """The tenant's DLQ-depth alarms (one per class) and its GPU-memory alarm; returns their names.
+
+    ``topic_arn`` (the alarm action) is needed only to create; discovery may pass None.
+    """
     cw = step.client("cloudwatch")
-    specs = _alarms(step, tenant_id, topic_arn)
+    specs = _alarms(step, tenant_id, topic_arn or "")
     names = [a["AlarmName"] for a in specs]
     if step.create:
+        if not topic_arn:
+            raise ProvisioningError(f"alarms of {tenant_id}: no SNS topic to notify")
         for spec in specs:
             cw.put_metric_alarm(**spec, Tags=tag_list(tags))
             # PutMetricAlarm ignores Tags when it updates an existing alarm.

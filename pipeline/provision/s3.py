@@ -100,9 +100,12 @@ def bucket_exists(step: Step, name: str) -> bool:
         raise
 
 
-def ensure_bucket(step: Step, name: str, key: Key, tags: dict[str, str], mode: BucketPolicyMode,
+def ensure_bucket(step: Step, name: str, key: Key | None, tags: dict[str, str], mode: BucketPolicyMode,
                   object_lock: tuple[str, int] | None = None) -> None:
-    """A private, versioned, KMS-encrypted bucket; ``object_lock`` = (mode, days) enables Object Lock."""
+    """A private, versioned, KMS-encrypted bucket; ``object_lock`` = (mode, days) enables Object Lock.
+
+    ``key`` is needed only to create and converge; discovery may pass None.
+    """
     s3 = step.client("s3")
     if not bucket_exists(step, name):
         if not step.create:
@@ -114,6 +117,8 @@ def ensure_bucket(step: Step, name: str, key: Key, tags: dict[str, str], mode: B
         s3.create_bucket(**kwargs)
     if not step.create:
         return
+    if key is None:
+        raise ProvisioningError(f"S3 bucket {name}: no KMS key to encrypt it with")
     s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})

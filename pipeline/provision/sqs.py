@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from comfyfab.config import PriorityClass
 
 from .context import Step, error_code
+from .errors import MissingResourceError
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ def _common(step: Step, cls: PriorityClass, retention_s: int) -> dict[str, str]:
 def ensure_class_queues(step: Step, tenant_id: str, cls: PriorityClass, tags: dict[str, str]) -> tuple[Queue, Queue]:
     """(queue, dlq) of one class; the queue redrives to the DLQ after the class's maxReceiveCount."""
     cfg = step.cfg
+    if not step.create:   # discovery: name both queues of the class when they are missing
+        names = [cfg.queue_name(tenant_id, cls.name, dlq=True), cfg.queue_name(tenant_id, cls.name)]
+        missing = [f"SQS queue {n}" for n in names if find_queue(step, n) is None]
+        if missing:
+            raise MissingResourceError(missing)
     dlq = _ensure(step, cfg.queue_name(tenant_id, cls.name, dlq=True),
                   _common(step, cls, cfg.queues.dlq_retention_s), {**tags, "comfyfab:dlq": "true"})
     redrive = json.dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": cls.max_receive_count})
