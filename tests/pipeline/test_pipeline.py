@@ -1,0 +1,223 @@
+"""The five layers end to end on the embedded backend, over real HTTP.
+
+One stack per module (no-op executor engine, fault hook armed by a marker in
+the workflow); each test uses fresh job ids so tests do not interfere.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from comfyfab.config import PRIORITY_ORDER
+from pipeline.client import RouterClient
+from pipeline.comfy.workflows import txt2img
+from pipeline.stack import Stack, restrict_tenants
+
+pytestmark = pytest.mark.integration
+
+FAIL_MARK = "always-fail"
+
+
+def fault(prompt: dict) -> str | None:
+    for node in prompt.values():
+        if node.get("class_type") == "SaveImage" and node["inputs"].get("filename_prefix") == FAIL_MARK:
+            return "injected executor failure"
+    return None
+
+
+@pytest.fixture(scope="module")
+def stack(embedded_aws, fabric_config):
+    embedded_aws.reset()
+    cfg = restrict_tenants(fabric_config, 2)
+    s = Stack(cfg, cloud=embedded_aws.cloud(), engine="noop", fault=fault, cold_starts=False, autoscale=False)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def tenants(stack):
+    return [t.id for t in stack.cfg.tenants]
+
+
+@pytest.fixture(scope="module")
+def clients(stack, tenants):
+    cs = {t: RouterClient(stack.router_url, stack.api_keys[t]) for t in tenants}
+    yield cs
+    for c in cs.values():
+        c.close()
+
+
+def job(priority="realtime", seed=1, prefix="comfyfab", prompt="a lighthouse", **extra):
+    return {"jobId": str(uuid.uuid4()), "priority": priority, "resolution": [64, 64], "seed": seed,
+            "model": "tiny-sd:1", "workflow": txt2img(prompt, seed=seed, steps=2, filename_prefix=prefix), **extra}
+
+
+def depth_total(stack, tenant):
+    return sum(stack.queues.depth(tenant, c, in_flight=True) for c in PRIORITY_ORDER)
+
+
+@pytest.mark.parametrize("priority", PRIORITY_ORDER)
+def test_job_runs_end_to_end_and_is_delivered_by_presigned_url(stack, clients, tenants, priority):
+    c = clients[tenants[0]]
+    j = job(priority)
+    r = c.submit(j)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["jobId"] == j["jobId"] and body["priority"] == priority and body["etaSeconds"] >= 0
+    assert body["estimatedCompletionAt"] >= body["createdAt"]
+    assert r.headers["cache-control"] == "no-store, no-cache"
+    assert c.wait(j["jobId"], timeout_s=60)["status"] == "succeeded"
+    res = c.result(j["jobId"])
+    assert res.status_code == 200 and res.headers["cache-control"] == "no-store, no-cache"
+    out = res.json()
+    assert out["expiresIn"] == 900
+    png = httpx.get(out["outputs"][0]["url"])
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert "X-Amz-Expires=900" in out["outputs"][0]["url"]
+
+
+def test_every_output_carries_the_tenant_kms_key(stack, clients, tenants):
+    s3 = stack.cloud.client("s3")
+    for t in tenants:
+        j = job("standard")
+        assert clients[t].submit(j).status_code == 202
+        assert clients[t].wait(j["jobId"], 60)["status"] == "succeeded"
+        key = stack.store.get(j["jobId"]).outputs[0]
+        head = s3.head_object(Bucket=stack.resources.tenants[t].bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert head["SSEKMSKeyId"] in (stack.resources.tenants[t].key_arn, stack.resources.tenants[t].key_id)
+        other = [o for o in tenants if o != t][0]
+        assert head["SSEKMSKeyId"] not in (stack.resources.tenants[other].key_arn, stack.resources.tenants[other].key_id)
+
+
+def test_cross_tenant_read_of_a_result_is_refused(stack, clients, tenants):
+    a, b = tenants
+    j = job()
+    clients[a].submit(j)
+    clients[a].wait(j["jobId"], 60)
+    for r in (clients[b].result(j["jobId"]), clients[b].status(j["jobId"])):
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert "outputs" not in r.text
+    assert clients[a].result(j["jobId"]).status_code == 200
+
+
+def test_cross_tenant_submit_is_forbidden_and_nothing_is_enqueued(stack, clients, tenants):
+    a, b = tenants
+    before = depth_total(stack, b), depth_total(stack, a)
+    j = job(tenantId=b)
+    r = clients[a].submit(j)
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert stack.store.get(j["jobId"]) is None
+    assert (depth_total(stack, b), depth_total(stack, a)) == before
+
+
+def test_phi_payload_gets_422_and_is_neither_enqueued_nor_stored(stack, clients, tenants):
+    a = tenants[0]
+    before = depth_total(stack, a)
+    j = job(prompt="chest x-ray for patient, SSN 123-45-6789, DOB: 04/12/1961")
+    r = clients[a].submit(j)
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == "phi_detected"
+    entities = {f["entity"] for f in body["findings"]}
+    assert {"SSN", "DOB"} <= entities
+    assert all(f["field"].endswith("inputs.text") for f in body["findings"])
+    assert "123-45-6789" not in r.text and "04/12/1961" not in r.text
+    assert stack.store.get(j["jobId"]) is None
+    assert depth_total(stack, a) == before
+    events = stack.audit.events()
+    phi_events = [e for e in events if e["event"] == "phi_rejected" and e.get("jobId") == j["jobId"]]
+    assert phi_events and "123-45-6789" not in str(phi_events)
+
+
+def test_executor_failing_twice_ends_in_the_dlq_with_status_failed(stack, clients, tenants):
+    a = tenants[0]
+    j = job("realtime", prefix=FAIL_MARK)
+    assert clients[a].submit(j).status_code == 202
+    st = clients[a].wait(j["jobId"], 60)
+    assert st["status"] == "failed" and "injected executor failure" in st["error"]
+    assert st["attempts"] == 2
+    assert j["jobId"] in [m["jobId"] for m in stack.queues.dlq_messages(a, "realtime", wait_s=15)]
+    assert clients[a].result(j["jobId"]).status_code == 409
+
+
+def test_resubmitted_job_id_produces_one_output(stack, clients, tenants):
+    a = tenants[0]
+    j = job("standard")
+    first = clients[a].submit(j)
+    again = clients[a].submit(j)
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["jobId"] == j["jobId"]
+    clients[a].wait(j["jobId"], 60)
+    # A duplicate delivery outside SQS's dedup window (new dedup id) must not run again.
+    rec = stack.store.get(j["jobId"])
+    stack.cloud.client("sqs").send_message(
+        QueueUrl=stack.queues.urls[(a, "standard")], MessageBody=__import__("json").dumps(
+            {**j, "tenantId": a, "createdAt": rec.createdAt, "ttl": rec.ttl}),
+        MessageGroupId="dup", MessageDeduplicationId=str(uuid.uuid4()))
+    deadline = time.time() + 30
+    while depth_total(stack, a) and time.time() < deadline:
+        time.sleep(0.1)
+    versions = stack.cloud.client("s3").list_object_versions(
+        Bucket=stack.resources.tenants[a].bucket, Prefix=f"{a}/{j['jobId']}/").get("Versions", [])
+    assert len(versions) == 1
+    assert any(e[1] == "duplicate_dropped" and e[2] == j["jobId"] for e in stack.events)
+
+
+def test_a_job_resubmitted_with_another_workflow_is_a_conflict(stack, clients, tenants):
+    a, b = tenants
+    j = job()
+    assert clients[a].submit(j).status_code == 202
+    assert clients[a].submit({**j, "seed": 99, "workflow": txt2img("x", seed=99)}).status_code == 409
+    assert clients[b].submit(j).status_code == 409
+
+
+@pytest.mark.parametrize("content,status,error", [
+    (b"{not json", 400, "malformed_json"),
+    (b"[1, 2]", 422, "invalid_job"),
+    (b'{"priority": "urgent"}', 422, "invalid_job"),
+])
+def test_bad_bodies_get_precise_json_errors(stack, tenants, content, status, error):
+    r = httpx.post(f"{stack.router_url}/v1/jobs", content=content,
+                   headers={"Authorization": f"Bearer {stack.api_keys[tenants[0]]}"})
+    assert r.status_code == status and r.json()["error"] == error
+
+
+def test_oversized_body_gets_413(stack, tenants):
+    big = b'{"pad": "' + b"x" * (stack.cfg.router.max_body_bytes + 1) + b'"}'
+    r = httpx.post(f"{stack.router_url}/v1/jobs", content=big,
+                   headers={"Authorization": f"Bearer {stack.api_keys[tenants[0]]}"})
+    assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+
+
+def test_missing_and_unknown_keys_get_401(stack):
+    assert httpx.post(f"{stack.router_url}/v1/jobs", json=job()).status_code == 401
+    r = httpx.get(f"{stack.router_url}/v1/jobs/x", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
+
+
+def test_schema_errors_name_the_field(stack, clients, tenants):
+    r = clients[tenants[0]].submit({**job(), "resolution": [63, 64], "jobId": "not-a-uuid"})
+    assert r.status_code == 422
+    fields = {f["field"] for f in r.json()["fields"]}
+    assert {"resolution", "jobId"} <= fields
+
+
+def test_invalid_workflow_gets_comfyui_error_shape(stack, clients, tenants):
+    wf = txt2img("a cat")
+    ks = next(k for k, n in wf.items() if n["class_type"] == "KSampler")
+    wf[ks]["inputs"]["sampler_name"] = "no_such_sampler"
+    r = clients[tenants[0]].submit({**job(), "workflow": wf})
+    assert r.status_code == 400
+    body = r.json()
+    assert "error" in body and ks in body["node_errors"]
+    assert body["node_errors"][ks]["errors"][0]["type"] == "value_not_in_list"
+
+
+def test_openapi_is_served(stack):
+    assert httpx.get(f"{stack.router_url}/docs").status_code == 200
+    assert "/v1/jobs" in httpx.get(f"{stack.router_url}/openapi.json").json()["paths"]
