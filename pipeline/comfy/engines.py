@@ -91,7 +91,14 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, models_dir: Path | None = None, device: str = "cpu", dtype: Any = None):
+    def __init__(self, models_dir: Path | None = None, device: str = "cpu", dtype: Any = None,
+                 cpu_threads: int | None = None):
+        if cpu_threads is not None:
+            import torch
+
+            # Process-wide: on a small shared CPU, one intra-op thread avoids
+            # OpenMP threads spinning against each other (seconds per image).
+            torch.set_num_threads(cpu_threads)
         self.models_dir = models_dir
         self.device = device
         self.dtype = dtype
@@ -186,10 +193,11 @@ class NoopEngine:
         return out
 
 
-def make_engine(engine: str, models_dir: Path | None = None, device: str = "cpu") -> Engine:
+def make_engine(engine: str, models_dir: Path | None = None, device: str = "cpu",
+                cpu_threads: int | None = None) -> Engine:
     """The engine named ``engine`` ("torch" or "noop")."""
     if engine == "torch":
-        return TorchEngine(models_dir, device)
+        return TorchEngine(models_dir, device, cpu_threads=cpu_threads)
     if engine == "noop":
         return NoopEngine()
     raise ValueError(f"unknown engine {engine!r}; expected 'torch' or 'noop'")

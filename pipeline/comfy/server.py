@@ -74,7 +74,8 @@ def _error_body(kind: str, message: str, details: str = "") -> dict[str, Any]:
 
 
 def create_app(engine: str = "torch", models_dir: str | Path | None = None, output_dir: str | Path | None = None,
-               fault: Callable[[dict], str | None] | None = None, device: str = "cpu") -> FastAPI:
+               fault: Callable[[dict], str | None] | None = None, device: str = "cpu",
+               cpu_threads: int | None = None) -> FastAPI:
     """A FastAPI app speaking ComfyUI's API.
 
     ``engine`` is ``"torch"`` (real execution) or ``"noop"`` (same flow,
@@ -82,11 +83,12 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
     checkpoints; ``output_dir`` receives SaveImage files (a fresh temporary
     folder when None).  ``fault(prompt) -> message | None`` is a test seam:
     a message makes that prompt fail as a node exception would.
+    ``cpu_threads`` sets torch's (process-wide) intra-op thread count.
     """
     models_path = Path(models_dir) if models_dir is not None else None
     out_path = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="comfy-output-"))
     hub = WebsocketHub()
-    service = ExecutionService(make_engine(engine, models_path, device), out_path,
+    service = ExecutionService(make_engine(engine, models_path, device, cpu_threads), out_path,
                                lambda: checkpoint_names(models_path), hub.publish, fault)
 
     @asynccontextmanager
@@ -265,8 +267,9 @@ class ComfyServer:
 
     def __init__(self, engine: str = "torch", models_dir: str | Path | None = None,
                  output_dir: str | Path | None = None, fault: Callable[[dict], str | None] | None = None,
-                 device: str = "cpu", host: str = "127.0.0.1", port: int = 0):
-        self.app = create_app(engine=engine, models_dir=models_dir, output_dir=output_dir, fault=fault, device=device)
+                 device: str = "cpu", host: str = "127.0.0.1", port: int = 0, cpu_threads: int | None = None):
+        self.app = create_app(engine=engine, models_dir=models_dir, output_dir=output_dir, fault=fault,
+                              device=device, cpu_threads=cpu_threads)
         self.host = host
         self.port = port
         self._server = None

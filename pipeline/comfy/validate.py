@@ -71,14 +71,12 @@ def check_prompt(prompt: Any, object_info: dict[str, Any]) -> ValidationResult:
 
     checker = _Checker(prompt, object_info)
     good: list[str] = []
-    failed: list[tuple[str, list[dict]]] = []
     node_errors: dict[str, dict[str, Any]] = {}
     for out in sorted(outputs, key=_node_order):
-        valid, reasons = checker.node(out)
+        valid, _ = checker.node(out)
         if valid:
             good.append(out)
             continue
-        failed.append((out, reasons))
         for node_id, (node_valid, node_reasons) in checker.validated.items():
             if node_valid or not node_reasons:
                 continue
@@ -88,7 +86,9 @@ def check_prompt(prompt: Any, object_info: dict[str, Any]) -> ValidationResult:
             if out not in entry["dependent_outputs"]:
                 entry["dependent_outputs"].append(out)
     if not good:
-        lines = [f"{e['message']}: {e['details']}" for _, reasons in failed for e in reasons]
+        # ComfyUI lists only the output nodes' own reasons here (often none);
+        # listing every node error makes the one-line message useful.
+        lines = [f"{e['message']}: {e['details']}" for entry in node_errors.values() for e in entry["errors"]]
         return ValidationResult(
             _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(lines)),
             [], node_errors)

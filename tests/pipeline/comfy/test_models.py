@@ -1,0 +1,86 @@
+"""Architectures from the shipped configs: shapes, seeded weights, checkpoints."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.comfy.models import (ModelError, architectures, build_components, builtin_checkpoints,
+                                   checkpoint_names, load_bundle, save_checkpoint)
+from pipeline.comfy.sampling import encode_text, ksample, vae_decode
+
+
+def _params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_shipped_architectures_and_aliases():
+    assert set(architectures()) == {"tiny", "tiny-xl", "sd15", "sdxl"}
+    names = builtin_checkpoints()
+    assert names["sd_xl_base_1.0.safetensors"] == "sdxl" and names["tiny.safetensors"] == "tiny"
+
+
+def test_sdxl_has_the_published_shape_on_the_meta_device():
+    unet, vae, (clip_l, clip_g) = build_components(architectures()["sdxl"], "meta")
+    assert _params(unet) == 2_567_463_684
+    assert _params(vae) == 83_653_863
+    assert clip_l.config.hidden_size + clip_g.config.hidden_size == unet.config.cross_attention_dim == 2048
+    assert clip_g.config.projection_dim + 6 * unet.config.addition_time_embed_dim == \
+        unet.config.projection_class_embeddings_input_dim
+
+
+def test_sd15_has_the_published_shape_on_the_meta_device():
+    unet, _, (clip_l,) = build_components(architectures()["sd15"], "meta")
+    assert _params(unet) == 859_520_964
+    assert _params(clip_l) == 123_060_480
+
+
+def test_random_weights_are_deterministic():
+    a = build_components(architectures()["tiny"])
+    b = build_components(architectures()["tiny"])
+    for x, y in zip([a[0], a[1], *a[2]], [b[0], b[1], *b[2]]):
+        for (name, p), (_, q) in zip(x.state_dict().items(), y.state_dict().items()):
+            assert torch.equal(p, q), name
+
+
+def test_building_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_components(architectures()["tiny"])
+    assert torch.equal(torch.rand(3), expected)
+
+
+def _image(bundle, seed=3):
+    pos, neg = encode_text(bundle, "a red house"), encode_text(bundle, "")
+    latent = ksample(bundle, pos, neg, torch.zeros(1, 4, 8, 8), seed, 3, 5.0, "euler", "normal")
+    return vae_decode(bundle, latent)
+
+
+def test_checkpoint_roundtrip_gives_the_same_image(tmp_path):
+    bundle = load_bundle("tiny-xl.safetensors")
+    save_checkpoint(bundle, tmp_path / "mine" / "xl.safetensors")
+    assert "mine/xl.safetensors" in checkpoint_names(tmp_path)
+    loaded = load_bundle("mine/xl.safetensors", tmp_path)
+    assert loaded.source.endswith("xl.safetensors") and loaded.arch.name == "tiny-xl"
+    assert torch.equal(_image(bundle), _image(loaded))
+
+
+def test_a_file_in_the_models_dir_wins_over_the_builtin(tmp_path):
+    tiny = load_bundle("tiny.safetensors")
+    with torch.no_grad():
+        tiny.unet.conv_out.bias.add_(0.5)
+    save_checkpoint(tiny, tmp_path / "tiny.safetensors")
+    assert not torch.equal(_image(load_bundle("tiny.safetensors", tmp_path)),
+                           _image(load_bundle("tiny.safetensors")))
+
+
+def test_unknown_and_foreign_checkpoints_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(ModelError, match="neither a file"):
+        load_bundle("nope.safetensors", tmp_path)
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ModelError, match="not a comfyfab"):
+        load_bundle("foreign.safetensors", tmp_path)
+    with pytest.raises(ModelError, match="outside"):
+        load_bundle("../escape.safetensors", tmp_path)
