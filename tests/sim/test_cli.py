@@ -26,6 +26,7 @@ def run(argv: list[str]) -> int:
 
 
 def test_sim_run_prints_metrics_and_saves(tmp_path, capsys):
+    pytest.importorskip("pyarrow")  # jobs are saved as Parquet
     assert run(["sim", "run", "--days", "0.2", "--reps", "2", "--out", str(tmp_path), "--plots"]) == 0
     out = capsys.readouterr().out
     assert "latency_p95_s" in out and "jobs/s" in out and "per 1,000 images" in out

@@ -52,6 +52,7 @@ def test_confidence_interval_and_across():
 
 
 def test_result_saves_its_config(tmp_path):
+    pytest.importorskip("pyarrow")  # jobs are saved as Parquet
     cfg = fixed_fleet(1)
     res = simulate(cfg, poisson(cfg.tenants[0].id, {"standard": 0.2}, hours=0.5), seed=2)
     d = res.save(tmp_path / "run")

@@ -65,6 +65,8 @@ def test_components_have_independent_seeds_and_reps_differ():
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_trace_round_trip(tmp_path, suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
     spec = WorkloadSpec(duration_h=1, streams=(
         StreamSpec(tenant=T0, priority="batch", per_day=20000, resolution=768, steps=30),
         StreamSpec(tenant=CFG.tenants[1].id, priority="realtime", per_day=20000)))
