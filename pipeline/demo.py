@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,14 @@ class Submitted:
     latency_s: float | None = None
     where: str = ""
     local: str = ""
+    kms: str = ""
+
+
+def _seconds_between(start: str, end: str | None) -> float | None:
+    if not end:
+        return None
+    parse = lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
 
 
 def demo_job(priority: str, seed: int, prompt: str, tenant: str | None = None) -> dict:
@@ -55,7 +64,7 @@ def demo_job(priority: str, seed: int, prompt: str, tenant: str | None = None) -
 
 def run_demo(cfg: FabricConfig, backend: BackendSpec, tenants: int, jobs_per_tenant: int, engine: str,
              out: Path) -> int:
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 140)
     cfg = restrict_tenants(cfg, tenants)
     rng = random.Random(7)
     t_start = time.monotonic()
@@ -98,10 +107,11 @@ def run_demo(cfg: FabricConfig, backend: BackendSpec, tenants: int, jobs_per_ten
                     body = clients[s.tenant].status(s.job_id).json()
                     if body["status"] in ("succeeded", "failed"):
                         s.status = body["status"]
-                        s.latency_s = time.monotonic() - s.t0
+                        s.latency_s = _seconds_between(body["createdAt"], body.get("finishedAt"))
                         if s.status == "succeeded":
                             res = clients[s.tenant].result(s.job_id).json()["outputs"][0]
                             s.where = f"s3://{stack.resources.tenants[s.tenant].bucket}/{res['key']}"
+                            s.kms = stack.store.get(s.job_id).kmsKeyId or ""
                             local = out / s.tenant / f"{s.job_id[:8]}.png"
                             local.parent.mkdir(parents=True, exist_ok=True)
                             local.write_bytes(httpx.get(res["url"]).content)
@@ -111,14 +121,19 @@ def run_demo(cfg: FabricConfig, backend: BackendSpec, tenants: int, jobs_per_ten
                 time.sleep(0.1)
 
         table = Table(title=f"comfyfab demo — {len(accepted)} jobs, {len(cfg.tenants)} tenants, "
-                            f"backend {stack.cloud.describe()}")
-        for col in ("job", "tenant", "class", "status", "latency", "output (SSE-KMS, tenant key)", "local copy"):
-            table.add_column(col)
+                            f"backend {stack.cloud.describe()}",
+                      caption="latency: accepted by the router → output stored in S3 (the job record's timestamps)")
+        for col in ("job", "tenant", "class", "status", "latency", "output object", "KMS key"):
+            table.add_column(col, no_wrap=True)
         for s in sorted(subs, key=lambda s: (s.tenant, PRIORITY_ORDER.index(s.priority))):
+            bucket, _, key = s.where.removeprefix("s3://").partition("/")
             table.add_row(s.job_id[:8], s.tenant, s.priority, s.status,
-                          f"{s.latency_s:.2f}s" if s.latency_s is not None else "-", s.where, s.local)
+                          f"{s.latency_s:.2f}s" if s.latency_s is not None else "-",
+                          f"s3://{bucket}/…/{key.rsplit('/', 1)[-1]}" if s.where else "",
+                          s.kms.split("/")[-1][:8] + "…" if s.kms else "")
         console.print(table)
         ok = sum(s.status == "succeeded" for s in accepted)
+        console.print(f"PNGs fetched through the presigned URLs: {out}/<tenant>/<job>.png")
         console.print(f"{ok}/{len(accepted)} succeeded in {time.monotonic() - t_start:.1f}s. "
                       f"Audit events written: {stack.audit.flush() + stack.audit.written}.")
         for c in clients.values():
