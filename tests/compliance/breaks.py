@@ -25,7 +25,6 @@ class Break:
     resource: Callable[[Any], str] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     reprovision: bool = False          # repair by running provision() again (it converges)
-    embedded_reason: str | None = None  # why the embedded backend cannot represent this break
 
     def __str__(self) -> str:
         return self.check
@@ -198,11 +197,50 @@ def _qname(fab, cls="realtime", dlq=False):
 
 
 def _delete_endpoint(fab):
-    _c(fab, "ec2").delete_vpc_endpoints(VpcEndpointIds=[_t(fab).endpoint_ids["sqs"]])
+    ec2 = _c(fab, "ec2")
+    ep = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [_t(fab).vpc_id]},
+                                             {"Name": "service-name", "Values": [f"com.amazonaws.{fab.cfg.region}.sqs"]}]
+                                    )["VpcEndpoints"][0]
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[ep["VpcEndpointId"]])
+    return ep
+
+
+def _recreate_endpoint(fab, ep):
+    _c(fab, "ec2").create_vpc_endpoint(
+        VpcEndpointType="Interface", VpcId=ep["VpcId"], ServiceName=ep["ServiceName"], SubnetIds=ep["SubnetIds"],
+        SecurityGroupIds=[g["GroupId"] for g in ep["Groups"]], PrivateDnsEnabled=True)
 
 
 def _delete_flow_logs(fab):
-    _c(fab, "ec2").delete_flow_logs(FlowLogIds=[_t(fab).flow_log_id])
+    ec2 = _c(fab, "ec2")
+    [fl] = ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": [_t(fab).vpc_id]}])["FlowLogs"]
+    ec2.delete_flow_logs(FlowLogIds=[fl["FlowLogId"]])
+    return fl
+
+
+def _recreate_flow_logs(fab, fl):
+    _c(fab, "ec2").create_flow_logs(ResourceIds=[fl["ResourceId"]], ResourceType="VPC", TrafficType="ALL",
+                                    LogDestinationType="cloud-watch-logs", LogGroupName=fl["LogGroupName"],
+                                    DeliverLogsPermissionArn=fl["DeliverLogsPermissionArn"])
+
+
+# Queue attributes that can be set again on a re-created queue (the rest are read-only counters).
+SETTABLE = ("FifoQueue", "ContentBasedDeduplication", "SqsManagedSseEnabled", "KmsMasterKeyId", "VisibilityTimeout",
+            "MessageRetentionPeriod", "RedrivePolicy", "DelaySeconds", "MaximumMessageSize",
+            "ReceiveMessageWaitTimeSeconds", "DeduplicationScope", "FifoThroughputLimit")
+
+
+def _delete_queue(fab):
+    sqs, url = _c(fab, "sqs"), _queue(fab)
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+    sqs.delete_queue(QueueUrl=url)
+    return {k: v for k, v in attrs.items() if k in SETTABLE}, tags
+
+
+def _recreate_queue(fab, saved):
+    attrs, tags = saved
+    _c(fab, "sqs").create_queue(QueueName=_qname(fab), Attributes=attrs, tags=tags)
 
 
 BREAKS: tuple[Break, ...] = (
@@ -227,7 +265,7 @@ BREAKS: tuple[Break, ...] = (
           lambda f, _: _rotation_period(f, f.cfg.encryption.kms_rotation_days), lambda f: _t(f).key_alias),
     Break("kms_key_enabled", lambda f: _c(f, "kms").disable_key(KeyId=_t(f).key_id),
           lambda f, _: _c(f, "kms").enable_key(KeyId=_t(f).key_id), lambda f: _t(f).key_alias),
-    Break("sqs_queue_fifo", lambda f: _c(f, "sqs").delete_queue(QueueUrl=_queue(f)), None, _qname, reprovision=True),
+    Break("sqs_queue_fifo", _delete_queue, _recreate_queue, _qname),
     Break("sqs_queue_encrypted", lambda f: _sqs_set(f, _queue(f), SqsManagedSseEnabled="false"),
           lambda f, _: _sqs_set(f, _queue(f), SqsManagedSseEnabled="true"), _qname),
     Break("sqs_queue_dlq_redrive",
@@ -267,8 +305,8 @@ BREAKS: tuple[Break, ...] = (
           lambda f, _: _ingress(f, _t(f).endpoint_sg_id, "0.0.0.0/0", 443, False), lambda f: _t(f).endpoint_sg_id),
     Break("vpc_nacl_egress_deny", lambda f: _nacl_allow_all(f, True), lambda f, _: _nacl_allow_all(f, False),
           lambda f: _t(f).subnet_ids[0]),
-    Break("vpc_endpoints_private", _delete_endpoint, None, lambda f: _t(f).vpc_id, reprovision=True),
-    Break("vpc_flow_logs_enabled", _delete_flow_logs, None, lambda f: _t(f).vpc_id, reprovision=True),
+    Break("vpc_endpoints_private", _delete_endpoint, _recreate_endpoint, lambda f: _t(f).vpc_id),
+    Break("vpc_flow_logs_enabled", _delete_flow_logs, _recreate_flow_logs, lambda f: _t(f).vpc_id),
     Break("vpc_flow_log_retention", lambda f: _retention(f, _t(f).flow_log_group, 30),
           lambda f, _: _retention(f, _t(f).flow_log_group, f.cfg.network.flow_log_retention_days),
           lambda f: _t(f).flow_log_group),
