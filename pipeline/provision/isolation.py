@@ -20,6 +20,7 @@ EPHEMERAL = (1024, 65535)
 DENY_ALL_RULE = 32000
 ANYWHERE = "0.0.0.0/0"
 TCP = "6"
+NACL_RULES_PER_DIRECTION = 20   # the default AWS quota
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ def nacl_rules(step: Step, vpc_cidr: str) -> list[NaclRule]:
         rules.append(NaclRule(200 + i, False, "allow", TCP, cidr, EPHEMERAL))
     rules += [NaclRule(DENY_ALL_RULE, True, "deny", "-1", ANYWHERE),
               NaclRule(DENY_ALL_RULE, False, "deny", "-1", ANYWHERE)]
+    per_direction = max(sum(r.egress for r in rules), sum(not r.egress for r in rules))
+    if per_direction > NACL_RULES_PER_DIRECTION:
+        raise ProvisioningError(f"the tenant NACL needs {per_direction} rules per direction; AWS allows "
+                                f"{NACL_RULES_PER_DIRECTION} by default (the S3 prefix list has grown)")
     return rules
 
 

@@ -33,7 +33,10 @@ def ensure_topic(step: Step, tags: dict[str, str]) -> str:
     sns = step.client("sns")
     name = step.cfg.alarm_topic_name()
     if step.create:
-        return sns.create_topic(Name=name, Tags=tag_list(tags))["TopicArn"]
+        # Tags go on separately: CreateTopic on an existing topic refuses tags that differ from its own.
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        sns.tag_resource(ResourceArn=arn, Tags=tag_list(tags))
+        return arn
     paginator = sns.get_paginator("list_topics")
     for page in paginator.paginate():
         for t in page["Topics"]:

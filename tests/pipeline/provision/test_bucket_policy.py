@@ -1,19 +1,11 @@
 """The output-bucket policy: its canonical AWS form, the embedded reduction, and why the reduction exists."""
 from __future__ import annotations
 
-import json
-
-import httpx
 import pytest
-from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.provision import ProvisioningError, attached_policy, canonical_bucket_policy, default_policy_mode
-from pipeline.provision.context import Step
-from pipeline.provision.kms import Key
-from pipeline.provision.names import tag_dict
-from pipeline.provision.s3 import ensure_bucket
 
 
 def _denied(policy: dict, action: str, resource: str, ctx: dict[str, str]) -> bool:
@@ -81,28 +73,3 @@ def test_unknown_mode_is_refused_and_defaults_follow_the_backend():
         attached_policy(canonical_bucket_policy("aws", "b-outputs", "k"), "lenient")  # type: ignore[arg-type]
     assert default_policy_mode("embedded") == "embedded"
     assert default_policy_mode("localstack") == default_policy_mode("aws") == "full"
-
-
-def test_moto_applies_the_full_policy_without_its_conditions(fabric):
-    """Pins the moto behaviour the embedded mode exists for: the day this fails, drop the embedded mode."""
-    step = Step(cloud=fabric.cloud, cfg=fabric.cfg, create=True)
-    tr = next(iter(fabric.res.tenants.values()))
-    key = Key(key_id=tr.key_id, arn=tr.key_arn, alias=tr.key_alias)
-    s3 = fabric.cloud.client("s3")
-    name = "pin-moto-full-policy"
-    ensure_bucket(step, name, key, tag_dict(fabric.cfg, "scratch"), "full")
-    try:
-        assert json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]) == canonical_bucket_policy("aws", name, tr.key_arn)
-        with pytest.raises(ClientError) as info:
-            s3.put_object(Bucket=name, Key="a.png", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=tr.key_arn)
-        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-        s3.delete_bucket_policy(Bucket=name)
-        s3.put_object(Bucket=name, Key="a.png", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=tr.key_arn)
-        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(canonical_bucket_policy("aws", name, tr.key_arn)))
-        url = s3.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "a.png"}, ExpiresIn=60)
-        assert httpx.get(url, timeout=10).status_code == 403
-    finally:
-        s3.delete_bucket_policy(Bucket=name)
-        for v in s3.list_object_versions(Bucket=name).get("Versions", []):
-            s3.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
-        s3.delete_bucket(Bucket=name)

@@ -5,9 +5,14 @@ import json
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from pipeline.provision import attached_policy, canonical_bucket_policy
-from pipeline.provision.names import FABRIC_TAG, POLICY_MODE_TAG, ROTATION_TAG, TENANT_TAG, table_key_alias
+from pipeline.provision.context import Step
+from pipeline.provision.kms import Key
+from pipeline.provision.names import (FABRIC_TAG, POLICY_MODE_TAG, ROTATION_TAG, TENANT_TAG, table_key_alias,
+                                     tag_dict)
+from pipeline.provision.s3 import ensure_bucket
 
 from .conftest import tags_of
 
@@ -128,3 +133,28 @@ def test_log_groups_have_the_configured_retention(fabric, which):
                     if g["logGroupName"] == name]
         assert group["retentionInDays"] == days
         assert logs.list_tags_log_group(logGroupName=name)["tags"][FABRIC_TAG] == cfg.name
+
+
+def test_moto_applies_the_full_policy_without_its_conditions(fabric):
+    """Pins the moto behaviour the embedded mode exists for: the day this fails, drop the embedded mode."""
+    step = Step(cloud=fabric.cloud, cfg=fabric.cfg, create=True)
+    tr = next(iter(fabric.res.tenants.values()))
+    key = Key(key_id=tr.key_id, arn=tr.key_arn, alias=tr.key_alias)
+    s3 = fabric.cloud.client("s3")
+    name = "pin-moto-full-policy"
+    ensure_bucket(step, name, key, tag_dict(fabric.cfg, "scratch"), "full")
+    try:
+        assert json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]) == canonical_bucket_policy("aws", name, tr.key_arn)
+        with pytest.raises(ClientError) as info:
+            s3.put_object(Bucket=name, Key="a.png", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=tr.key_arn)
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        s3.delete_bucket_policy(Bucket=name)
+        s3.put_object(Bucket=name, Key="a.png", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=tr.key_arn)
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(canonical_bucket_policy("aws", name, tr.key_arn)))
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": name, "Key": "a.png"}, ExpiresIn=60)
+        assert httpx.get(url, timeout=10).status_code == 403
+    finally:
+        s3.delete_bucket_policy(Bucket=name)
+        for v in s3.list_object_versions(Bucket=name).get("Versions", []):
+            s3.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
+        s3.delete_bucket(Bucket=name)
