@@ -87,6 +87,9 @@ class Table:
     sse_type: str | None = None
     sse_kms_key: str | None = None
     pitr_status: str | None = None
+    # False where the endpoint does not implement continuous backups at all (DynamoDB Local); such an
+    # endpoint also ignores SSE, so neither can be judged there.
+    pitr_supported: bool = True
 
 
 @dataclass(frozen=True)

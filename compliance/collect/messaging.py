@@ -39,10 +39,12 @@ def collect_table(cloud: Cloud, cfg: FabricConfig) -> Table:
         return Table(name=name, exists=False)
     sse = desc["Table"].get("SSEDescription", {})
     ttl = ddb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
-    backups = ddb.describe_continuous_backups(TableName=name).get("ContinuousBackupsDescription", {})
-    pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    backups = call(ddb.describe_continuous_backups, f"dynamodb:DescribeContinuousBackups {name}",
+                   "UnknownOperationException", TableName=name)
+    pitr = (backups or {}).get("ContinuousBackupsDescription", {}).get(
+        "PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
     return Table(
         name=name, ttl_status=ttl.get("TimeToLiveStatus"), ttl_attribute=ttl.get("AttributeName"),
         sse_status=sse.get("Status"), sse_type=sse.get("SSEType"), sse_kms_key=sse.get("KMSMasterKeyArn"),
-        pitr_status=pitr,
+        pitr_status=pitr, pitr_supported=backups is not None,
     )

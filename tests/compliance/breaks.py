@@ -13,6 +13,7 @@ from typing import Any, Callable
 from compliance.checks.s3._policy import denies_insecure_transport, denies_unencrypted_put, statements
 
 TRAIL = "comfyfab-audit-trail"
+DDB_LOCAL = {"localstack": "DynamoDB Local implements neither SSE nor PITR (compliance/BACKENDS.md)"}
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Break:
     resource: Callable[[Any], str] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     reprovision: bool = False          # repair by running provision() again (it converges)
+    unsupported: dict[str, str] = field(default_factory=dict)   # backend -> why the property is not there
 
     def __str__(self) -> str:
         return self.check
@@ -285,13 +287,13 @@ BREAKS: tuple[Break, ...] = (
           lambda f, _: _c(f, "dynamodb").update_time_to_live(TableName=f.res.table_name, TimeToLiveSpecification={
               "Enabled": True, "AttributeName": f.cfg.jobs.ttl_attribute}), lambda f: f.res.table_name),
     Break("dynamodb_table_kms_encryption", _table_without_cmk, _drop_table, lambda f: f.res.table_name,
-          reprovision=True),
+          reprovision=True, unsupported=DDB_LOCAL),
     Break("dynamodb_table_pitr",
           lambda f: _c(f, "dynamodb").update_continuous_backups(
               TableName=f.res.table_name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False}),
           lambda f, _: _c(f, "dynamodb").update_continuous_backups(
               TableName=f.res.table_name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}),
-          lambda f: f.res.table_name),
+          lambda f: f.res.table_name, unsupported=DDB_LOCAL),
     Break("vpc_tenant_isolation", _peer_outsider, _unpeer, lambda f: _t(f).tenant_id),
     Break("vpc_no_public_subnets",
           lambda f: _c(f, "ec2").modify_subnet_attribute(SubnetId=_t(f).subnet_ids[0],

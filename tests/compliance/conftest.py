@@ -9,11 +9,12 @@ upload-deny check can really pass and really fail here.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pytest
 
-from comfyfab.cloud import Cloud
+from comfyfab.cloud import BackendSpec, Cloud
 from comfyfab.config import FabricConfig
 
 
@@ -35,10 +36,27 @@ def one_tenant_config(fabric_config: FabricConfig) -> FabricConfig:
 
 
 @pytest.fixture(scope="module")
-def fresh_fabric(embedded_aws, one_tenant_config) -> Fabric:
+def fabric_backend(request) -> str:
+    """``--backend``: embedded (default) or localstack; aws is refused (it would create billable resources)."""
+    kind = request.config.getoption("--backend")
+    if kind == "aws":
+        pytest.skip("the break tests create and break resources; scan a real account with `comfyfab scan --backend aws`")
+    return kind
+
+
+@pytest.fixture(scope="module")
+def fresh_fabric(request, fabric_backend, one_tenant_config) -> Fabric:
     """A freshly provisioned fabric (nothing added)."""
     provision = pytest.importorskip("pipeline.provision").provision
-    embedded_aws.reset()
-    cloud = embedded_aws.cloud()
-    res = provision(cloud, one_tenant_config, bucket_policy_mode="full")
-    return Fabric(cloud, one_tenant_config, res)
+    if fabric_backend == "embedded":
+        aws = request.getfixturevalue("embedded_aws")
+        aws.reset()
+        cloud = aws.cloud()
+        cfg = one_tenant_config
+    else:
+        # An entry point of its own: the LocalStack endpoint comes from the usual environment variables,
+        # and a fabric name of its own keeps this run apart from anything else in that account.
+        cloud = Cloud(BackendSpec.from_env(fabric_backend, one_tenant_config.region, os.environ))
+        cfg = one_tenant_config.with_overrides({"name": f"cfscan{os.getpid()}"})
+    res = provision(cloud, cfg, bucket_policy_mode="full")
+    return Fabric(cloud, cfg, res)

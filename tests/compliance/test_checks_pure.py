@@ -133,3 +133,16 @@ def test_an_empty_account_fails_and_never_passes_vacuously(fabric_config):
     assert passing == {"iam_no_user_access_keys"}   # an account with no users has no static keys
     assert all(c.status is not Status.PASS for c in report.controls if c.framework != "comfyfab"
                or c.requirement != "PHI-EXCLUSION")
+
+
+def test_dynamodb_local_gaps_are_unverified_not_failed(fabric_config):
+    from compliance.checks.dynamodb.dynamodb_table_kms_encryption import dynamodb_table_kms_encryption
+    from compliance.checks.dynamodb.dynamodb_table_pitr import dynamodb_table_pitr
+    from compliance.inventory import Table
+
+    local = inv(table=Table(name="t", ttl_status="ENABLED", ttl_attribute="ttl", pitr_supported=False))
+    assert dynamodb_table_kms_encryption(local, fabric_config)[0].status is Status.UNVERIFIED
+    assert dynamodb_table_pitr(local, fabric_config)[0].status is Status.UNVERIFIED
+    real = inv(table=Table(name="t", ttl_status="ENABLED", ttl_attribute="ttl", pitr_status="DISABLED"))
+    assert dynamodb_table_kms_encryption(real, fabric_config)[0].status is Status.FAIL   # AWS-owned key: not a CMK
+    assert dynamodb_table_pitr(real, fabric_config)[0].status is Status.FAIL
