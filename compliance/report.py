@@ -37,11 +37,14 @@ def print_summary(report: ScanReport, console: Console | None = None) -> None:
     console.print(t)
     bad = [r for r in report.results if r.status is not Status.PASS]
     if bad:
-        f = Table(title="findings")
-        for col in ("check", "resource", "status", "message"):
+        # One row per check; every resource and its evidence are in the JSON/Markdown/HTML reports.
+        f = Table(title="checks not passing")
+        for col in ("check", "status", "resources", "first finding"):
             f.add_column(col)
-        for r in bad:
-            f.add_row(r.check_id, r.resource, f"[{STYLE[r.status]}]{r.status.value}[/]", r.message)
+        for cid in sorted({r.check_id for r in bad}):
+            mine = [r for r in bad if r.check_id == cid]
+            status = report.check_status[cid]
+            f.add_row(cid, f"[{STYLE[status]}]{status.value}[/]", str(len(mine)), mine[0].message)
         console.print(f)
     counts = {s: sum(1 for v in report.check_status.values() if v is s) for s in Status}
     console.print(f"checks: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "

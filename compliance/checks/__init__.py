@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 
 class Status(str, Enum):
+    """A verdict: PASS, FAIL, or UNVERIFIED where the backend does not expose the property."""
+
     PASS = "PASS"
     FAIL = "FAIL"
     # The backend does not expose the property (see compliance/BACKENDS.md): not a pass.
