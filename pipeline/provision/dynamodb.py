@@ -10,6 +10,7 @@ from .kms import Key
 from .names import tag_list
 
 TENANT_INDEX = "tenant-created"
+UNKNOWN_OPERATION = "UnknownOperationException"
 
 
 def _describe(step: Step, name: str) -> dict | None:
@@ -63,6 +64,17 @@ def _converge(step: Step, name: str, arn: str, tags: dict[str, str]) -> None:
     ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != attr:
         ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attr})
-    ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
-        "PointInTimeRecoveryEnabled": step.cfg.jobs.point_in_time_recovery})
-    ddb.tag_resource(ResourceArn=arn, Tags=tag_list(tags))
+    # DynamoDB Local (the LocalStack backend's table store) implements neither PITR nor tagging.
+    try:
+        ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+            "PointInTimeRecoveryEnabled": step.cfg.jobs.point_in_time_recovery})
+    except ClientError as exc:
+        if error_code(exc) != UNKNOWN_OPERATION:
+            raise
+        step.not_supported(f"dynamodb:UpdateContinuousBackups {name}", exc)
+    try:
+        ddb.tag_resource(ResourceArn=arn, Tags=tag_list(tags))
+    except ClientError as exc:
+        if error_code(exc) != UNKNOWN_OPERATION:
+            raise
+        step.not_supported(f"dynamodb:TagResource {name}", exc)

@@ -121,7 +121,7 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         audit_key_arn=_given(audit_key).arn, alarm_topic_arn=_given(topic), router_vpc_id=_given(router_net).vpc_id,
         router_subnet_ids=_given(router_net).subnet_ids, router_route_table_id=_given(router_net).route_table_id,
         router_sg_id=_given(router_sg), router_role_arn=_given(router_role),
-        bucket_policy_mode=_given(audit_bucket_mode))
+        bucket_policy_mode=_given(audit_bucket_mode), unsupported=tuple(step.unsupported))
 
 
 def _given(value: T | None) -> T:

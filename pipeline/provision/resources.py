@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,6 @@ class FabricResources:
     router_sg_id: str
     router_role_arn: str
     bucket_policy_mode: str
+    # Operations the backend does not implement, skipped and named (see Step.not_supported); not part of
+    # equality, since discovery does not call them.
+    unsupported: tuple[str, ...] = field(default=(), compare=False)
