@@ -48,7 +48,3 @@ def test_other_errors_still_fail_provisioning(fabric_config):
             dynamodb._converge(step, "comfyfab-jobs", "arn:aws:dynamodb:us-east-1:1:table/comfyfab-jobs",
                                tag_dict(fabric_config, "jobs"))
     assert step.unsupported == []
-
-
-def test_the_embedded_backend_has_no_gaps(fabric):
-    assert fabric.res.unsupported == ()

@@ -31,3 +31,7 @@ def test_tenants_get_distinct_resources(fabric):
 def test_discover_under_another_fabric_name_finds_nothing(fabric):
     with pytest.raises(MissingResourceError, match="alias/other/"):
         discover(fabric.cloud, fabric.cfg.with_overrides({"name": "other"}))
+
+
+def test_the_embedded_backend_has_no_gaps(fabric):
+    assert fabric.res.unsupported == ()
