@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from botocore.exceptions import ClientError
 
 from .context import Step, error_code
@@ -11,6 +13,8 @@ from .names import tag_list
 
 TENANT_INDEX = "tenant-created"
 UNKNOWN_OPERATION = "UnknownOperationException"
+PITR_ATTEMPTS = 30
+PITR_RETRY_S = 2.0
 
 
 def _describe(step: Step, name: str) -> dict | None:
@@ -58,7 +62,21 @@ def ensure_jobs_table(step: Step, key: Key | None, tags: dict[str, str]) -> str:
     return table["TableArn"]
 
 
-def _converge(step: Step, name: str, arn: str, tags: dict[str, str]) -> None:
+def _update_pitr(step: Step, name: str, enabled: bool, retry_wait_s: float) -> None:
+    """AWS answers ContinuousBackupsUnavailableException for a while after a table is created."""
+    ddb = step.client("dynamodb")
+    for attempt in range(PITR_ATTEMPTS):
+        try:
+            ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": enabled})
+            return
+        except ClientError as exc:
+            if error_code(exc) != "ContinuousBackupsUnavailableException" or attempt == PITR_ATTEMPTS - 1:
+                raise
+            time.sleep(retry_wait_s)
+
+
+def _converge(step: Step, name: str, arn: str, tags: dict[str, str], retry_wait_s: float = PITR_RETRY_S) -> None:
     ddb = step.client("dynamodb")
     attr = step.cfg.jobs.ttl_attribute
     ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
@@ -66,8 +84,7 @@ def _converge(step: Step, name: str, arn: str, tags: dict[str, str]) -> None:
         ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attr})
     # DynamoDB Local (the LocalStack backend's table store) implements neither PITR nor tagging.
     try:
-        ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
-            "PointInTimeRecoveryEnabled": step.cfg.jobs.point_in_time_recovery})
+        _update_pitr(step, name, step.cfg.jobs.point_in_time_recovery, retry_wait_s)
     except ClientError as exc:
         if error_code(exc) != UNKNOWN_OPERATION:
             raise

@@ -105,7 +105,7 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
             tenants[t.id] = tr
 
     router_role = run.section("router role", lambda: iam.ensure_role(
-        step, router_role_name(cfg), iam.trust("lambda.amazonaws.com", step.account),
+        step, router_role_name(cfg), iam.trust("lambda.amazonaws.com"),
         lambda: {"router": iam.router_policy(
             [a for tr in tenants.values() for a in tr.queue_arns.values()],
             [f"arn:{step.partition}:s3:::{tr.bucket}" for tr in tenants.values()],
@@ -214,7 +214,7 @@ def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode |
     fl_id = net and run.section(f"{tid}: flow logs", lambda: isolation.ensure_flow_logs(
         step, net.vpc_id, group, fl_role, tags("flow-logs"), name))
     worker_role = run.section(f"{tid}: worker role", lambda: iam.ensure_role(
-        step, worker_role_name(cfg, tid), iam.trust("ec2.amazonaws.com", step.account),
+        step, worker_role_name(cfg, tid), iam.trust("ec2.amazonaws.com"),
         lambda: {"worker": iam.worker_policy([q.arn for q in _given(qs)[0].values()], bucket, _given(key).arn,
                                              _given(table_arn), step.partition)},
         tags("worker"), f"{tid}: GPU worker"))

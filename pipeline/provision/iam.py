@@ -25,10 +25,13 @@ def max_session_s(step: Step) -> int:
     return s
 
 
-def trust(service: str, account: str) -> dict:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+def trust(service: str, source_account: str | None = None) -> dict:
+    """A trust policy for ``service``; ``source_account`` adds the confused-deputy guard where the
+    service documents it (VPC flow logs do; EC2 instance roles do not send the key)."""
+    stmt: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if source_account is not None:
+        stmt["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return {"Version": "2012-10-17", "Statement": [stmt]}
 
 
 def check_least_privilege(name: str, doc: dict) -> None:

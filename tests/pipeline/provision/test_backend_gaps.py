@@ -48,3 +48,20 @@ def test_other_errors_still_fail_provisioning(fabric_config):
             dynamodb._converge(step, "comfyfab-jobs", "arn:aws:dynamodb:us-east-1:1:table/comfyfab-jobs",
                                tag_dict(fabric_config, "jobs"))
     assert step.unsupported == []
+
+
+def test_pitr_is_retried_while_aws_says_backups_are_not_yet_available(fabric_config):
+    step, _ = _step(fabric_config)
+    ddb = step.client("dynamodb")
+    with Stubber(ddb) as stub:
+        _ttl_on(stub, fabric_config)
+        stub.add_client_error("update_continuous_backups", "ContinuousBackupsUnavailableException")
+        stub.add_client_error("update_continuous_backups", "ContinuousBackupsUnavailableException")
+        stub.add_response("update_continuous_backups", {"ContinuousBackupsDescription": {
+            "ContinuousBackupsStatus": "ENABLED",
+            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "ENABLED"}}})
+        stub.add_response("tag_resource", {})
+        dynamodb._converge(step, "comfyfab-jobs", "arn:aws:dynamodb:us-east-1:1:table/comfyfab-jobs",
+                           tag_dict(fabric_config, "jobs"), retry_wait_s=0)
+        stub.assert_no_pending_responses()
+    assert step.unsupported == []

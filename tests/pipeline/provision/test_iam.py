@@ -68,6 +68,7 @@ def test_flow_log_roles_trust_only_the_flow_log_service(fabric):
         trust = role["AssumeRolePolicyDocument"]
         trust = json.loads(trust) if isinstance(trust, str) else trust
         assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "vpc-flow-logs.amazonaws.com"}]
+        assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
         (stmt,) = _statements(iam, role["RoleName"])
         assert all(r.startswith(f"arn:aws:logs:us-east-1:123456789012:log-group:{tr.flow_log_group}")
                    for r in stmt["Resource"])
