@@ -151,8 +151,17 @@ class ComfyClient:
 
         deadline = time.monotonic() + timeout
         ws = _socket if _socket is not None else self._connect()
+        # A socket opened before the prompt was queued has all its events:
+        # read them first.  One opened now may have missed them: ask /history.
+        follow_first = _socket is not None
         try:
             while True:
+                if ws is not None and follow_first:
+                    follow_first = False
+                    try:
+                        self._follow(ws, prompt_id, deadline, on_progress)
+                    except ConnectionClosed:
+                        ws = None
                 entry = self.history(prompt_id).get(prompt_id)
                 if entry is not None:
                     return self._checked(prompt_id, entry)

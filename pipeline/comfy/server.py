@@ -199,11 +199,13 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        await ws.accept()
         sid = ws.query_params.get("clientId") or os.urandom(16).hex()
         queue: asyncio.Queue = asyncio.Queue()
+        # Registered before the handshake completes: a client that connects
+        # and then queues a prompt must not miss its first events.
         hub.add(sid, asyncio.get_running_loop(), queue)
         try:
+            await ws.accept()
             await ws.send_json({"type": "status", "data": {"status": service.status(), "sid": sid}})
             current = service.current
             if current is not None and current[2] == sid and current[1] is not None:

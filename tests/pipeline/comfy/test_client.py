@@ -1,0 +1,55 @@
+"""ComfyClient against the stand-in: run, validation errors, polling fallback, timeouts."""
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from PIL import Image
+
+from pipeline.comfy.client import ComfyClient, ComfyError, ComfyTimeout, ComfyValidationError
+from pipeline.comfy.server import ComfyServer
+from pipeline.comfy.workflows import txt2img
+
+
+def test_run_returns_png_bytes_with_progress(torch_client):
+    seen = []
+    (name, png), = torch_client.run(txt2img("a kite", seed=21, steps=4), on_progress=lambda v, m: seen.append(v))
+    assert name.endswith("_.png") and png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(png)).size == (64, 64)
+    assert seen == [1, 2, 3, 4]
+
+
+def test_queue_then_wait_and_view(torch_client):
+    prompt_id = torch_client.queue_prompt(txt2img("a kite", seed=21, steps=4))
+    entry = torch_client.wait(prompt_id, timeout=60)
+    (ref,) = torch_client.images(entry)
+    assert torch_client.view(ref["filename"], ref["subfolder"]) == torch_client.run(
+        txt2img("a kite", seed=21, steps=4))[0][1]
+
+
+def test_validation_error_carries_comfyui_body(noop_client):
+    with pytest.raises(ComfyValidationError) as refused:
+        noop_client.queue_prompt(txt2img("x", steps=0))
+    assert refused.value.body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert refused.value.node_errors["3"]["errors"][0]["type"] == "value_smaller_than_min"
+
+
+def test_polling_fallback_without_websocket(noop_client, monkeypatch):
+    monkeypatch.setattr(noop_client, "_connect", lambda: None)
+    assert len(noop_client.run(txt2img("x", batch_size=3))) == 3
+
+
+def test_timeout_and_unreachable_server(tmp_path):
+    release = threading.Event()
+    with ComfyServer(engine="noop", output_dir=tmp_path, fault=lambda p: release.wait(20) and None) as server:
+        with ComfyClient(server.url) as client:
+            prompt_id = client.queue_prompt(txt2img("x"))
+            with pytest.raises(ComfyTimeout):
+                client.wait(prompt_id, timeout=0.3)
+            release.set()
+            assert client.wait(prompt_id, timeout=20)["status"]["status_str"] == "success"
+        url = server.url
+    with ComfyClient(url, timeout=2) as gone:
+        with pytest.raises(ComfyError):
+            gone.object_info()
