@@ -92,6 +92,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
                    help="a config path and its values, e.g. fleet.warm_realtime_workers=1,2,4 (repeatable)")
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--processes", type=int, default=None, help="worker processes (default: one per CPU)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on a Dask cluster, e.g. tcp://host:8786 (default: a local process pool)")
     p.add_argument("--out", type=Path, default=None, help="write the sweep table as CSV")
     p.set_defaults(func=_sweep)
 
@@ -108,6 +110,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--mix", type=_mix, default=None, help="class shares")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--processes", type=int, default=None)
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on a Dask cluster, e.g. tcp://host:8786 (default: a local process pool)")
     p.add_argument("--top", type=int, default=8, help="candidates to list (default 8)")
     p.add_argument("--margin", type=float, default=0.0,
                    help="headroom: each statistic must be <= limit * (1 - margin) (default 0)")
@@ -143,7 +147,7 @@ def _workload(args: argparse.Namespace, cfg):
 
 
 def _progress(total: int, label: str, enabled: bool = True):
-    """A rich progress bar as a context manager yielding ``update(done)``."""
+    """A rich progress bar as a context manager yielding ``update(done, of=None)`` (``of`` resets the total)."""
     from contextlib import contextmanager
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -151,12 +155,12 @@ def _progress(total: int, label: str, enabled: bool = True):
     @contextmanager
     def bar():
         if not enabled:
-            yield lambda done: None
+            yield lambda done, of=None: None
             return
         with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       transient=True) as prog:
             task = prog.add_task(label, total=total)
-            yield lambda done: prog.update(task, completed=done)
+            yield lambda done, of=None: prog.update(task, completed=done, total=of or total)
     return bar()
 
 
@@ -235,9 +239,11 @@ def _sweep(args: argparse.Namespace, ctx: Context) -> int:
     variants = _parse_vary(args.vary)
     for v in variants:
         cfg.with_overrides(v)  # a bad path or value fails here, before any process starts
-    with _progress(len(variants), "sweep") as update:
+    if args.reps < 1:
+        raise CliError("--reps must be at least 1")
+    with _progress(len(variants) * args.reps, "sweep") as update:
         table = sweep(cfg, _workload(args, cfg), variants, reps=args.reps, seed=args.seed, options=_options(args),
-                      processes=args.processes, progress=lambda k, n: update(k))
+                      processes=args.processes, progress=update, scheduler=args.scheduler)
     keys = list(variants[0])
     rows = table[table["class"] != "all"].groupby([*keys, "class"], sort=False, observed=True).agg(
         latency_p95_s=("latency_p95_s", "mean"), slo_attainment=("slo_attainment", "mean"),
@@ -254,14 +260,16 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
     from .plan import PlanSpace, parse_slo, plan
     from .workload import SEED_CLASS_MIX
 
+    if args.reps < 1:
+        raise CliError("--reps must be at least 1")
     slos = [parse_slo(s) for s in args.slo]
     space = PlanSpace(gpus=tuple(g.strip() for g in args.gpus.split(",") if g.strip()), warm=args.warm,
                       max_workers=args.max_workers, thresholds=args.thresholds)
     cfg = ctx.config()
-    with _progress(len(space.fleets()), "candidates") as update:
+    with _progress(len(space.fleets()) * max(args.reps, 1), "candidates") as update:
         result = plan(cfg, slos, args.per_day, tenant=args.tenant, space=space, days=args.days, reps=args.reps,
                       seed=args.seed, mix=args.mix or SEED_CLASS_MIX, processes=args.processes,
-                      margin=args.margin, progress=lambda k, n: update(k))
+                      margin=args.margin, progress=update, scheduler=args.scheduler)
     b = result.best
     print(f"cheapest fleet meeting {', '.join(map(str, slos))} at {args.per_day:,.0f} jobs/day:")
     print(f"  {b['gpu']}, warm pool {b['warm']}, up to {b['max_workers']} workers, "

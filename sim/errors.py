@@ -29,3 +29,7 @@ class SloSpecError(SimError):
 
 class PlanError(SimError):
     """No fleet in the search space meets the requested SLOs."""
+
+
+class SchedulerError(SimError):
+    """A sweep scheduler that is not understood or cannot be reached."""

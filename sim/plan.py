@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -28,6 +28,9 @@ from .metrics import Metric
 from .run import SimOptions
 from .sweep import sweep
 from .workload import SEED_CLASS_MIX, WorkloadSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 _STATS = {"p50": Metric.LATENCY_P50, "p95": Metric.LATENCY_P95, "p99": Metric.LATENCY_P99,
           "mean": Metric.LATENCY_MEAN, "wait_p95": Metric.WAIT_P95, "wait_mean": Metric.WAIT_MEAN}
@@ -100,11 +103,15 @@ def plan(cfg: FabricConfig, slos: Sequence[Slo], per_day: float, *, tenant: str 
          space: PlanSpace = PlanSpace(), days: float = 1.0, reps: int = 1, seed: int = 0,
          mix: Mapping[str, float] = SEED_CLASS_MIX, processes: int | None = None,
          options: SimOptions = SimOptions(), margin: float = 0.0,
-         progress: Callable[[int, int], None] | None = None) -> PlanResult:
+         progress: Callable[[int, int], None] | None = None,
+         scheduler: "str | Client | None" = None) -> PlanResult:
     """Cheapest fleet in ``space`` meeting every SLO at ``per_day`` jobs a day.
 
     A fleet meets an SLO when the replication mean of the statistic is at or
     under ``limit * (1 - margin)``; a margin buys headroom for model error.
+    ``scheduler`` and ``processes`` say where candidates run (see
+    :func:`sim.sweep.sweep`); ``progress(done, total)`` counts (candidate,
+    replication) pairs.
     """
     if not 0 <= margin < 1:
         raise PlanError(f"margin must be in [0, 1), got {margin}")
@@ -120,7 +127,7 @@ def plan(cfg: FabricConfig, slos: Sequence[Slo], per_day: float, *, tenant: str 
                  f"tenants.{tenant}.max_workers": f["max_workers"],
                  "fleet.autoscaling.queue_depth_threshold": f["threshold"]} for f in fleets]
     table = sweep(base, workload, variants, reps=reps, seed=seed, options=options, processes=processes,
-                  progress=progress)
+                  progress=progress, scheduler=scheduler)
     rows = []
     for i, f in enumerate(fleets):
         t = table[(table["variant"] == i) & (table["tenant"] == tenant)]
