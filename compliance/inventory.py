@@ -265,6 +265,7 @@ class Inventory:
     topics: tuple[str, ...] = ()
     roles: tuple[Role, ...] = ()
     users: tuple[User, ...] = ()
+    root_access_keys: int | None = None   # IAM account summary AccountAccessKeysPresent (None: not reported)
     trails: tuple[Trail, ...] = ()
     router_groups: tuple[str, ...] = ()
     shared_vpcs: tuple[str, ...] = ()   # this fabric's VPCs without a tenant (the router's)

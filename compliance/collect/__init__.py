@@ -18,7 +18,7 @@ from comfyfab.config import FabricConfig
 
 from ..inventory import Inventory
 from ._common import CollectionError
-from .identity import collect_roles, collect_trails, collect_users
+from .identity import collect_roles, collect_root_access_keys, collect_trails, collect_users
 from .messaging import collect_queues, collect_table
 from .monitoring import collect_alarms, collect_log_groups, collect_topics
 from .network import collect_router_groups, collect_shared_vpcs, collect_vpcs
@@ -44,6 +44,7 @@ def collect(cloud: Cloud, cfg: FabricConfig, workers: int = 8) -> Inventory:
         "topics": lambda: collect_topics(cloud, cfg),
         "roles": lambda: collect_roles(cloud, cfg),
         "users": lambda: collect_users(cloud),
+        "root_access_keys": lambda: collect_root_access_keys(cloud),
         "trails": lambda: collect_trails(cloud),
         "router_groups": lambda: collect_router_groups(cloud, cfg),
         "shared_vpcs": lambda: collect_shared_vpcs(cloud, cfg),

@@ -74,3 +74,10 @@ def collect_trails(cloud: Cloud) -> tuple[Trail, ...]:
                          multi_region=bool(t.get("IsMultiRegionTrail")),
                          log_file_validation=bool(t.get("LogFileValidationEnabled"))))
     return tuple(out)
+
+
+def collect_root_access_keys(cloud: Cloud) -> int | None:
+    """How many access keys the account's root user holds (``AccountAccessKeysPresent``)."""
+    summary = cloud.client("iam").get_account_summary().get("SummaryMap", {})
+    present = summary.get("AccountAccessKeysPresent")
+    return int(present) if present is not None else None

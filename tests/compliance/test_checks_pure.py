@@ -104,14 +104,24 @@ entry = st.builds(NaclEntry, rule_number=st.integers(1, 32766), egress=st.just(T
 
 
 @given(st.lists(entry, max_size=8, unique_by=lambda e: e.rule_number))
-def test_nacl_egress_passes_iff_the_first_catch_all_is_an_explicit_deny(entries):
+def test_nacl_egress_passes_iff_a_deny_all_comes_before_any_allow_to_anywhere(entries):
     implicit = NaclEntry(32767, True, "deny", "-1", "0.0.0.0/0")
     vpc = Vpc(tenant="t", vpc_id="vpc-1", subnets=(Subnet("subnet-1", "10.0.0.0/20", False, False),),
               nacls=(Nacl("acl-1", tuple(entries) + (implicit,), ("subnet-1",)),))
     [out] = vpc_nacl_egress_deny(inv(vpcs=(vpc,)), None)
-    catch_all = sorted((e for e in entries if e.cidr == "0.0.0.0/0" and e.protocol == "-1"),
-                       key=lambda e: e.rule_number)
-    assert (out.status is Status.PASS) == bool(catch_all and catch_all[0].action == "deny")
+    decisive = [e for e in sorted(entries, key=lambda e: e.rule_number) if e.cidr == "0.0.0.0/0"
+                and (e.action == "allow" or e.protocol == "-1")]
+    assert (out.status is Status.PASS) == bool(decisive and decisive[0].action == "deny")
+
+
+def test_root_access_keys_fail_and_an_unreported_summary_is_unverified(fabric_config):
+    from compliance.checks.iam.iam_no_user_access_keys import iam_no_user_access_keys
+
+    def root(n):
+        return [o for o in iam_no_user_access_keys(inv(root_access_keys=n), fabric_config) if "root" in o.resource]
+    assert root(0)[0].status is Status.PASS
+    assert root(1)[0].status is Status.FAIL
+    assert root(None)[0].status is Status.UNVERIFIED
 
 
 @given(st.lists(st.sampled_from(list(Status))))
@@ -130,7 +140,7 @@ def test_an_empty_account_fails_and_never_passes_vacuously(fabric_config):
     assert not report.ok
     aws_checks = {c for c in report.check_status if not c.startswith(("config_", "phi_"))}
     passing = {c for c in aws_checks if report.check_status[c] is Status.PASS}
-    assert passing == {"iam_no_user_access_keys"}   # an account with no users has no static keys
+    assert passing == set()   # nothing passes for want of resources (root keys unreported: UNVERIFIED)
     assert all(c.status is not Status.PASS for c in report.controls if c.framework != "comfyfab"
                or c.requirement != "PHI-EXCLUSION")
 

@@ -16,7 +16,7 @@ def cloudwatch_dlq_depth_alarm(inv: Inventory, cfg: FabricConfig) -> list[Outcom
         if not q.dlq or not q.exists:
             continue
         mine = [a for a in inv.alarms if a.dimensions.get("QueueName") == q.name
-                and a.metric == "ApproximateNumberOfMessagesVisible"]
+                and a.namespace == "AWS/SQS" and a.metric == "ApproximateNumberOfMessagesVisible"]
         good = [a for a in mine if a.comparison in RAISING and a.threshold is not None
                 and (a.threshold <= limit if a.comparison == RAISING[0] else a.threshold <= limit + 1)
                 and routed(a, topic)]

@@ -10,19 +10,20 @@ IMPLICIT = 32767  # the catch-all entry every NACL has; an explicit deny must co
 
 
 def _explicit_deny(n: Nacl) -> int | None:
-    """The rule number of an explicit deny-all egress entry that no allow-all egress entry precedes."""
+    """The rule number of an explicit deny-all egress entry that no allow to 0.0.0.0/0 (any protocol) precedes."""
     egress = sorted((e for e in n.entries if e.egress), key=lambda e: e.rule_number)
     for e in egress:
-        if e.cidr in OPEN and e.protocol == "-1":
-            if e.action == "allow":
-                return None
-            if e.rule_number < IMPLICIT:
-                return e.rule_number
+        if e.cidr not in OPEN:
+            continue
+        if e.action == "allow":
+            return None
+        if e.protocol == "-1" and e.rule_number < IMPLICIT:
+            return e.rule_number
     return None
 
 
 def vpc_nacl_egress_deny(inv: Inventory, cfg: FabricConfig) -> list[Outcome]:
-    """Every subnet's NACL ends its egress rules with an explicit deny-all, and allows no 0.0.0.0/0 before it."""
+    """Every subnet's NACL ends its egress rules with an explicit deny-all, and allows nothing to 0.0.0.0/0 before it."""
     out = []
     for v in existing(inv):
         for s in v.subnets:
