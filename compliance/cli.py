@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
@@ -53,8 +54,8 @@ def _scan(args: argparse.Namespace, ctx) -> int:
             provision(cloud, cfg)
         try:
             report = scan(cloud, cfg)
-        except CollectionError as exc:
-            raise CliError(f"scan could not read the account: {exc}") from None
+        except (CollectionError, ClientError, BotoCoreError) as exc:
+            raise CliError(f"scan could not read the account at {cloud.describe()}: {exc}") from None
     finally:
         if server is not None:
             server.stop()

@@ -5,11 +5,13 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from comfyfab.cli import Context, build_parser, main
 from comfyfab.cloud import BackendSpec
 from compliance import cli as compliance_cli
 from compliance.checks import Status
+from compliance.collect import CollectionError
 from compliance.inventory import Bucket, Inventory, User
 from compliance.report import to_html, to_junit, to_markdown, write_reports
 from compliance.scan import evaluate
@@ -103,12 +105,16 @@ def test_scan_provision_flag_provisions_the_same_cloud_and_config_first(offline_
     assert seen == [(SPEC, "otherfab")] and offline_scan == [(SPEC, "otherfab")]
 
 
-def test_unreadable_account_is_a_clean_cli_error(monkeypatch, tmp_path):
+@pytest.mark.parametrize("error", [
+    CollectionError("s3:GetBucketPolicy b: AccessDenied"),
+    ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListBuckets"),
+    EndpointConnectionError(endpoint_url="http://127.0.0.1:9/ AccessDenied"),
+])
+def test_unreadable_account_is_a_clean_cli_error(monkeypatch, tmp_path, error):
     from comfyfab.cli import CliError
-    from compliance.collect import CollectionError
 
     def broken(cloud, cfg):
-        raise CollectionError("s3:GetBucketPolicy b: AccessDenied")
+        raise error
     monkeypatch.setattr(compliance_cli, "scan", broken)
     monkeypatch.setattr(Context, "backend", lambda self, kind=None: SPEC)
     args = build_parser().parse_args(["scan", "--out", str(tmp_path)])
