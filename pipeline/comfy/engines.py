@@ -22,6 +22,10 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 
+class Interrupted(Exception):
+    """Execution was interrupted between sampling steps (``POST /interrupt``)."""
+
+
 class NodeExecutionError(RuntimeError):
     """A node failed for a reason of its own (bad path, bad model, ...)."""
 
@@ -169,8 +173,6 @@ class NoopEngine:
             latent = inputs["latent_image"]
             for step in range(1, inputs["steps"] + 1):
                 if ctx.interrupted():
-                    from .sampling import Interrupted
-
                     raise Interrupted("Processing interrupted")
                 ctx.progress(step, inputs["steps"])
             return (NoopTensor("LATENT", latent.width, latent.height, latent.batch, inputs["seed"]),), None

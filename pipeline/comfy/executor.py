@@ -25,9 +25,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
-from .engines import Engine, NodeContext
+from .engines import Engine, Interrupted, NodeContext
 from .nodes import PRIMITIVE_TYPES, node_specs
-from .sampling import Interrupted
 from .validate import check_prompt
 
 MAX_HISTORY = 10000

@@ -40,11 +40,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .engines import Interrupted
 from .models import ModelBundle
 
-
-class Interrupted(Exception):
-    """Sampling was interrupted between steps (``POST /interrupt``)."""
+__all__ = ["Conditioning", "Interrupted", "SamplerError", "encode_text", "ksample", "make_scheduler", "to_uint8",
+           "vae_decode"]
 
 
 class SamplerError(ValueError):

@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from .engines import make_engine
 from .executor import ExecutionService, PromptRejected
-from .models import checkpoint_names
+from .archs import checkpoint_names
 
 COMFY_VERSION = "0.3.0-comfyfab"
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.comfy.client import ComfyClient
 from pipeline.comfy.nodes import object_info
-from pipeline.comfy.models import checkpoint_names
+from pipeline.comfy.archs import checkpoint_names
 from pipeline.comfy.server import ComfyServer
 
 

@@ -1,0 +1,39 @@
+"""Run the ComfyUI stand-in as its own process: ``python -m pipeline.comfy``.
+
+An entry point, so it parses arguments; it serves until interrupted.  The
+default port is ComfyUI's (8188), so tools pointed at a local ComfyUI work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from .server import ComfyServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.comfy",
+                                     description="ComfyUI stand-in: ComfyUI's HTTP/websocket API on diffusers models.")
+    parser.add_argument("--listen", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8188, help="port (default 8188, ComfyUI's; 0 = any free port)")
+    parser.add_argument("--engine", choices=("torch", "noop"), default="torch")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--models-dir", type=Path, default=None, help="folder of local .safetensors checkpoints")
+    parser.add_argument("--output-dir", type=Path, default=Path("output"), help="where SaveImage writes")
+    parser.add_argument("--cpu-threads", type=int, default=None, help="torch intra-op threads")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with ComfyServer(engine=args.engine, models_dir=args.models_dir, output_dir=args.output_dir,
+                     device=args.device, host=args.listen, port=args.port, cpu_threads=args.cpu_threads) as server:
+        print(f"ComfyUI stand-in ({args.engine} engine, {args.device}) at {server.url}", flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
