@@ -104,6 +104,7 @@ class Stack:
             object_info=lambda: catalog,
             bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
             pool_size=self.fleet.pool_size)
+        self._depth_watch = self.service.watch_depths()
         self._router = ServerThread(create_app(self.service), port=self.router_port, name="router").start()
         self._say(f"router listening on {self._router.url}")
         if self.autoscale:
@@ -133,6 +134,7 @@ class Stack:
             self.fleet.stop()
         if self._router:
             self._router.stop()
+            self._depth_watch.set()
         for s in self._executors:
             s.stop()
         if self.audit:

@@ -12,6 +12,7 @@ maps them to status codes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from ..audit import AuditLog
 from ..jobs import JobExists, JobStore
 from ..models import InferenceJob, JobRecord, JobStatus, iso, utcnow
 from ..queues import JobQueues
+
+log = logging.getLogger(__name__)
 
 
 class RouterError(Exception):
@@ -118,6 +121,7 @@ class RouterService:
     pool_size: Callable[[str], int] | None = None
     _depth_cache: dict[str, tuple[float, dict[str, int]]] = field(default_factory=dict)
     _depth_lock: threading.Lock = field(default_factory=threading.Lock)
+    _watching: threading.Event = field(default_factory=threading.Event)
 
     # -- authentication ----------------------------------------------------
     def authenticate(self, api_key: str | None) -> str:
@@ -182,15 +186,42 @@ class RouterService:
 
     # -- estimation --------------------------------------------------------
     def depths(self, tenant_id: str) -> dict[str, int]:
+        """The tenant's visible depths, at most ``router.depth_cache_s`` old.
+
+        With the depth watcher running (:meth:`watch_depths`) this never calls
+        SQS on the request path; without it, a stale entry is refreshed inline.
+        """
         now = time.monotonic()
         with self._depth_lock:
             hit = self._depth_cache.get(tenant_id)
-            if hit and now - hit[0] < self.cfg.router.depth_cache_s:
-                return hit[1]
+        if hit and (self._watching.is_set() or now - hit[0] < self.cfg.router.depth_cache_s):
+            return hit[1]
+        return self._refresh_depths(tenant_id)
+
+    def _refresh_depths(self, tenant_id: str) -> dict[str, int]:
         d = self.queues.depths(tenant_id)
         with self._depth_lock:
-            self._depth_cache[tenant_id] = (now, d)
+            self._depth_cache[tenant_id] = (time.monotonic(), d)
         return d
+
+    def watch_depths(self) -> threading.Event:
+        """Refresh every tenant's depths in the background; set the returned event to stop."""
+        for t in self.cfg.tenants:
+            self._refresh_depths(t.id)
+        self._watching.set()
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(self.cfg.router.depth_cache_s):
+                for t in self.cfg.tenants:
+                    try:
+                        self._refresh_depths(t.id)
+                    except Exception as exc:  # keep serving the last known depths; say why
+                        log.warning("depth refresh for %s failed: %s", t.id, exc)
+            self._watching.clear()
+
+        threading.Thread(target=loop, daemon=True, name="router-depths").start()
+        return stop
 
     def eta_s(self, tenant_id: str, job: InferenceJob) -> float:
         """Work ahead of the job (same or higher class) over the pool, plus its own service time."""
