@@ -1,0 +1,158 @@
+"""Cells of ``capacity_planning.ipynb``: A100 vs H100 cost and latency, fleet size vs SLO, the planner at 40 k/day.
+
+Each entry of ``CELLS`` is ``(kind, source)``; ``kind`` is ``"markdown"``,
+``"parameters"`` (the one code cell tagged ``parameters``) or ``"code"``.
+The notebook uses the simulator's public API only: workloads, sweeps, the
+planner and the summary tables they return.
+"""
+
+CELLS: list[tuple[str, str]] = [
+    ("markdown", """\
+# Capacity planning: A100 vs H100
+
+What does one tenant's fleet cost, and what latency does it give, at the case
+study's volumes? Three questions, each answered by simulating the same traffic
+(common random numbers) on different fleets:
+
+1. **A100 vs H100** as volume grows: monthly cost, cost per 1,000 images and
+   realtime p95 with autoscaling on.
+2. **Fleet size vs SLO attainment**: a fixed fleet (no autoscaling, no spot)
+   of 1, 2, 3, ... workers.
+3. **The planner's answer** for 40,000 jobs a day at realtime p95 <= 2 s and
+   standard p95 <= 30 s.
+
+Set `SMALL = True` for a quick run (CI does); the figures are saved as PNG
+under `FIG_DIR`."""),
+    ("parameters", """\
+SMALL = False       # True: few points, short runs (CI)
+FIG_DIR = "figures/capacity_planning"
+SEED = 0
+PROCESSES = None    # local worker processes (None: one per CPU; 1: inline)
+SCHEDULER = None    # or a Dask scheduler address, e.g. "tcp://host:8786\""""),
+    ("code", """\
+%matplotlib inline
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from comfyfab.config import load_config
+from sim.plan import PlanSpace, parse_slo, plan, tenant_only
+from sim.run import SimOptions
+from sim.state import FleetOptions
+from sim.sweep import sweep
+from sim.workload import SEED_MONTH_JOBS, WorkloadSpec
+
+DAYS = 0.5 if SMALL else 7              # simulated days per point
+REPS = 1 if SMALL else 3                # replications per point (CIs when > 1)
+VOLUME_FACTORS = (0.5, 1, 2) if SMALL else (0.25, 0.5, 1, 1.5, 2, 3)
+FLEET_SIZES = (1, 2, 4) if SMALL else (1, 2, 3, 4, 5, 6, 8)
+fig_dir = Path(FIG_DIR)
+fig_dir.mkdir(parents=True, exist_ok=True)
+
+cfg = load_config()
+TENANT = cfg.tenants[0].id
+one = tenant_only(cfg, TENANT)          # the tenant's own fleet; tenants share nothing
+SEED_PER_DAY = SEED_MONTH_JOBS / 30 / len(cfg.tenants)
+GPUS = [{"fleet.gpu": g, f"tenants.{TENANT}.gpu": None} for g in ("A100", "H100")]
+run_on = dict(reps=REPS, seed=SEED, processes=PROCESSES, scheduler=SCHEDULER)
+print(f"tenant {TENANT}: the seed's volume is {SEED_PER_DAY:,.0f} jobs/day; {DAYS:g} days per point")"""),
+    ("markdown", """\
+## 1. A100 vs H100 over the seed's volumes
+
+The seed's month (2.4 M jobs over three tenants) gives each tenant about
+26,700 jobs a day; the curves go from a quarter of that to three times it."""),
+    ("code", """\
+frames = []
+for factor in VOLUME_FACTORS:
+    wl = WorkloadSpec.seed_month(one, days=DAYS, jobs=SEED_PER_DAY * factor * 30)
+    t = sweep(one, wl, GPUS, **run_on)
+    frames.append(t.assign(per_day=SEED_PER_DAY * factor))
+volumes = pd.concat(frames, ignore_index=True)
+by_volume = (volumes[volumes["tenant"] == TENANT]
+             .pivot_table(index=["fleet.gpu", "per_day"], columns="class",
+                          values=["latency_p95_s", "total_monthly_cost_usd", "total_cost_per_1000_images"])
+             .reset_index())
+curves = pd.DataFrame({
+    "gpu": by_volume["fleet.gpu"], "per_day": by_volume["per_day"],
+    "realtime_p95_s": by_volume[("latency_p95_s", "realtime")],
+    "standard_p95_s": by_volume[("latency_p95_s", "standard")],
+    "monthly_cost_usd": by_volume[("total_monthly_cost_usd", "all")],
+    "cost_per_1000_images": by_volume[("total_cost_per_1000_images", "all")]})
+curves.round(3)"""),
+    ("code", """\
+fig = Figure(figsize=(12, 3.8))
+axes = fig.subplots(1, 3)
+for gpu, g in curves.groupby("gpu"):
+    axes[0].plot(g["per_day"], g["monthly_cost_usd"], marker="o", label=gpu)
+    axes[1].plot(g["per_day"], g["cost_per_1000_images"], marker="o", label=gpu)
+    axes[2].plot(g["per_day"], g["realtime_p95_s"], marker="o", label=gpu)
+axes[2].axhline(one.queues.cls("realtime").slo_p95_s, color="red", ls="--", lw=0.8, label="SLO")
+for ax, title in zip(axes, ["monthly cost, $", "$ per 1,000 images", "realtime p95, s"]):
+    ax.set_title(title)
+    ax.set_xlabel("jobs / day")
+    ax.axvline(SEED_PER_DAY, color="grey", lw=0.5)
+    ax.legend()
+fig.tight_layout()
+fig.savefig(fig_dir / "gpu_cost_latency.png", dpi=90)
+fig"""),
+    ("markdown", """\
+## 2. Fleet size vs SLO attainment
+
+A fixed fleet at the seed's volume: autoscaling and spot off, so the warm
+pool is the whole fleet. SLO attainment is the share of jobs finished within
+their class's p95 target (METRICS.md)."""),
+    ("code", """\
+fixed = SimOptions(fleet=FleetOptions(autoscale=False, spot=False))
+wl = WorkloadSpec.seed_month(one, days=DAYS, jobs=SEED_PER_DAY * 30)
+variants = [{**g, "fleet.warm_realtime_workers": n, f"tenants.{TENANT}.max_workers": max(n, 1)}
+            for g in GPUS for n in FLEET_SIZES]
+sizes = sweep(one, wl, variants, options=fixed, **run_on)
+attain = (sizes[(sizes["tenant"] == TENANT) & (sizes["class"].isin(["realtime", "standard"]))]
+          .groupby(["fleet.gpu", "fleet.warm_realtime_workers", "class"])
+          [["slo_attainment", "latency_p95_s", "total_monthly_cost_usd"]].mean().reset_index())
+attain.round(3)"""),
+    ("code", """\
+fig = Figure(figsize=(10, 3.8))
+ax1, ax2 = fig.subplots(1, 2)
+for (gpu, cls), g in attain.groupby(["fleet.gpu", "class"]):
+    ax1.plot(g["fleet.warm_realtime_workers"], g["slo_attainment"], marker="o", label=f"{gpu} {cls}")
+for gpu, g in attain[attain["class"] == "realtime"].groupby("fleet.gpu"):
+    ax2.plot(g["fleet.warm_realtime_workers"], g["total_monthly_cost_usd"], marker="o", label=gpu)
+ax1.axhline(0.95, color="red", ls="--", lw=0.8)
+ax1.set(title="SLO attainment", xlabel="workers", ylim=(0, 1.02))
+ax2.set(title="monthly cost, $", xlabel="workers")
+ax1.legend()
+ax2.legend()
+fig.tight_layout()
+fig.savefig(fig_dir / "fleet_size_slo.png", dpi=90)
+fig"""),
+    ("markdown", """\
+## 3. The planner at 40,000 jobs a day
+
+The cheapest fleet (GPU, warm pool, maximum workers, scaling threshold) whose
+replication means meet every SLO; `comfyfab plan` runs the same search."""),
+    ("code", """\
+slos = [parse_slo("realtime.p95<=2s"), parse_slo("standard.p95<=30s")]
+space = (PlanSpace(warm=(1, 2), max_workers=(4, 8), thresholds=(10,)) if SMALL else PlanSpace())
+answer = plan(cfg, slos, 40_000, tenant=TENANT, space=space, days=min(DAYS, 1.0), **run_on)
+b = answer.best
+print(f"{b['gpu']}, warm pool {b['warm']}, up to {b['max_workers']} workers, scale out at depth > {b['threshold']}: "
+      f"${answer.monthly_cost_usd:,.0f}/month, ${answer.cost_per_1000_images:.3f} per 1,000 images")
+answer.table.head(8).round(3)"""),
+    ("code", """\
+t = answer.table
+fig = Figure(figsize=(7, 4))
+ax = fig.subplots()
+for met, g in t.groupby("meets_slos"):
+    ax.scatter(g["realtime.p95<=2s"], g["monthly_cost_usd"], label="meets SLOs" if met else "misses",
+               marker="o" if met else "x")
+ax.scatter([t.iloc[0]["realtime.p95<=2s"]], [answer.monthly_cost_usd], s=200, facecolors="none",
+           edgecolors="red", label="chosen")
+ax.axvline(2.0, color="red", ls="--", lw=0.8)
+ax.set(xlabel="realtime p95, s", ylabel="monthly cost, $", title="planner candidates at 40,000 jobs/day")
+ax.legend()
+fig.tight_layout()
+fig.savefig(fig_dir / "planner_40k.png", dpi=90)
+fig"""),
+]
