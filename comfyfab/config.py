@@ -201,7 +201,9 @@ class RouterConfig(Frozen):
 
 
 class PhiConfig(Frozen):
-    entities: tuple[str, ...] = ("SSN", "MRN", "DOB", "PHONE", "EMAIL")
+    entities: tuple[str, ...] = Field(
+        ("SSN", "MRN", "DOB", "PHONE", "EMAIL", "NPI", "MBI", "PERSON", "ADDRESS", "ICD10"),
+        description="PHI entity types the router refuses (compliance.phi recognisers)")
 
 
 class TenantConfig(Frozen):

@@ -93,6 +93,8 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
     audit_bucket_mode = run.section("audit bucket", lambda: _bucket(
         step, cfg.audit_bucket_name(), audit_key, shared("audit"), mode,
         object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days)))
+    trail = audit_key and audit_bucket_mode and run.section("audit trail", lambda: monitoring.ensure_trail(
+        step, cfg.audit_bucket_name(), audit_key.arn, shared("audit")))
 
     router_net = run.section("router network", lambda: network.ensure_network(
         step, cfg.network.router_cidr, shared("router-vpc"), f"{cfg.name}-router"))
@@ -121,7 +123,7 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         audit_key_arn=_given(audit_key).arn, alarm_topic_arn=_given(topic), router_vpc_id=_given(router_net).vpc_id,
         router_subnet_ids=_given(router_net).subnet_ids, router_route_table_id=_given(router_net).route_table_id,
         router_sg_id=_given(router_sg), router_role_arn=_given(router_role),
-        bucket_policy_mode=_given(audit_bucket_mode), unsupported=tuple(step.unsupported))
+        bucket_policy_mode=_given(audit_bucket_mode), trail_arn=_given(trail), unsupported=tuple(step.unsupported))
 
 
 def _given(value: T | None) -> T:

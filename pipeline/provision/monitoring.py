@@ -93,3 +93,31 @@ def ensure_alarms(step: Step, tenant_id: str, topic_arn: str | None, tags: dict[
         if missing:
             raise step.absent(f"CloudWatch alarms {', '.join(missing)}")
     return tuple(names)
+
+
+def ensure_trail(step: Step, bucket: str, key_arn: str, tags: dict[str, str]) -> str:
+    """A multi-region, log-file-validated CloudTrail trail delivering into the audit bucket; returns its ARN.
+
+    Role assumptions and every other management event land in the Object-Locked
+    audit bucket (CC6.1's "logged to CloudTrail with immutable storage").
+    """
+    ct = step.client("cloudtrail")
+    name = f"{step.cfg.name}-audit"
+    found = [t for t in ct.describe_trails(trailNameList=[name]).get("trailList", []) if t["Name"] == name]
+    if not found:
+        if not step.create:
+            raise step.absent(f"CloudTrail trail {name}")
+        step.say(f"creating CloudTrail trail {name}")
+        arn = ct.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=True,
+                              EnableLogFileValidation=True, KmsKeyId=key_arn,
+                              TagsList=tag_list(tags))["TrailARN"]
+    else:
+        arn = found[0]["TrailARN"]
+        if step.create and (found[0].get("S3BucketName") != bucket or not found[0].get("IsMultiRegionTrail")
+                            or not found[0].get("LogFileValidationEnabled")):
+            step.say(f"repairing CloudTrail trail {name}")
+            ct.update_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=True, EnableLogFileValidation=True,
+                            KmsKeyId=key_arn)
+    if step.create and not ct.get_trail_status(Name=arn).get("IsLogging"):
+        ct.start_logging(Name=arn)
+    return arn

@@ -54,6 +54,7 @@ class FabricResources:
     router_sg_id: str
     router_role_arn: str
     bucket_policy_mode: str
+    trail_arn: str
     # Operations the backend does not implement, skipped and named (see Step.not_supported); not part of
     # equality, since discovery does not call them.
     unsupported: tuple[str, ...] = field(default=(), compare=False)

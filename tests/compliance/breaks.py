@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from compliance.checks.s3._policy import denies_insecure_transport, denies_unencrypted_put, statements
 
-TRAIL = "comfyfab-audit-trail"
+TRAIL = "comfyfab-audit"  # the trail provisioning creates (f"{cfg.name}-audit")
 DDB_LOCAL = {"localstack": "DynamoDB Local implements neither SSE nor PITR (compliance/BACKENDS.md)"}
 
 

@@ -8,10 +8,10 @@ from compliance.checks import Status
 from compliance.collect import collect
 from compliance.scan import evaluate, scan
 
-from .breaks import BREAKS, TRAIL
+from .breaks import BREAKS
 
 # What pipeline.provision does not create yet; the scanner must keep reporting it until it does.
-KNOWN_GAPS = {"cloudtrail_audit_trail"}
+KNOWN_GAPS: set[str] = set()
 # moto 5.2 does not return RotationPeriodInDays: the period is only declared (tag), so never PASS there.
 # DynamoDB Local (LocalStack's DynamoDB here) implements neither SSE nor PITR.
 UNVERIFIED = {"embedded": {"kms_key_rotation_period"},
@@ -32,11 +32,7 @@ def test_fresh_fabric_passes_every_check_but_the_known_gaps(fresh_report, fabric
 
 @pytest.fixture(scope="module")
 def fabric(fresh_fabric, fresh_report):
-    """The fresh fabric plus what provisioning lacks (a CloudTrail trail), so every check starts green."""
-    ct = fresh_fabric.cloud.client("cloudtrail")
-    ct.create_trail(Name=TRAIL, S3BucketName=fresh_fabric.res.audit_bucket, IsMultiRegionTrail=True,
-                    EnableLogFileValidation=True)
-    ct.start_logging(Name=TRAIL)
+    """The fresh fabric, which must start with every check green."""
     baseline = collect(fresh_fabric.cloud, fresh_fabric.cfg)
     report = evaluate(baseline, fresh_fabric.cfg)
     assert report.failed_checks == [], report.failed_checks
