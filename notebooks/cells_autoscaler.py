@@ -35,7 +35,8 @@ from matplotlib.figure import Figure
 from comfyfab.config import load_config
 from sim import plots
 from sim.plan import tenant_only
-from sim.run import simulate
+from sim.run import SimOptions, simulate
+from sim.state import FleetOptions
 from sim.sweep import sweep
 from sim.workload import OFFICE_HOURS, SEED_CLASS_MIX, BurstSpec, StreamSpec, WorkloadSpec
 
@@ -106,10 +107,12 @@ fig"""),
 ## Queue depth over time under the burst
 
 The same traffic with a low and a high threshold: the visible depth of each
-class, and the workers on demand, on spot and busy (sampled every minute)."""),
+class, and the workers on demand, on spot and busy (sampled every 10 s)."""),
     ("code", """\
 low, high = THRESHOLDS[0], THRESHOLDS[-1]
-runs = {th: simulate(one.with_overrides({"fleet.autoscaling.queue_depth_threshold": th}), workload, seed=SEED)
+fine = SimOptions(fleet=FleetOptions(sample_s=10))
+runs = {th: simulate(one.with_overrides({"fleet.autoscaling.queue_depth_threshold": th}), workload, seed=SEED,
+                     options=fine)
         for th in (low, high)}
 fig = plots.depth_over_time(runs[low], TENANT)
 fig.savefig(fig_dir / "burst_depth.png", dpi=90)
@@ -124,6 +127,7 @@ for th, res in runs.items():
     ax2.plot(hours, d["workers_on_demand"], lw=0.9, label=f"threshold {th}")
 for ax in (ax1, ax2):
     ax.axvspan(BURST["start_h"], BURST["start_h"] + BURST["duration_h"], color="orange", alpha=0.15)
+    ax.set_xlim(BURST["start_h"] - 0.25, BURST["start_h"] + BURST["duration_h"] + 0.75)
     ax.set_xlabel("hours")
     ax.legend()
 ax1.set_title("realtime + standard depth")

@@ -121,6 +121,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     b.add_argument("--jobs", type=int, default=2_400_000, help="jobs to simulate (default: the month, 2.4 M)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                   help="also save the simulated month's hourly throughput and one tenant's queues here")
     b.set_defaults(func=_bench)
 
 
@@ -298,4 +300,41 @@ def _bench(args: argparse.Namespace, ctx: Context) -> int:
           f"autoscaling on, spot on, {sum(p.cold_starts for p in pools)} cold starts) in {wall:.2f} s")
     print(f"{result.jobs / wall:,.0f} simulated jobs per wall-second "
           f"({result.jobs / cpu:,.0f} per CPU-second of this process; one core)")
+    if args.plot:
+        _bench_plot(result, args.plot)
+        print(f"plot in {args.plot}")
     return 0
+
+
+def _bench_plot(result, path: Path) -> None:
+    """Hourly completions by class (all tenants) over the first tenant's queue depth and workers."""
+    from matplotlib.figure import Figure
+
+    from comfyfab.config import PRIORITY_ORDER
+
+    from .metrics import hourly_throughput
+
+    h = hourly_throughput(result).groupby(["hour", "class"], observed=True)["completed"].sum().unstack(fill_value=0)
+    d = result.depth_frame()
+    d = d[d["tenant"] == result.cfg.tenants[0].id]
+    fig = Figure(figsize=(11, 7))
+    top, mid, low = fig.subplots(3, 1, sharex=True)
+    bottom = None
+    for c in [c for c in PRIORITY_ORDER if c in h.columns]:
+        top.bar(h.index, h[c], bottom=bottom, width=1.0, label=c)
+        bottom = h[c].to_numpy() if bottom is None else bottom + h[c].to_numpy()
+    top.set_ylabel("images / hour")
+    top.legend(loc="upper right")
+    top.set_title(f"comfyfab bench sim: {result.jobs:,} jobs, {len(result.runs)} tenants")
+    hours = d["t"] / 3600
+    for c in PRIORITY_ORDER:
+        mid.plot(hours, d[f"depth_{c}"], lw=0.6, label=c)
+    mid.set_ylabel(f"{result.cfg.tenants[0].id}\nvisible depth")
+    mid.legend(loc="upper right")
+    low.plot(hours, d["workers_on_demand"], lw=0.6, label="on-demand")
+    low.plot(hours, d["workers_spot"], lw=0.6, label="spot")
+    low.set_ylabel("workers")
+    low.set_xlabel("hours")
+    low.legend(loc="upper right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)

@@ -49,6 +49,16 @@ def test_bench_prints_jobs_per_second(capsys):
     assert "simulated jobs per wall-second" in capsys.readouterr().out
 
 
+def test_bench_saves_a_plot_when_asked(tmp_path, capsys):
+    from PIL import Image
+
+    png = tmp_path / "plots" / "bench.png"
+    assert run(["bench", "sim", "--jobs", "20000", "--no-progress", "--plot", str(png)]) == 0
+    assert f"plot in {png}" in capsys.readouterr().out
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.height > 400
+
+
 def test_sweep_and_plan(tmp_path, capsys):
     assert run(["sim", "sweep", "--days", "0.1", "--vary", "fleet.warm_realtime_workers=1,3",
                 "--processes", "1", "--out", str(tmp_path / "s.csv")]) == 0
