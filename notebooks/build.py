@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if a notebook differs from its cell sources")
     ap.add_argument("--run", nargs="*", type=_param, metavar="NAME=VALUE", default=None,
                     help="execute both notebooks with these parameters")
-    ap.add_argument("--out", type=Path, default=Path("notebook_runs"), help="where executed notebooks go")
+    ap.add_argument("--out", type=Path, default=Path("runs/notebooks"), help="where executed notebooks go")
     args = ap.parse_args(argv)
     if args.check:
         names = stale()
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in SOURCES:
-            nb = execute(name, dict(args.run), cwd=args.out)
+            nb = execute(name, dict(args.run), cwd=HERE)  # where Jupyter would run it
             nbformat.write(nb, args.out / name)
             print(f"ran {name} -> {args.out / name}")
         return 0

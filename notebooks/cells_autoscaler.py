@@ -21,7 +21,7 @@ Set `SMALL = True` for a quick run (CI does); the figures are saved as PNG
 under `FIG_DIR`."""),
     ("parameters", """\
 SMALL = False       # True: few points, short runs (CI)
-FIG_DIR = "figures/autoscaler_tuning"
+FIG_DIR = "runs/figures/autoscaler_tuning"  # runs/ is git-ignored
 SEED = 0
 PROCESSES = None    # local worker processes (None: one per CPU; 1: inline)
 SCHEDULER = None    # or a Dask scheduler address, e.g. "tcp://host:8786\""""),

@@ -25,7 +25,7 @@ Set `SMALL = True` for a quick run (CI does); the figures are saved as PNG
 under `FIG_DIR`."""),
     ("parameters", """\
 SMALL = False       # True: few points, short runs (CI)
-FIG_DIR = "figures/capacity_planning"
+FIG_DIR = "runs/figures/capacity_planning"  # runs/ is git-ignored
 SEED = 0
 PROCESSES = None    # local worker processes (None: one per CPU; 1: inline)
 SCHEDULER = None    # or a Dask scheduler address, e.g. "tcp://host:8786\""""),
