@@ -90,7 +90,6 @@ class EmulatorStatus:
     state_dir: str
     processes: tuple[ProcessInfo, ...] = ()
     alive: dict[str, bool] = field(default_factory=dict)
-    rss_bytes: dict[str, int | None] = field(default_factory=dict)
     health: dict[str, Any] | None = None
     spec: BackendSpec | None = None
 
@@ -365,8 +364,7 @@ class LocalEmulators:
 
     def _check_ports(self, procs: tuple[ProcessInfo, ...]) -> None:
         for p, wanted in zip(procs, (self.gateway_port, self.dynamodb_port)):
-            have = int(p.url.rsplit(":", 1)[1])
-            if wanted and have != wanted:
+            if wanted and (have := int(p.url.rsplit(":", 1)[1])) != wanted:
                 raise EmulatorError(f"{p.name} already runs on port {have}, not {wanted}; run "
                                     "`comfyfab emulator down` first or ask for port 0")
 
@@ -395,10 +393,7 @@ class LocalEmulators:
                 time.sleep(0.2)
 
     def _healthy(self, procs: tuple[ProcessInfo, ...]) -> bool:
-        health = self.health(procs[0].url)
-        if health is None:
-            return False
-        states = health.get("services", {})
+        states = (self.health(procs[0].url) or {}).get("services", {})
         return all(states.get(s) in ("available", "running") for s in self.services)
 
     @staticmethod
@@ -450,9 +445,7 @@ class LocalEmulators:
         if not procs:
             return EmulatorStatus(state_dir=str(self.state_dir))
         alive = {p.name: p.alive() for p in procs}
-        return EmulatorStatus(state_dir=str(self.state_dir), processes=procs, alive=alive,
-                              rss_bytes={p.name: p.rss_bytes() for p in procs},
-                              health=self.health(procs[0].url) if alive.get("localstack") else None,
+        return EmulatorStatus(state_dir=str(self.state_dir), processes=procs, alive=alive, health=self.health(procs[0].url) if alive.get("localstack") else None,
                               spec=self._spec(procs))
 
     def _write_pidfile(self, procs: tuple[ProcessInfo, ...]) -> None:
@@ -492,9 +485,9 @@ def _emulators(args: argparse.Namespace, ctx: Any) -> LocalEmulators:
 
 
 def _exports(spec: BackendSpec) -> str:
-    lines = [f"export AWS_ENDPOINT_URL={spec.endpoint_url}"]
-    lines += [f"export AWS_ENDPOINT_URL_{svc.upper()}={url}" for svc, url in sorted(spec.service_endpoints.items())]
-    return "\n".join(lines)
+    pairs = [("AWS_ENDPOINT_URL", spec.endpoint_url)] + [
+        (f"AWS_ENDPOINT_URL_{svc.upper()}", url) for svc, url in sorted(spec.service_endpoints.items())]
+    return "\n".join(f"export {k}={v}" for k, v in pairs)
 
 
 def _cmd_up(args: argparse.Namespace, ctx: Any) -> int:
@@ -519,7 +512,7 @@ def _cmd_status(args: argparse.Namespace, ctx: Any) -> int:
         print(f"not running (state folder {st.state_dir})")
         return 3
     for p in st.processes:
-        rss = st.rss_bytes.get(p.name)
+        rss = p.rss_bytes()
         mem = f", {rss / 2**20:.0f} MiB resident" if rss else ""
         print(f"{p.name}: {'running' if st.alive[p.name] else 'DEAD'} pid {p.pid} at {p.url}{mem}; log {p.log}")
     if st.health:
