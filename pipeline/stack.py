@@ -104,6 +104,7 @@ class Stack:
             object_info=lambda: catalog,
             bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
             pool_size=self.fleet.pool_size)
+        self._start_edge()
         self._depth_watch = self.service.watch_depths()
         self._router = ServerThread(create_app(self.service), port=self.router_port, name="router").start()
         self._say(f"router listening on {self._router.url}")
@@ -114,6 +115,19 @@ class Stack:
                 self.fleet.apply(t.id, ScaleDecision(add=self.fleet.policies[t.id].min_workers), warm=True)
         self._say(f"{sum(len(p) for p in self.fleet.pools.values())} warm workers polling")
         return self
+
+    def _start_edge(self) -> None:
+        """The CDN edge stand-in and the router's cookie signer share one generated key pair."""
+        from .delivery import CookieSigner, CookieVerifier, KeyPair, create_edge_app
+
+        key = KeyPair.generate(f"K{secrets.token_hex(6).upper()}")
+        edge = ServerThread(None, name="edge")
+        edge.app = create_edge_app(self.cloud, CookieVerifier({key.key_id: key.private_key.public_key()}),
+                                   {t: r.bucket for t, r in self.resources.tenants.items()}, edge.url,
+                                   self.cfg.delivery.cache_control)
+        self._edge = edge.start()
+        self.service.cookie_signer, self.service.edge_url = CookieSigner(key), edge.url
+        self._say(f"delivery edge (signed cookies) on {edge.url}")
 
     def _make_worker(self, tenant_id: str, name: str) -> Worker:
         tr = self.resources.tenants[tenant_id]
@@ -137,6 +151,8 @@ class Stack:
             self._depth_watch.set()
         for s in self._executors:
             s.stop()
+        if getattr(self, "_edge", None):
+            self._edge.stop()
         if self.audit:
             self.audit.close()
         if self._embedded:

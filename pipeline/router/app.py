@@ -4,6 +4,7 @@ Routes:
   POST /v1/jobs                 submit an InferenceJob → 202 {jobId, etaSeconds, estimatedCompletionAt}
   GET  /v1/jobs/{jobId}         status of one of the caller's jobs
   GET  /v1/jobs/{jobId}/result  presigned URLs (Layer 5), valid cfg.delivery.presign_expiry_s
+  POST /v1/session              signed cookies for the tenant's outputs at the delivery edge
   GET  /healthz                 liveness
 OpenAPI at /docs.  Every error is a JSON body with a precise status code;
 every answer carries ``Cache-Control: no-store, no-cache``.
@@ -105,5 +106,17 @@ def create_app(service: RouterService) -> FastAPI:
         """Presigned URLs for the job's outputs (Layer 5)."""
         tenant = service.authenticate(_api_key(request))
         return answer(200, service.result(tenant, job_id))
+
+    @app.post("/v1/session")
+    def session(request: Request) -> JSONResponse:
+        """Signed cookies (CloudFront format) for the caller's outputs at the delivery edge."""
+        from ..delivery import cookie_header_attrs
+
+        tenant = service.authenticate(_api_key(request))
+        cookies, resource, expires = service.session(tenant)
+        resp = answer(200, {"resource": resource, "expiresAt": expires.isoformat(), "cookies": sorted(cookies)})
+        for name, value in cookies.items():
+            resp.set_cookie(name, value, **cookie_header_attrs(expires, f"/{tenant}/"))
+        return resp
 
     return app

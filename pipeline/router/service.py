@@ -119,6 +119,8 @@ class RouterService:
     object_info: Callable[[], dict[str, Any]]    # the workers' node catalog (ComfyUI /object_info)
     bucket_of: Mapping[str, str]                 # tenant id -> output bucket
     pool_size: Callable[[str], int] | None = None
+    cookie_signer: Any = None                    # pipeline.delivery.CookieSigner when the edge runs
+    edge_url: str | None = None
     _depth_cache: dict[str, tuple[float, dict[str, int]]] = field(default_factory=dict)
     _depth_lock: threading.Lock = field(default_factory=threading.Lock)
     _watching: threading.Event = field(default_factory=threading.Event)
@@ -256,7 +258,17 @@ class RouterService:
         urls = [{"key": key, "expiresAt": expires_at, "url": s3.generate_presigned_url(
             "get_object", ExpiresIn=expiry, Params={
                 "Bucket": self.bucket_of[tenant_id], "Key": key,
-                "ResponseCacheControl": self.cfg.delivery.cache_control})}
+                "ResponseCacheControl": self.cfg.delivery.cache_control}),
+                 **({"cdnUrl": f"{self.edge_url}/{key}"} if self.edge_url else {})}
             for key in record.outputs]
         self.audit.event("result_delivered", tenant=tenant_id, jobId=job_id, objects=len(urls))
         return {"jobId": job_id, "expiresIn": expiry, "outputs": urls}
+
+    def session(self, tenant_id: str) -> tuple[dict[str, str], str, datetime]:
+        """Signed cookies covering the tenant's outputs at the edge: (cookies, resource, expiry)."""
+        if self.cookie_signer is None or not self.edge_url:
+            raise Unavailable("signed-cookie delivery is not configured on this router")
+        expires = utcnow() + timedelta(seconds=self.cfg.delivery.signed_cookie_ttl_s)
+        resource = f"{self.edge_url}/{tenant_id}/*"
+        self.audit.event("delivery_session_issued", tenant=tenant_id, expiresAt=iso(expires))
+        return self.cookie_signer.cookies(resource, expires), resource, expires
