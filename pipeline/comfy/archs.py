@@ -67,9 +67,13 @@ def builtin_checkpoints() -> dict[str, str]:
 
 
 def checkpoint_names(models_dir: Path | None) -> list[str]:
-    """CheckpointLoaderSimple's choices: files in ``models_dir`` + built-ins."""
+    """CheckpointLoaderSimple's choices: ``.safetensors`` files and diffusers
+    model folders under ``models_dir``, plus the built-ins."""
     names = set(builtin_checkpoints())
     if models_dir is not None and Path(models_dir).is_dir():
         root = Path(models_dir)
-        names.update(p.relative_to(root).as_posix() for p in root.rglob("*.safetensors"))
+        folders = {p.parent.parent for p in root.rglob("unet/config.json") if (p.parent.parent / "vae").is_dir()}
+        names.update(p.relative_to(root).as_posix() for p in folders)
+        names.update(p.relative_to(root).as_posix() for p in root.rglob("*.safetensors")
+                     if not any(f in p.parents for f in folders))
     return sorted(names)

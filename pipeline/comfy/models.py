@@ -66,7 +66,8 @@ def _text_config(spec: dict[str, Any]):
     cfg = dict(spec["config"])
     vocab = cfg["vocab_size"]
     pad = vocab - 1 if spec.get("pad", "eos") == "eos" else 0
-    return CLIPTextConfig(**cfg, bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=pad)
+    # the hash tokenizer's special ids, unless the config names its own
+    return CLIPTextConfig(**{"bos_token_id": vocab - 2, "eos_token_id": vocab - 1, "pad_token_id": pad, **cfg})
 
 
 def build_components(arch: ArchSpec, device: torch.device | str = "cpu") -> tuple[Any, Any, list[Any]]:
@@ -109,8 +110,9 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
 def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: str = "cpu",
                 dtype: torch.dtype | None = None, channels_last: bool | None = None,
                 compile_unet: bool = False) -> ModelBundle:
-    """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` wins over
-    a built-in random-weight architecture of the same name.
+    """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` (one
+    written by :func:`save_checkpoint`, or a diffusers model folder) wins
+    over a built-in random-weight architecture of the same name.
 
     Attention runs through PyTorch SDPA (diffusers' default processor); on
     CUDA the UNet is channels-last by default; ``compile_unet`` wraps the UNet
@@ -120,7 +122,12 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
     torch_device = torch.device(device)
     dtype = dtype or default_dtype(torch_device)
     path = _resolve_file(ckpt_name, models_dir)
-    if path is not None:
+    if path is not None and path.is_dir():
+        from .diffusers_dir import load_diffusers_dir
+
+        arch, unet, vae, encoders = load_diffusers_dir(path)
+        source = str(path)
+    elif path is not None:
         arch, unet, vae, encoders = _load_file(path, torch_device)
         source = str(path)
     else:
@@ -150,7 +157,11 @@ def _resolve_file(ckpt_name: str, models_dir: Path | str | None) -> Path | None:
     candidate = (root / ckpt_name).resolve()
     if root not in candidate.parents:
         raise ModelError(f"checkpoint {ckpt_name!r} resolves outside the models dir")
-    return candidate if candidate.is_file() else None
+    if candidate.is_file():
+        return candidate
+    from .diffusers_dir import is_diffusers_dir
+
+    return candidate if candidate.is_dir() and is_diffusers_dir(candidate) else None
 
 
 def save_checkpoint(bundle: ModelBundle, path: Path | str) -> Path:
@@ -200,11 +211,11 @@ def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device) -> 
             raise ModelError(f"{path.name}: {prefix} weights do not match architecture {arch.name!r} "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     for module in (unet, vae, *encoders):
-        _materialise_buffers(module)
+        materialise_buffers(module)
     return unet, vae, encoders
 
 
-def _materialise_buffers(module: torch.nn.Module) -> None:
+def materialise_buffers(module: torch.nn.Module) -> None:
     """Non-persistent buffers built on meta (e.g. CLIP position ids) get real values."""
     for name, buf in list(module.named_buffers()):
         if buf.is_meta:

@@ -84,3 +84,19 @@ def test_unknown_and_foreign_checkpoints_are_refused(tmp_path):
         load_bundle("foreign.safetensors", tmp_path)
     with pytest.raises(ModelError, match="outside"):
         load_bundle("../escape.safetensors", tmp_path)
+
+
+def test_a_diffusers_model_folder_loads_with_its_own_configs(tmp_path):
+    bundle = load_bundle("tiny-xl.safetensors")
+    folder = tmp_path / "my-sdxl"
+    bundle.unet.save_pretrained(folder / "unet")
+    bundle.vae.save_pretrained(folder / "vae")
+    for sub, encoder in zip(("text_encoder", "text_encoder_2"), bundle.text_encoders):
+        encoder.save_pretrained(folder / sub)
+    names = checkpoint_names(tmp_path)
+    assert "my-sdxl" in names and not any(n.startswith("my-sdxl/") for n in names)
+    loaded = load_bundle("my-sdxl", tmp_path)
+    assert loaded.arch.family == "sdxl" and loaded.arch.name == "my-sdxl"
+    assert loaded.arch.vae_scale_factor == 8
+    # same tensors; the pooled projection may take another matmul path: equal up to rounding
+    assert torch.allclose(_image(bundle), _image(loaded), atol=1e-5)
