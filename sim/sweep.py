@@ -24,6 +24,7 @@ the overrides as columns, and the fleet totals.
 from __future__ import annotations
 
 import os
+import uuid
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -133,8 +134,9 @@ def _dask(cfg, variants, tasks, args, scheduler, progress) -> dict[tuple[int, in
     try:
         # ship the config and the (possibly large, e.g. a trace) workload once, not once per task
         cfg_f, wl_f = client.scatter([cfg, workload], broadcast=False, hash=False)
+        run_id = uuid.uuid4().hex[:12]  # names the tasks in the dashboard; never reused by another sweep
         futures = {client.submit(run_rep, cfg_f, variants[i], wl_f, rep, seed, options, warmup_s,
-                                 key=f"comfyfab-sweep-{os.getpid()}-{id(tasks)}-{i}-{rep}", pure=False): (i, rep)
+                                 key=f"comfyfab-sweep-{run_id}-v{i}-r{rep}", pure=False): (i, rep)
                    for i, rep in tasks}
         results: dict[tuple[int, int], pd.DataFrame] = {}
         for k, fut in enumerate(dask_completed(list(futures), loop=client.loop), 1):

@@ -55,11 +55,12 @@ def test_dask_address_gives_the_inline_table(cluster, workload, inline):
 
 def test_dask_client_is_used_and_left_open(cluster, workload, inline):
     with distributed.Client(cluster, set_as_default=False) as client:
-        table = sweep(CFG, workload, VARIANTS[:1], reps=2, seed=11, scheduler=client)
+        first = sweep(CFG, workload, VARIANTS[:1], reps=2, seed=11, scheduler=client)
         assert client.status == "running"
-        assert client.run(lambda: 1)  # still usable after the sweep
-    first = inline[inline["variant"] == 0]
-    assert table[COLS].equals(first[COLS].reset_index(drop=True))
+        third = sweep(CFG, workload, VARIANTS[2:], reps=2, seed=11, scheduler=client)  # a second sweep, same client
+    assert first[COLS].equals(inline[inline["variant"] == 0][COLS].reset_index(drop=True))
+    expected = inline[inline["variant"] == 2].assign(variant=0)[COLS].reset_index(drop=True)
+    assert third[COLS].equals(expected)
 
 
 def test_process_pool_gives_the_inline_table(workload, inline):
