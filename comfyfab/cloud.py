@@ -28,9 +28,11 @@ from botocore.config import Config as BotoConfig
 BackendKind = Literal["embedded", "localstack", "aws"]
 BACKENDS: tuple[BackendKind, ...] = ("embedded", "localstack", "aws")
 
-# Obviously fake credentials for the emulators; moto maps them to account 123456789012.
+# Obviously fake credentials for the emulators.  moto maps "testing" to account 123456789012;
+# LocalStack checks presigned-URL signatures of keys it did not issue with the secret "test".
 FAKE_ACCESS_KEY = "testing"
 FAKE_SECRET_KEY = "testing"
+FAKE_CREDENTIALS = {"embedded": ("testing", "testing"), "localstack": ("test", "test")}
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +98,9 @@ class Cloud:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         if spec.emulated:
+            access, secret = FAKE_CREDENTIALS.get(spec.kind, (FAKE_ACCESS_KEY, FAKE_SECRET_KEY))
             self._session = boto3.session.Session(
-                aws_access_key_id=FAKE_ACCESS_KEY, aws_secret_access_key=FAKE_SECRET_KEY,
-                region_name=spec.region)
+                aws_access_key_id=access, aws_secret_access_key=secret, region_name=spec.region)
         else:
             self._session = boto3.session.Session(profile_name=spec.profile, region_name=spec.region)
         self._boto_config = BotoConfig(
