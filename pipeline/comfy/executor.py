@@ -137,6 +137,7 @@ class ExecutionService:
         self.queue = PromptQueue(self._queue_changed)
         self._numbers = itertools.count()
         self._cache: dict[str, tuple] = {}
+        self._catalog: tuple[tuple[str, ...], dict[str, Any]] | None = None
         self._interrupt = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,9 +145,13 @@ class ExecutionService:
 
     # -- catalog -------------------------------------------------------
     def object_info(self) -> dict[str, Any]:
+        """The catalog for the checkpoints present now (rebuilt only when they change)."""
         from .nodes import object_info
 
-        return object_info(self._checkpoints())
+        names = tuple(self._checkpoints())
+        if self._catalog is None or self._catalog[0] != names:
+            self._catalog = (names, object_info(list(names)))
+        return self._catalog[1]
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> "ExecutionService":

@@ -12,6 +12,7 @@ parses requests and shapes replies.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import platform
 import socket
@@ -166,12 +167,12 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.get("/object_info")
     async def get_object_info() -> dict[str, Any]:
-        return service.object_info()
+        return copy.deepcopy(service.object_info())
 
     @app.get("/object_info/{node_class}")
     async def get_object_info_node(node_class: str) -> dict[str, Any]:
         info = service.object_info()
-        return {node_class: info[node_class]} if node_class in info else {}
+        return {node_class: copy.deepcopy(info[node_class])} if node_class in info else {}
 
     @app.get("/embeddings")
     async def get_embeddings() -> list[str]:
