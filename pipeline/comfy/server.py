@@ -136,7 +136,9 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.post("/queue")
     async def post_queue(request: Request) -> Response:
-        body = await request.json()
+        body = await _json_object(request)
+        if body is None:
+            return JSONResponse(_error_body("invalid_request", "Expected a JSON object body"), status_code=400)
         if body.get("clear"):
             service.queue.delete_pending(None)
         if "delete" in body:
@@ -158,7 +160,9 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.post("/history")
     async def post_history(request: Request) -> Response:
-        body = await request.json()
+        body = await _json_object(request)
+        if body is None:
+            return JSONResponse(_error_body("invalid_request", "Expected a JSON object body"), status_code=400)
         if body.get("clear"):
             service.queue.delete_history(None)
         if "delete" in body:
@@ -225,6 +229,14 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
             hub.remove(sid, queue)
 
     return app
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 async def _pump(ws: WebSocket, queue: asyncio.Queue) -> None:

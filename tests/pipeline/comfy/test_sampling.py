@@ -58,6 +58,7 @@ def test_scheduler_mapping_uses_diffusers_classes():
 def test_seed_decides_the_noise(tiny):
     assert torch.equal(_run(tiny, seed=5), _run(tiny, seed=5))
     assert not torch.equal(_run(tiny, seed=5), _run(tiny, seed=6))
+    assert torch.isfinite(_run(tiny, seed=2 ** 64 - 1)).all()  # ComfyUI's largest seed
 
 
 def test_guidance_scale_matters_and_cfg_one_skips_the_negative(tiny):

@@ -93,6 +93,9 @@ def test_malformed_requests(noop_server, payload, kind):
     assert reply.status_code == 400 and reply.json()["error"]["type"] == kind
     raw = httpx.post(f"{noop_server.url}/prompt", content=b"{not json", headers={"content-type": "application/json"})
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_prompt"
+    for route in ("/queue", "/history"):
+        assert httpx.post(f"{noop_server.url}{route}", content=b"[1").status_code == 400
+        assert httpx.post(f"{noop_server.url}{route}", json=[1]).status_code == 400
 
 
 def test_object_info_has_comfyui_shape(noop_server):
@@ -139,7 +142,7 @@ def test_system_stats_queue_and_history_routes(noop_server):
     assert set(stats) == {"system", "devices"} and stats["devices"][0]["type"] == "cpu"
     assert {"ram_total", "ram_free", "comfyui_version", "python_version", "pytorch_version"} <= set(stats["system"])
     assert httpx.get(f"{base}/prompt").json() == {"exec_info": {"queue_remaining": 0}}
-    reply = httpx.post(f"{base}/prompt", json={"prompt": txt2img("x"), "prompt_id": "fixed-id-1"})
+    reply = httpx.post(f"{base}/prompt", json={"prompt": txt2img("x", seed=2 ** 64 - 1), "prompt_id": "fixed-id-1"})
     assert reply.json()["prompt_id"] == "fixed-id-1"
     _finish(base, "fixed-id-1")
     assert "fixed-id-1" in httpx.get(f"{base}/history", params={"max_items": 50}).json()
