@@ -16,6 +16,14 @@ attempt that reaches the class's ``max_receive_count`` marks the record
 failed, and SQS moves the message to the DLQ on its next receive.  ``stop``
 drains: no new receives, the held job finishes within the drain budget or is
 released.
+
+Scenario replays add three seams, all off by default: ``service_time`` holds
+a job for a drawn GPU time (fabric seconds, divided by ``time_scale``) so a
+no-op executor behaves like a GPU; a :class:`Doorbell` wakes one idle worker
+per accepted job (SQS long-polls one queue per call; the bell stands in for a
+long poll over all three classes); ``interrupt`` (a spot notice: stop
+receiving, finish or release within the notice) and ``crash`` (die holding
+the job: it reappears after its visibility timeout).
 """
 
 from __future__ import annotations
@@ -43,6 +51,33 @@ class TenantTarget:
 
     bucket: str
     key_arn: str
+
+
+class WorkerKilled(Exception):
+    """The worker was interrupted or crashed while holding a job."""
+
+
+class Doorbell:
+    """Wakes one idle worker of a tenant per ring (a token count under a condition)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._tokens = 0
+
+    def ring(self) -> None:
+        with self._cond:
+            self._tokens += 1
+            self._cond.notify(1)
+
+    def wait(self, timeout: float) -> bool:
+        """True when a ring was consumed, False on timeout."""
+        with self._cond:
+            if self._tokens == 0:
+                self._cond.wait(timeout)
+            if self._tokens:
+                self._tokens -= 1
+                return True
+            return False
 
 
 @dataclass
@@ -97,6 +132,10 @@ class Worker:
     exec_timeout_s: float = 600.0
     on_event: Callable[[str, str, dict], None] | None = None
     stats: WorkerStats = field(default_factory=WorkerStats)
+    service_time: Callable[[Delivery], float] | None = None  # fabric seconds a job holds the GPU (replays)
+    doorbell: Doorbell | None = None  # wakes this worker when idle; SQS long poll when None
+    idle_wait_s: float = 0.25         # wall seconds an idle worker waits on the doorbell before polling again
+    model_version: str = ""
 
     def __post_init__(self) -> None:
         from pipeline.comfy.client import ComfyClient
@@ -109,6 +148,9 @@ class Worker:
         self.idle_since: float | None = time.monotonic()
         self.idle_since_fabric: float | None = None  # kept by the fleet manager in fabric time
         self.current: Delivery | None = None
+        self._kill = threading.Event()
+        self.crashed = False
+        self.interrupted = False
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> "Worker":
@@ -131,6 +173,35 @@ class Worker:
             self.queues.release(held)  # another worker takes it now
             return False
         return True
+
+    def interrupt(self, notice_wall_s: float) -> None:
+        """A spot interruption notice: stop receiving now; a job still held when the notice ends is released."""
+        self.interrupted = True
+        self._stop.set()
+
+        def reclaim() -> None:
+            if self._thread is not None:
+                self._thread.join(timeout=notice_wall_s)
+            if self.alive:
+                self._kill.set()  # the instance is gone: process() releases what it holds
+
+        threading.Thread(target=reclaim, daemon=True, name=f"notice-{self.name}").start()
+
+    def crash(self) -> None:
+        """Die at once, holding whatever job: no release, no record update, no heartbeat."""
+        self.crashed = True
+        self._stop.set()
+        self._kill.set()
+
+    def healthy(self) -> bool:
+        """The executor answers ``/system_stats`` (the blue/green health check)."""
+        from pipeline.comfy.client import ComfyError
+
+        try:
+            self._comfy.system_stats()
+            return True
+        except ComfyError:
+            return False
 
     @property
     def alive(self) -> bool:
@@ -157,6 +228,9 @@ class Worker:
         # Everything empty: long-poll the top class briefly so an idle worker costs little.
         if self._stop.is_set():
             return None
+        if self.doorbell is not None:
+            self.doorbell.wait(self.idle_wait_s)
+            return None
         got = self.queues.receive(self.tenant_id, self.poll.order()[0], max_messages=1,
                                   wait_s=self.cfg.queues.long_poll_s)
         return got[0] if got else None
@@ -164,7 +238,8 @@ class Worker:
     # -- one job ---------------------------------------------------------
     def _emit(self, kind: str, d: Delivery, **extra: object) -> None:
         if self.on_event:
-            self.on_event(kind, d.job_id, {"worker": self.name, "tenant": self.tenant_id, **extra})
+            self.on_event(kind, d.job_id, {"worker": self.name, "tenant": self.tenant_id,
+                                           "version": self.model_version, **extra})
 
     def process(self, d: Delivery) -> None:
         cls = self.cfg.queues.cls(d.priority)
@@ -185,6 +260,7 @@ class Worker:
         vis = max(1, round(cls.visibility_timeout_s / self.time_scale))
         try:
             with Heartbeat(self.queues, d, vis, self.cfg.queues.heartbeat_fraction):
+                t_exec = time.monotonic()
                 images = self._comfy.run(d.body["workflow"], timeout=self.exec_timeout_s)
                 if not images:
                     raise RuntimeError("the workflow produced no images")
@@ -196,12 +272,29 @@ class Worker:
                                         BucketKeyEnabled=self.cfg.encryption.bucket_key,
                                         Metadata={"job-id": d.job_id, "tenant-id": self.tenant_id})
                     keys.append(key)
+                if self.service_time is not None:  # the drawn GPU time covers execution and the upload
+                    hold = self.service_time(d) / self.time_scale - (time.monotonic() - t_exec)
+                    if hold > 0 and self._kill.wait(hold):
+                        raise WorkerKilled(self.name)
+                if self._kill.is_set():
+                    raise WorkerKilled(self.name)
+        except WorkerKilled:
+            if self.crashed:
+                self._emit("crashed", d)  # the message reappears when its visibility lapses
+                return
+            self.queues.release(d)
+            if self.doorbell is not None:
+                self.doorbell.ring()
+            self._emit("released", d, reason="spot interruption")
+            return
         except Exception as exc:
             final = d.receive_count >= cls.max_receive_count
             reason = f"{type(exc).__name__}: {exc}"
             self.store.attempt_failed(d.job_id, reason, final=final)
             self.stats.failed_attempts += 1
             self.queues.release(d)
+            if self.doorbell is not None:
+                self.doorbell.ring()
             self._emit("failed" if final else "attempt_failed", d, reason=reason, attempt=d.receive_count)
             return
         if self.store.succeed(d.job_id, self.name, keys, self.target.key_arn):

@@ -1,0 +1,139 @@
+"""``comfyfab replay SCENARIO``: run a scenario, judge its SLOs, gate a candidate config against a baseline.
+
+Exit codes: 0 every assertion held (for a gate: the candidate's); 1 one or
+more failed; 2 a usage or scenario-file error (one message, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from comfyfab.cli import CliError, Context, _parse_set
+from comfyfab.config import ConfigError, FabricConfig, load_config
+
+from .errors import ScenarioError
+from .gate import agreement, compare, format_agreement
+from .loader import library, load_scenario
+from .result import ReplayResult
+from .schema import Scenario
+
+
+def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="replay a scenario (sim, live or both), check its SLOs, gate a candidate")
+    p.add_argument("scenario", nargs="?", help="a scenario YAML or a library name (see --list)")
+    p.add_argument("--mode", choices=["sim", "live", "both"], default="sim",
+                   help="simulator, live pipeline (embedded, time-compressed), or both on the same arrivals")
+    p.add_argument("--baseline", type=Path, default=None, help="fabric YAML of the current configuration")
+    p.add_argument("--candidate", type=Path, default=None, help="fabric YAML of the proposed configuration")
+    p.add_argument("--candidate-set", action="append", metavar="PATH=VALUE", default=[],
+                   help="a candidate that is the baseline with this override (repeatable)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default runs/replay/SCENARIO)")
+    p.add_argument("--time-scale", type=float, default=None, help="override the scenario's live time scale")
+    p.add_argument("--window-h", type=float, default=None, help="override how much of it runs live (hours)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--list", action="store_true", help="list the shipped scenarios")
+    p.set_defaults(func=_replay)
+
+
+def _load_cfg(path: Path | None, ctx: Context) -> FabricConfig:
+    if path is None:
+        return ctx.config()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    try:
+        s = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    if args.time_scale is not None or args.window_h is not None:
+        from .schema import LiveSpec
+
+        live = s.live or LiveSpec()
+        upd = {k: v for k, v in (("time_scale", args.time_scale), ("window_h", args.window_h)) if v is not None}
+        s = s.model_copy(update={"live": live.model_copy(update=upd)})
+    return s
+
+
+def _run(s: Scenario, cfg: FabricConfig, mode: str, label: str) -> ReplayResult:
+    eff = s.effective_config(cfg)
+    if mode == "sim":
+        from .sim_mode import run_sim
+
+        return run_sim(s, eff, label=label)
+    from .live import run_live
+
+    return run_live(s, eff, label=label)
+
+
+def _print_run(r: ReplayResult) -> None:
+    head = f"{r.scenario.name} [{r.mode}{', ' + r.label if r.label else ''}] config {r.cfg.digest()}: " \
+           f"{r.metrics.get('jobs', 0):.0f} jobs in {r.wall_s:.1f} s wall"
+    print(head)
+    for v in r.verdicts:
+        val = "-" if v.value is None else f"{v.value:.4g}"
+        print(f"  {'PASS' if v.passed else 'FAIL'}  {str(v.assertion):<34} {val:>10}  {v.reason}")
+    for n in r.notes:
+        print(f"  note: {n}")
+
+
+def _replay(args: argparse.Namespace, ctx: Context) -> int:
+    if args.list:
+        for name, path in library().items():
+            s = load_scenario(path)
+            print(f"{name:<24} {'live' if s.live else 'sim ':<5} {' '.join(s.description.split())[:90]}")
+        return 0
+    if not args.scenario:
+        raise CliError("name a scenario (a YAML file or a library name; --list shows them)")
+    s = _scenario(args)
+    modes = ["sim", "live"] if args.mode == "both" else [args.mode]
+    gating = args.candidate is not None or bool(args.candidate_set)
+    if args.baseline is not None and not gating:
+        raise CliError("--baseline needs --candidate (or --candidate-set)")
+    base_cfg = _load_cfg(args.baseline, ctx)
+    configs = [("baseline" if gating else "", base_cfg)]
+    if gating:
+        cand = _load_cfg(args.candidate, ctx) if args.candidate is not None else base_cfg
+        if args.candidate_set:
+            try:
+                cand = cand.with_overrides(dict(_parse_set(x) for x in args.candidate_set))
+            except ConfigError as exc:
+                raise CliError(str(exc)) from None
+        configs.append(("candidate", cand))
+    out = args.out or Path("runs") / "replay" / s.name
+    results: dict[tuple[str, str], ReplayResult] = {}
+    try:
+        for mode in modes:
+            for label, cfg in configs:
+                r = _run(s, cfg, mode, label)
+                results[(label, mode)] = r
+                r.save(out / "-".join(x for x in (label, mode) if x), plots=not args.no_plots)
+                _print_run(r)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    ok = True
+    report = []
+    for mode in modes:
+        if gating:
+            g = compare(results[("baseline", mode)], results[("candidate", mode)])
+            report.append(g.format())
+            ok &= g.passed
+        else:
+            ok &= results[("", mode)].passed
+    if args.mode == "both":
+        for label, _ in configs:
+            sim, live = results[(label, "sim")], results[(label, "live")]
+            report.append(format_agreement(agreement(sim, live), sim, live))
+    text = "\n\n".join(report)
+    if text:
+        print()
+        print(text)
+        (out / "report.txt").write_text(text + "\n")
+    print(f"\n{'PASS' if ok else 'FAIL'}: {s.name}; results, plots and effective configs in {out}")
+    return 0 if ok else 1
+
+

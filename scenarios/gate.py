@@ -1,0 +1,145 @@
+"""The replay gate: a baseline and a candidate config side by side, every SLO judged, one exit code.
+
+The candidate passes the gate when every assertion of the scenario holds for
+it.  The diff also shows how each metric moved, and flags a move in the bad
+direction of more than ``tolerance`` (relative) as ``worse`` -- informative,
+not failing, because a scenario's assertions are its contract.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .assertions import HIGHER_IS_BETTER
+from .result import ReplayResult
+
+STANDARD_METRICS = ("realtime.p50", "realtime.p95", "standard.p95", "batch.p95", "all.wait_p95", "jobs",
+                    "completed", "dlq", "lost", "peak_workers", "cold_starts", "interruptions", "redeliveries",
+                    "cost_usd", "cutover_s")
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One metric of the diff: both values, the change and, for an asserted metric, both verdicts."""
+
+    metric: str
+    baseline: float | None
+    candidate: float | None
+    assertion: str = ""
+    baseline_ok: bool | None = None
+    candidate_ok: bool | None = None
+
+    @property
+    def change(self) -> float | None:
+        b, c = self.baseline, self.candidate
+        if b is None or c is None or _nan(b) or _nan(c):
+            return None
+        return (c - b) / abs(b) if b else (0.0 if c == b else math.inf)
+
+    def worse(self, tolerance: float) -> bool:
+        ch = self.change
+        if ch is None:
+            return False
+        higher_better = self.metric.split(":")[-1].split(".")[-1] in HIGHER_IS_BETTER
+        return (-ch if higher_better else ch) > tolerance
+
+
+@dataclass
+class GateReport:
+    """The side-by-side diff of two replays of one scenario in one mode."""
+
+    baseline: ReplayResult
+    candidate: ReplayResult
+    rows: list[DiffRow]
+    tolerance: float = 0.10
+
+    @property
+    def passed(self) -> bool:
+        return self.candidate.passed
+
+    def format(self) -> str:
+        head = (f"{self.candidate.scenario.name} [{self.candidate.mode}]: "
+                f"baseline {self.baseline.label or self.baseline.cfg.digest()} vs "
+                f"candidate {self.candidate.label or self.candidate.cfg.digest()}")
+        lines = [head, f"{'metric':<30} {'baseline':>12} {'candidate':>12} {'change':>9}  {'assertion':<26} "
+                       f"{'base':<5} {'cand':<5}"]
+        for r in self.rows:
+            ch = r.change
+            chs = "" if ch is None else ("+inf" if math.isinf(ch) else f"{ch:+.1%}")
+            mark = lambda ok: "" if ok is None else ("PASS" if ok else "FAIL")  # noqa: E731
+            flag = "  worse" if r.worse(self.tolerance) else ""
+            lines.append(f"{r.metric:<30} {_fmt(r.baseline):>12} {_fmt(r.candidate):>12} {chs:>9}  "
+                         f"{r.assertion:<26} {mark(r.baseline_ok):<5} {mark(r.candidate_ok):<5}{flag}")
+        verdict = "PASS" if self.passed else "FAIL"
+        failed = [str(v.assertion) for v in self.candidate.verdicts if not v.passed]
+        lines.append(f"gate: {verdict}" + (f" (candidate breaks: {'; '.join(failed)})" if failed else ""))
+        return "\n".join(lines)
+
+
+def compare(baseline: ReplayResult, candidate: ReplayResult, tolerance: float = 0.10) -> GateReport:
+    """Diff every asserted metric, then the standard ones, of two replays of the same scenario and mode."""
+    if baseline.scenario.name != candidate.scenario.name or baseline.mode != candidate.mode:
+        raise ValueError("compare needs two replays of the same scenario in the same mode")
+    rows: list[DiffRow] = []
+    seen: set[str] = set()
+    for vb, vc in zip(baseline.verdicts, candidate.verdicts):
+        key = vb.assertion.key
+        rows.append(DiffRow(key, vb.value, vc.value, str(vb.assertion), vb.passed, vc.passed))
+        seen.add(key)
+    for key in STANDARD_METRICS:
+        if key not in seen:
+            rows.append(DiffRow(key, baseline.metrics.get(key), candidate.metrics.get(key)))
+    return GateReport(baseline, candidate, rows, tolerance)
+
+
+@dataclass(frozen=True)
+class AgreementRow:
+    """One statistic from the simulator and from the live pipeline on the same arrivals."""
+
+    metric: str
+    sim: float
+    live: float
+
+    @property
+    def abs_diff(self) -> float:
+        return self.live - self.sim
+
+    @property
+    def rel_diff(self) -> float:
+        return (self.live - self.sim) / abs(self.sim) if self.sim else (0.0 if self.live == self.sim else math.inf)
+
+
+def agreement(sim: ReplayResult, live: ReplayResult, classes: tuple[str, ...] = ("realtime", "standard", "batch", "all"),
+              stats: tuple[str, ...] = ("wait_p50", "wait_p95", "p50", "p95")) -> list[AgreementRow]:
+    """Sim vs live on the same arrival sequence, per class and statistic."""
+    rows = []
+    for c in classes:
+        for s in stats:
+            k = f"{c}.{s}"
+            a, b = sim.metrics.get(k), live.metrics.get(k)
+            if a is not None and b is not None and not (_nan(a) or _nan(b)):
+                rows.append(AgreementRow(k, float(a), float(b)))
+    return rows
+
+
+def format_agreement(rows: list[AgreementRow], sim: ReplayResult, live: ReplayResult) -> str:
+    lines = [f"{sim.scenario.name}: simulator vs live pipeline on the same {live.metrics.get('jobs', 0):.0f} arrivals "
+             f"(live time scale {live.scenario.live.time_scale if live.scenario.live else 1:g}x)",
+             f"{'metric':<20} {'sim':>9} {'live':>9} {'live-sim':>9} {'rel':>8}"]
+    for r in rows:
+        rel = "n/a" if math.isinf(r.rel_diff) else f"{r.rel_diff:+.1%}"
+        lines.append(f"{r.metric:<20} {r.sim:>9.3f} {r.live:>9.3f} {r.abs_diff:>+9.3f} {rel:>8}")
+    return "\n".join(lines)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or _nan(v):
+        return "-"
+    if float(v).is_integer() and abs(v) < 1e9:
+        return f"{int(v)}"
+    return f"{v:.3f}"
+
+
+def _nan(x: object) -> bool:
+    return isinstance(x, float) and math.isnan(x)
