@@ -334,11 +334,14 @@ class LocalEmulators:
         """Install what is missing, start both emulators, wait for health; reuse running ones."""
         with self._locked():
             current = self._read_pidfile()
-            if current:
-                if all(p.alive() for p in current) and self._healthy(current) and _listening(current[1].url):
-                    self._check_ports(current)
+            if current and all(p.alive() for p in current):
+                self._check_ports(current)
+                with contextlib.suppress(EmulatorError):  # not healthy after all: start afresh below
+                    self._wait_ready(current, time.monotonic())
+                    self.timings.clear()  # nothing was installed or started
                     self._log("emulators already running; reusing them")
                     return self._spec(current)
+            if current:
                 self._stop(current)
             python, java, npm = self.toolchain()
             vpy = self.install_localstack(python)
@@ -374,7 +377,7 @@ class LocalEmulators:
         pending = {"localstack", "dynamodb-local"}
         while pending:
             for p in procs:
-                if not p.alive():
+                if self._exited(p):
                     raise EmulatorError(f"{p.name} exited while starting:\n{_tail(Path(p.log))}\nfull log: {p.log}")
             if "localstack" in pending and "Ready." in Path(localstack.log).read_text(errors="replace"):
                 self.timings.setdefault("localstack_ready_s", time.monotonic() - t0)
@@ -435,6 +438,11 @@ class LocalEmulators:
         self._reap()
         self.pidfile.unlink(missing_ok=True)
         return [p.name for p in running]
+
+    def _exited(self, p: ProcessInfo) -> bool:
+        # Our own child: ask Popen (its /proc cmdline is still ours until it has exec'd).
+        mine = [c for c in self._children if c.pid == p.pid]
+        return mine[0].poll() is not None if mine else not p.alive()
 
     def _reap(self) -> None:
         for proc in self._children:

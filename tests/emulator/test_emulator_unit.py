@@ -168,6 +168,20 @@ def test_down_stops_its_own_process_group(tmp_path):
             proc.kill()
 
 
+def test_a_child_that_has_not_exec_d_yet_counts_as_running(tmp_path):
+    """Right after Popen the child's /proc cmdline is still ours; readiness must not call it dead."""
+    emu = LocalEmulators(tmp_path)
+    info = emu._spawn("localstack", ["sleep", "30"], {"PATH": "/usr/bin:/bin"}, "http://127.0.0.1:1",
+                      "a-marker-that-never-appears")
+    try:
+        assert not emu._exited(info)
+        assert not info.alive()  # another process, going by the marker alone, would not signal it
+    finally:
+        emu._children[0].kill()
+        emu._children[0].wait()
+    assert emu._exited(info)
+
+
 def test_cli_status_when_nothing_runs(tmp_path, capsys):
     assert main(["emulator", "status", "--state-dir", str(tmp_path)]) == 3
     assert "not running" in capsys.readouterr().out
