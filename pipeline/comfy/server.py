@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.metadata
 import os
 import platform
 import socket
@@ -252,22 +253,30 @@ async def _drain(ws: WebSocket) -> None:
 
 
 def _system_stats(engine: str, device: str) -> dict[str, Any]:
-    import torch
-
     page = os.sysconf("SC_PAGE_SIZE")
     ram_total = os.sysconf("SC_PHYS_PAGES") * page
     ram_free = os.sysconf("SC_AVPHYS_PAGES") * page
-    dev = torch.device(device)
-    entry = {"name": device, "type": dev.type, "index": dev.index or 0,
+    kind, _, index = device.partition(":")
+    entry = {"name": device, "type": kind, "index": int(index or 0),
              "vram_total": ram_total, "vram_free": ram_free, "torch_vram_total": 0, "torch_vram_free": 0}
+    if engine == "noop" and "torch" not in sys.modules:
+        # a health check must not pull torch (seconds) into a no-op server
+        return _stats_body(engine, ram_total, ram_free, importlib.metadata.version("torch"), entry)
+    import torch
+
+    dev = torch.device(device)
     if dev.type == "cuda" and torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info(dev)
         entry.update(name=f"{device} {torch.cuda.get_device_name(dev)}", vram_total=total, vram_free=free,
                      torch_vram_total=torch.cuda.memory_reserved(dev),
                      torch_vram_free=torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
+    return _stats_body(engine, ram_total, ram_free, torch.__version__, entry)
+
+
+def _stats_body(engine: str, ram_total: int, ram_free: int, torch_version: str, entry: dict) -> dict[str, Any]:
     return {
         "system": {"os": os.name, "ram_total": ram_total, "ram_free": ram_free, "comfyui_version": COMFY_VERSION,
-                   "python_version": sys.version, "pytorch_version": torch.__version__, "embedded_python": False,
+                   "python_version": sys.version, "pytorch_version": torch_version, "embedded_python": False,
                    "argv": ["comfyfab-standin", f"--engine={engine}"], "platform": platform.platform()},
         "devices": [entry],
     }
