@@ -59,12 +59,14 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     return s
 
 
-def _run(s: Scenario, cfg: FabricConfig, mode: str, label: str) -> ReplayResult:
+def _run(s: Scenario, cfg: FabricConfig, mode: str, label: str, same_as_live: bool = False) -> ReplayResult:
     eff = s.effective_config(cfg)
     if mode == "sim":
         from .sim_mode import run_sim
 
-        return run_sim(s, eff, label=label)
+        # --mode both: the simulator gets exactly the arrivals the live replay submits
+        window_h = (s.live.window_h if s.live else None) if same_as_live else None
+        return run_sim(s, eff, label=label, window_h=window_h)
     from .live import run_live
 
     return run_live(s, eff, label=label)
@@ -109,7 +111,7 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
     try:
         for mode in modes:
             for label, cfg in configs:
-                r = _run(s, cfg, mode, label)
+                r = _run(s, cfg, mode, label, same_as_live=args.mode == "both")
                 results[(label, mode)] = r
                 r.save(out / "-".join(x for x in (label, mode) if x), plots=not args.no_plots)
                 _print_run(r)

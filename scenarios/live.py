@@ -150,10 +150,13 @@ class LiveReplay:
             self.stack.stop()
         return self._result(plan, accepted, label, time.perf_counter() - t_start)
 
-    def _drive(self, plan: pd.DataFrame) -> dict[str, tuple[float, int]]:
-        """Submit every job at its time; start the faults at theirs. Returns job id -> (arrival, HTTP status)."""
+    def _drive(self, plan: pd.DataFrame) -> dict[str, tuple[float, int, float]]:
+        """Submit every job at its time; start the faults at theirs.
+
+        Returns job id -> (arrival, HTTP status, fabric time the router answered).
+        """
         clients = {t.id: RouterClient(self.stack.router_url, self.stack.api_keys[t.id]) for t in self.cfg.tenants}
-        accepted: dict[str, tuple[float, int]] = {}
+        accepted: dict[str, tuple[float, int, float]] = {}
         threads = [threading.Thread(target=self._sampler, daemon=True, name="replay-sampler")]
         threads += [threading.Thread(target=self._fault, args=(f,), daemon=True, name=f"fault-{f.kind}")
                     for f in self.scenario.faults if not isinstance(f, (PoisonJob, RegionFailover))]
@@ -166,7 +169,7 @@ class LiveReplay:
             r = clients[row.tenant].submit({"jobId": row.job_id, "priority": row._2, "resolution": [64, 64],
                                             "seed": int(row.Index), "model": "tiny-sd:1", "workflow": wf})
             with self._lock:
-                accepted[row.job_id] = (float(row.arrival), r.status_code)
+                accepted[row.job_id] = (float(row.arrival), r.status_code, self.fabric(time.monotonic()))
             if r.status_code == 202:
                 self.bells[row.tenant].ring()
 
@@ -185,8 +188,8 @@ class LiveReplay:
         self._say(f"{len(plan)} submissions done ({lag:.1f} fabric s after the last scheduled one)")
         return accepted
 
-    def _drain(self, accepted: dict[str, tuple[float, int]]) -> None:
-        want = {j for j, (_, code) in accepted.items() if code == 202}
+    def _drain(self, accepted: dict[str, tuple[float, int, float]]) -> None:
+        want = {j for j, (_, code, _) in accepted.items() if code == 202}
         deadline = time.monotonic() + self.spec.drain_wall_s
         while time.monotonic() < deadline:
             with self._lock:
@@ -246,13 +249,13 @@ class LiveReplay:
         rows = []
         rejected = 0
         for r in plan.itertuples():
-            arrival, code = accepted.get(r.job_id, (float(r.arrival), 0))
+            arrival, code, enqueued = accepted.get(r.job_id, (float(r.arrival), 0, np.nan))
             if code != 202:
                 rejected += 1
             e, status = end.get(r.job_id, (np.nan, "unfinished"))
             s = start.get(r.job_id, np.nan)
             rows.append({"tenant": r.tenant, "class": r._2, "arrival": arrival, "start": s, "end": e,
-                         "service": e - s if status == "ok" else np.nan, "status": status})
+                         "service": e - s if status == "ok" else np.nan, "status": status, "enqueued": enqueued})
         if rejected:
             self.notes.append(f"live: the router refused {rejected} submissions (counted as lost)")
         counters = {tid: {k: float(v) for k, v in c.items()} for tid, c in self.fleet.counters.items()}

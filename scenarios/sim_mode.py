@@ -89,9 +89,11 @@ def _crash(frame: pd.DataFrame, scenario: Scenario, cfg: FabricConfig, counters:
             counters[tid]["crashes"] = counters[tid].get("crashes", 0) + min(f.count, len(running))
 
 
-def _poison(scenario: Scenario, cfg: FabricConfig) -> pd.DataFrame:
+def _poison(scenario: Scenario, cfg: FabricConfig, window_h: float | None = None) -> pd.DataFrame:
     rows = []
     for f in scenario.faults_of(PoisonJob):
+        if window_h is not None and f.at_h >= window_h:
+            continue
         for tid in [f.tenant] if f.tenant else [cfg.tenants[0].id]:
             for _ in range(f.count):
                 rows.append({"tenant": tid, "class": f.priority, "arrival": f.at_h * 3600, "start": np.nan,
@@ -99,11 +101,27 @@ def _poison(scenario: Scenario, cfg: FabricConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = "") -> ReplayResult:
-    """Replay ``scenario`` on the simulator with ``cfg`` (the effective config, overrides applied)."""
+def window(tables: dict[str, JobTable], window_s: float) -> dict[str, JobTable]:
+    """Only the arrivals before ``window_s`` (the part a live replay submits), same draws."""
+    out = {}
+    for tid, jt in tables.items():
+        m = jt.t < window_s
+        out[tid] = JobTable(jt.t[m], jt.cls[m], jt.key[m], jt.keys, jt.u[m], min(jt.horizon_s, window_s))
+    return out
+
+
+def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = "",
+            window_h: float | None = None) -> ReplayResult:
+    """Replay ``scenario`` on the simulator with ``cfg`` (the effective config, overrides applied).
+
+    ``window_h`` keeps only the arrivals before it: the same sequence a live replay of that window submits.
+    """
     t0 = time.perf_counter()
     scfg = sim_config(scenario, cfg)
-    tables, originals = _failover_shift(scenario, scfg, scenario_tables(scenario, scfg, rep))
+    tables = scenario_tables(scenario, scfg, rep)
+    if window_h is not None:
+        tables = window(tables, window_h * 3600)
+    tables, originals = _failover_shift(scenario, scfg, tables)
     options = SimOptions(fleet=FleetOptions(sample_s=max(1.0, min(60.0, scenario.duration_s / 500))))
     try:
         result = simulate(scfg, tables, seed=scenario.seed, rep=rep, options=options)
@@ -121,7 +139,7 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
                                                   "cost_usd")}
     jobs = pd.concat(parts, ignore_index=True)
     _crash(jobs, scenario, scfg, counters)
-    poison = _poison(scenario, scfg)
+    poison = _poison(scenario, scfg, window_h)
     if len(poison):
         jobs = pd.concat([jobs, poison], ignore_index=True)
     notes = []

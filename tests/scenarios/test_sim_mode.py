@@ -1,0 +1,135 @@
+"""Scenarios on the simulator: the library passes on the default fabric, faults leave their marks, the gate bites."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scenarios.gate import agreement, compare
+from scenarios.loader import load_scenario, parse_scenario
+from scenarios.metrics import compute
+from scenarios.sim_mode import run_sim
+from tests.scenarios.test_schema import SHIPPED
+
+
+def sim(name_or_scenario, cfg, **overrides):
+    s = load_scenario(name_or_scenario) if isinstance(name_or_scenario, str) else name_or_scenario
+    if overrides:
+        cfg = cfg.with_overrides(overrides)
+    return run_sim(s, s.effective_config(cfg))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_scenario_passes_on_the_default_config(name, fabric_config):
+    r = sim(name, fabric_config)
+    failed = [(str(v.assertion), v.value, v.reason) for v in r.verdicts if not v.passed]
+    assert r.passed, failed
+    assert r.metrics["jobs"] > 0 and r.metrics["lost"] == 0
+
+
+def test_max_workers_8_breaks_the_monday_burst_and_the_gate_says_so(fabric_config):
+    base = sim("monday-morning-burst", fabric_config)
+    cand = sim("monday-morning-burst", fabric_config, **{"fleet.autoscaling.max_workers": 8})
+    report = compare(base, cand)
+    assert base.passed and not report.passed
+    row = next(r for r in report.rows if r.metric == "standard.p95")
+    assert row.baseline_ok and not row.candidate_ok and row.candidate > 30 > row.baseline
+    assert row.worse(0.10)
+    text = report.format()
+    assert "gate: FAIL (candidate breaks: standard.p95 <= 30s)" in text
+    assert cand.metrics["peak_workers"] < base.metrics["peak_workers"]
+
+
+def test_a_replay_is_repeatable(fabric_config):
+    a, b = sim("spot-storm-batch", fabric_config), sim("spot-storm-batch", fabric_config)
+    assert pd.Series(a.metrics).equals(pd.Series(b.metrics))  # NaN-aware
+    assert a.jobs.equals(b.jobs)
+
+
+def test_the_storm_raises_the_simulated_interruption_rate(fabric_config):
+    r = sim("spot-storm-batch", fabric_config)
+    # 30/h for half an hour of a two-hour run: 7.5/h on average, on top of the config's 0.05/h
+    assert r.cfg.fleet.spot.interruptions_per_hour == pytest.approx(0.05 + 7.5)
+    assert r.metrics["cold_starts"] > 0, "the batch campaign scales the spot pool out"
+
+
+def base_scenario(**extra):
+    return parse_scenario({"name": "t", "duration_h": 0.5, "seed": 1, "tenants": ["acme-health"],
+                           "traffic": {"per_day": 40000}, **extra}, "t.yaml")
+
+
+def test_failover_latency_counts_from_the_first_attempt(fabric_config):
+    plain = sim(base_scenario(), fabric_config)
+    failed = sim(base_scenario(faults=[{"kind": "region_failover", "at_h": 0.1, "outage_s": 60}]), fabric_config)
+    assert failed.metrics["jobs"] == plain.metrics["jobs"]
+    j = failed.jobs
+    held = j[(j["arrival"] >= 360) & (j["arrival"] < 420)]
+    assert len(held) > 0 and (held["start"] >= 420).all(), "nothing starts before the standby answers"
+    lat = held["end"] - held["arrival"]
+    assert (lat >= 420 - held["arrival"]).all()
+    assert failed.metrics["all.p99"] > plain.metrics["all.p99"]
+
+
+def test_a_crash_redelivers_the_held_jobs_after_the_visibility_timeout(fabric_config):
+    plain = sim(base_scenario(), fabric_config)
+    crashed = sim(base_scenario(faults=[{"kind": "worker_crash", "at_h": 0.2, "count": 2}]), fabric_config)
+    assert crashed.metrics["crashes"] == 2 and crashed.metrics["redeliveries"] == 2
+    moved = crashed.jobs["start"] != plain.jobs["start"]
+    assert moved.sum() == 2
+    for i in crashed.jobs.index[moved]:
+        vt = fabric_config.queues.cls(crashed.jobs.at[i, "class"]).visibility_timeout_s
+        assert crashed.jobs.at[i, "start"] == pytest.approx(max(720.0, plain.jobs.at[i, "start"]) + vt)
+
+
+def test_poison_jobs_are_dead_lettered_and_nothing_else(fabric_config):
+    r = sim(base_scenario(faults=[{"kind": "poison_job", "at_h": 0.1, "count": 4, "priority": "batch"}]),
+            fabric_config)
+    assert r.metrics["dlq"] == 4 and r.metrics["batch.dlq"] == 4 and r.metrics["lost"] == 0
+
+
+def test_blue_green_in_sim_is_an_estimate_from_the_config(fabric_config):
+    r = sim(base_scenario(faults=[{"kind": "blue_green", "at_h": 0.1, "version": "v2"}]), fabric_config)
+    assert r.metrics["cutover_s"] == pytest.approx(22 + 1.1)
+    assert any("--mode live" in n for n in r.notes)
+
+
+def test_window_keeps_the_same_arrivals(fabric_config):
+    s = load_scenario("steady-40k")
+    cfg = s.effective_config(fabric_config)
+    full = run_sim(s, cfg)
+    part = run_sim(s, cfg, window_h=0.1)
+    head = full.jobs[full.jobs["arrival"] < 360]
+    assert np.array_equal(part.jobs["arrival"].to_numpy(), head["arrival"].to_numpy())
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=["tenant", "class", "arrival", "start", "end", "service", "status"])
+
+
+def test_metrics_follow_their_formulas(fabric_config):
+    jobs = frame([
+        ("acme-health", "realtime", 0.0, 0.0, 1.0, 1.0, "ok"),
+        ("acme-health", "realtime", 1.0, 2.0, 4.0, 2.0, "ok"),
+        ("acme-health", "standard", 2.0, np.nan, np.nan, np.nan, "dlq"),
+        ("globex-retail", "batch", 3.0, np.nan, np.nan, np.nan, "unfinished"),
+        ("globex-retail", "batch", 3.0, 5.0, 6.0, 1.0, "ok"),
+    ])
+    m = compute(jobs, fabric_config, {"acme-health": {"peak_workers": 3, "cutover_s": 20.0},
+                                      "globex-retail": {"peak_workers": 2, "cutover_s": 40.0}})
+    assert m["realtime.p50"] == pytest.approx(2.0) and m["realtime.mean"] == pytest.approx(2.0)
+    assert m["realtime.wait_p95"] == pytest.approx(0.95)
+    assert m["realtime.slo_attainment"] == 0.5
+    assert (m["jobs"], m["completed"], m["dlq"], m["lost"]) == (5, 3, 1, 1)
+    assert m["globex-retail:batch.lost"] == 1 and m["acme-health:standard.dlq"] == 1
+    assert m["peak_workers"] == 5 and m["cutover_s"] == 40.0 and m["globex-retail:cutover_s"] == 40.0
+    assert math.isnan(m["standard.p95"])
+    with pytest.raises(ValueError, match="lacks columns"):
+        compute(jobs.drop(columns=["start"]), fabric_config, {})
+
+
+def test_agreement_rows_are_relative_to_the_simulator(fabric_config):
+    r = sim(base_scenario(), fabric_config)
+    rows = {a.metric: a for a in agreement(r, r)}
+    assert rows["all.p95"].rel_diff == 0 and rows["realtime.wait_p50"].abs_diff == 0
