@@ -9,6 +9,7 @@ images through ``/view``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -57,9 +58,19 @@ class ComfyClient:
         self.client_id = client_id or uuid.uuid4().hex
         self.poll_interval = poll_interval
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        # One websocket kept open for run(), as ComfyUI's own front end does:
+        # a handshake and a reader thread per prompt cost more than the prompt
+        # on the noop engine.  A second thread using the same client at the
+        # same time gets a socket of its own for that call.
+        self._ws: Any = None
+        self._ws_lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------
     def close(self) -> None:
+        with self._ws_lock:
+            if self._ws is not None:
+                _close(self._ws)
+                self._ws = None
         self._http.close()
 
     def __enter__(self) -> "ComfyClient":
@@ -131,10 +142,11 @@ class ComfyClient:
 
         ws_url = "ws" + self.url[len("http"):] + f"/ws?clientId={self.client_id}"
         try:
-            # max_queue=None: the reader thread never stops for unread
-            # messages, so a close handshake completes even when a wait
-            # returned (from /history) before reading every event.
-            connection = connect(ws_url, open_timeout=self.timeout, max_size=None, max_queue=None)
+            # A bounded buffer: an idle kept socket stops reading (and the
+            # server stops queueing status for it) instead of growing without
+            # end.  Unread messages are drained before reuse and before close,
+            # or the close handshake would wait behind them.
+            connection = connect(ws_url, open_timeout=self.timeout, max_size=None, max_queue=1024)
         except (OSError, TimeoutError, WebSocketException):
             return None
         return connection.__enter__()
@@ -177,7 +189,7 @@ class ComfyClient:
                     ws = None
         finally:
             if ws is not None and _socket is None:
-                ws.close()
+                _close(ws)
 
     def _follow(self, ws: Any, prompt_id: str, deadline: float, on_progress: ProgressCallback | None) -> None:
         """Read socket messages until ours ends or the socket is silent a while."""
@@ -223,12 +235,49 @@ class ComfyClient:
     def run(self, prompt: dict[str, Any], timeout: float = 120.0,
             on_progress: ProgressCallback | None = None) -> list[tuple[str, bytes]]:
         """Queue ``prompt``, wait for it, and download its images."""
-        ws = self._connect()
-        try:
-            prompt_id = self.queue_prompt(prompt)
-            entry = self.wait(prompt_id, timeout, on_progress, _socket=ws)
-        finally:
-            if ws is not None:
-                ws.close()
+        if self._ws_lock.acquire(blocking=False):
+            try:
+                entry = self._run_on_kept_socket(prompt, timeout, on_progress)
+            finally:
+                self._ws_lock.release()
+        else:
+            ws = self._connect()
+            try:
+                entry = self.wait(self.queue_prompt(prompt), timeout, on_progress, _socket=ws)
+            finally:
+                if ws is not None:
+                    _close(ws)
         return [(ref["filename"], self.view(ref["filename"], ref.get("subfolder", ""), ref.get("type", "output")))
                 for ref in self.images(entry)]
+
+    def _run_on_kept_socket(self, prompt: dict[str, Any], timeout: float,
+                            on_progress: ProgressCallback | None) -> dict[str, Any]:
+        if self._ws is not None and not _drain(self._ws):
+            self._ws = None
+        if self._ws is None:
+            self._ws = self._connect()
+        prompt_id = self.queue_prompt(prompt)
+        try:
+            return self.wait(prompt_id, timeout, on_progress, _socket=self._ws)
+        finally:
+            if self._ws is not None and self._ws.protocol.state.name == "CLOSED":
+                self._ws = None
+
+
+def _drain(ws: Any) -> bool:
+    """Discard buffered messages; False if the socket turned out closed."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            ws.recv(timeout=0)
+    except TimeoutError:
+        return True
+    except ConnectionClosed:
+        ws.close()
+        return False
+
+
+def _close(ws: Any) -> None:
+    if _drain(ws):
+        ws.close()

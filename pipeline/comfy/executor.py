@@ -138,6 +138,8 @@ class ExecutionService:
         self._numbers = itertools.count()
         self._cache: dict[str, tuple] = {}
         self._catalog: tuple[tuple[str, ...], dict[str, Any]] | None = None
+        self._last_remaining = 0
+        self._status_lock = threading.Lock()
         self._interrupt = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -193,7 +195,11 @@ class ExecutionService:
         return {"exec_info": {"queue_remaining": self.queue.remaining()}}
 
     def _queue_changed(self) -> None:
-        self._sink("status", {"status": self.status()}, None)
+        with self._status_lock:  # called from the HTTP loop and the worker thread: keep counts in order
+            remaining = self.queue.remaining()
+            if remaining != self._last_remaining:  # taking a prompt off the queue leaves the count as it was
+                self._last_remaining = remaining
+                self._sink("status", {"status": {"exec_info": {"queue_remaining": remaining}}}, None)
 
     # -- execution -------------------------------------------------------
     def _worker(self) -> None:

@@ -42,6 +42,8 @@ class WebsocketHub:
     goes to every socket (ComfyUI's ``send_sync`` semantics).
     """
 
+    STATUS_BACKLOG = 256
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = {}
@@ -63,6 +65,8 @@ class WebsocketHub:
         with self._lock:
             targets = [t for s, ts in self._sockets.items() if sid is None or s == sid for t in ts]
         for loop, queue in targets:
+            if event == "status" and queue.qsize() > self.STATUS_BACKLOG:
+                continue  # a client that is not reading needs only the latest status, later
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, message)
             except RuntimeError:

@@ -53,3 +53,19 @@ def test_timeout_and_unreachable_server(tmp_path):
     with ComfyClient(url, timeout=2) as gone:
         with pytest.raises(ComfyError):
             gone.object_info()
+
+
+def test_kept_socket_survives_idle_time_and_shared_use(noop_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ComfyClient(noop_server.url) as idle, ComfyClient(noop_server.url) as busy:
+        seen = []
+        idle.run(txt2img("x", steps=3), on_progress=lambda v, m: seen.append(v))
+        for seed in range(30):  # queue status piles up on the idle client's socket
+            busy.run(txt2img("x", seed=seed))
+        idle.run(txt2img("x", steps=3, seed=99), on_progress=lambda v, m: seen.append(v))
+        assert seen == [1, 2, 3, 1, 2, 3]
+        with ThreadPoolExecutor(4) as pool:  # one client, four threads at once
+            results = list(pool.map(lambda s: busy.run(txt2img("x", seed=1000 + s)), range(8)))
+        assert all(len(r) == 1 for r in results)
+        assert len({r[0][0] for r in results}) == 8
