@@ -84,10 +84,19 @@ class Stack:
         for t in self.cfg.tenants:
             if t.id not in urls:
                 self._say(f"starting the ComfyUI stand-in for {t.id} ({self.engine} engine)")
-                server = ComfyServer(engine=self.engine, fault=self.fault).start()
+                # One torch thread per executor: several run side by side on few cores.
+                server = ComfyServer(engine=self.engine, fault=self.fault,
+                                     cpu_threads=1 if self.engine == "torch" else None).start()
                 self._executors.append(server)
                 urls[t.id] = server.url
         self.executor_urls = urls
+        if self.engine == "torch" and self._executors:
+            # Warm pools hold their model in memory: load it before the first job, not during it.
+            self._say("loading the model into each stand-in (warm pool)")
+            from pipeline.comfy.workflows import txt2img
+            for server in self._executors:
+                ComfyClient(server.url).run(txt2img("warm-up", seed=0, steps=1, filename_prefix="warmup"),
+                                            timeout=300)
         catalog = ComfyClient(next(iter(urls.values()))).object_info()
 
         self.store = JobStore(self.cloud, self.resources.table_name)
