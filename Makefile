@@ -17,8 +17,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/comfyfab demo
 
+# The whole suite: unit tests, and the integration suites on the embedded backend and on
+# LocalStack + DynamoDB Local (installed on first use, started here, stopped afterwards).
+BACKENDS ?= embedded,localstack
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@case "$(BACKENDS)" in *localstack*) $(BIN)/comfyfab emulator up --port 0 --dynamodb-port 0 >/dev/null;; esac
+	$(BIN)/python -m pytest --backends $(BACKENDS) $(PYTEST_ARGS); rc=$$?; \
+	  case "$(BACKENDS)" in *localstack*) $(BIN)/comfyfab emulator down >/dev/null;; esac; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/comfyfab bench pipeline

@@ -266,7 +266,7 @@ class Inventory:
     roles: tuple[Role, ...] = ()
     users: tuple[User, ...] = ()
     root_access_keys: int | None = None   # IAM account summary AccountAccessKeysPresent (None: not reported)
-    trails: tuple[Trail, ...] = ()
+    trails: tuple[Trail, ...] | None = ()   # None: the backend has no CloudTrail API (LocalStack OSS)
     router_groups: tuple[str, ...] = ()
     shared_vpcs: tuple[str, ...] = ()   # this fabric's VPCs without a tenant (the router's)
 

@@ -10,7 +10,9 @@ from comfyfab.cloud import Cloud
 from comfyfab.config import FabricConfig
 
 from ..inventory import FABRIC_TAG, PolicyStatement, Role, Trail, User
-from ._common import tag_map
+from botocore.exceptions import ClientError
+
+from ._common import CollectionError, tag_map
 
 
 def _listify(v: Any) -> tuple[str, ...]:
@@ -65,10 +67,17 @@ def collect_users(cloud: Cloud) -> tuple[User, ...]:
     return tuple(out)
 
 
-def collect_trails(cloud: Cloud) -> tuple[Trail, ...]:
+def collect_trails(cloud: Cloud) -> tuple[Trail, ...] | None:
+    """Every trail; None when the backend does not implement CloudTrail at all (HTTP 501)."""
     ct = cloud.client("cloudtrail")
     out: list[Trail] = []
-    for t in ct.describe_trails().get("trailList", []):
+    try:
+        listed = ct.describe_trails().get("trailList", [])
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 501:
+            return None
+        raise CollectionError(f"cloudtrail:DescribeTrails: {exc.response.get('Error', {}).get('Code', exc)}") from exc
+    for t in listed:
         status = ct.get_trail_status(Name=t.get("TrailARN") or t["Name"])
         out.append(Trail(name=t["Name"], s3_bucket=t.get("S3BucketName"), is_logging=bool(status.get("IsLogging")),
                          multi_region=bool(t.get("IsMultiRegionTrail")),

@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from compliance.checks.s3._policy import denies_insecure_transport, denies_unencrypted_put, statements
 
-TRAIL = "comfyfab-audit"  # the trail provisioning creates (f"{cfg.name}-audit")
 DDB_LOCAL = {"localstack": "DynamoDB Local implements neither SSE nor PITR (compliance/BACKENDS.md)"}
 
 
@@ -321,8 +320,9 @@ BREAKS: tuple[Break, ...] = (
     Break("iam_no_user_access_keys", _user_with_key, _drop_user, lambda f: "legacy-operator"),
     Break("iam_role_max_session", lambda f: _max_session(f, 12 * 3600),
           lambda f, _: _max_session(f, int(f.cfg.iam.max_session_hours * 3600)), _role_name),
-    Break("cloudtrail_audit_trail", lambda f: _c(f, "cloudtrail").stop_logging(Name=TRAIL),
-          lambda f, _: _c(f, "cloudtrail").start_logging(Name=TRAIL), lambda f: f.res.audit_bucket),
+    Break("cloudtrail_audit_trail", lambda f: _c(f, "cloudtrail").stop_logging(Name=f"{f.cfg.name}-audit"),
+          lambda f, _: _c(f, "cloudtrail").start_logging(Name=f"{f.cfg.name}-audit"), lambda f: f.res.audit_bucket,
+          unsupported={"localstack": "LocalStack's open-source edition has no CloudTrail API"}),
     Break("logs_audit_log_retention", lambda f: _retention(f, f.res.audit_log_group, 30),
           lambda f, _: _retention(f, f.res.audit_log_group, f.cfg.audit.log_retention_days),
           lambda f: f.res.audit_log_group),

@@ -36,27 +36,20 @@ def one_tenant_config(fabric_config: FabricConfig) -> FabricConfig:
 
 
 @pytest.fixture(scope="module")
-def fabric_backend(request) -> str:
-    """``--backend``: embedded (default) or localstack; aws is refused (it would create billable resources)."""
-    kind = request.config.getoption("--backend")
-    if kind == "aws":
-        pytest.skip("the break tests create and break resources; scan a real account with `comfyfab scan --backend aws`")
-    return kind
+def fabric_backend(backend) -> str:
+    """The backend this module's fabric runs on (``--backends``)."""
+    return backend
 
 
 @pytest.fixture(scope="module")
 def fresh_fabric(request, fabric_backend, one_tenant_config) -> Fabric:
     """A freshly provisioned fabric (nothing added)."""
-    provision = pytest.importorskip("pipeline.provision").provision
-    if fabric_backend == "embedded":
-        aws = request.getfixturevalue("embedded_aws")
-        aws.reset()
-        cloud = aws.cloud()
-        cfg = one_tenant_config
-    else:
-        # An entry point of its own: the LocalStack endpoint comes from the usual environment variables,
-        # and a fabric name of its own keeps this run apart from anything else in that account.
-        cloud = Cloud(BackendSpec.from_env(fabric_backend, one_tenant_config.region, os.environ))
-        cfg = one_tenant_config.with_overrides({"name": f"cfscan{os.getpid()}"})
+    from pipeline.provision import provision
+
+    cloud = request.getfixturevalue("backend_cloud")
+    cfg = one_tenant_config
+    if fabric_backend != "embedded":
+        # A fabric name of its own keeps this run apart from anything else on the shared emulator.
+        cfg = one_tenant_config.with_overrides({"name": f"cfscan{os.getpid() % 100000}"})
     res = provision(cloud, cfg, bucket_policy_mode="full")
     return Fabric(cloud, cfg, res)

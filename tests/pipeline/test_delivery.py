@@ -59,14 +59,13 @@ def test_a_tenants_cookies_never_open_another_tenants_path(own, other, key):
 
 
 @pytest.mark.integration
-def test_edge_serves_only_with_the_owners_cookies(embedded_aws, fabric_config):
+def test_edge_serves_only_with_the_owners_cookies(backend_cloud, backend_config):
     from pipeline.client import RouterClient
     from pipeline.comfy.workflows import txt2img
     from pipeline.stack import Stack, restrict_tenants
 
-    embedded_aws.reset()
-    cfg = restrict_tenants(fabric_config, 2)
-    with Stack(cfg, cloud=embedded_aws.cloud(), engine="noop", cold_starts=False, autoscale=False) as stack:
+    cfg = restrict_tenants(backend_config, 2)
+    with Stack(cfg, cloud=backend_cloud, engine="noop", cold_starts=False, autoscale=False) as stack:
         a, b = (t.id for t in cfg.tenants)
         ca, cb = RouterClient(stack.router_url, stack.api_keys[a]), RouterClient(stack.router_url, stack.api_keys[b])
         job = {"jobId": str(uuid.uuid4()), "priority": "realtime", "resolution": [64, 64], "seed": 3,

@@ -1,4 +1,4 @@
-"""The five layers end to end on the embedded backend, over real HTTP.
+"""The five layers end to end over real HTTP, on every backend ``--backends`` names.
 
 One stack per module (no-op executor engine, fault hook armed by a marker in
 the workflow); each test uses fresh job ids so tests do not interfere.
@@ -29,10 +29,9 @@ def fault(prompt: dict) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def stack(embedded_aws, fabric_config):
-    embedded_aws.reset()
-    cfg = restrict_tenants(fabric_config, 2)
-    s = Stack(cfg, cloud=embedded_aws.cloud(), engine="noop", fault=fault, cold_starts=False, autoscale=False)
+def stack(backend_cloud, backend_config):
+    cfg = restrict_tenants(backend_config, 2)
+    s = Stack(cfg, cloud=backend_cloud, engine="noop", fault=fault, cold_starts=False, autoscale=False)
     s.start()
     yield s
     s.stop()
