@@ -50,8 +50,8 @@ def test_a_replay_is_repeatable(fabric_config):
 
 def test_the_storm_raises_the_simulated_interruption_rate(fabric_config):
     r = sim("spot-storm-batch", fabric_config)
-    # 30/h for half an hour of a two-hour run: 7.5/h on average, on top of the config's 0.05/h
-    assert r.cfg.fleet.spot.interruptions_per_hour == pytest.approx(0.05 + 7.5)
+    # 120/h for half an hour of a two-hour run: 30/h on average, on top of the config's 0.05/h
+    assert r.cfg.fleet.spot.interruptions_per_hour == pytest.approx(0.05 + 30)
     assert r.metrics["cold_starts"] > 0, "the batch campaign scales the spot pool out"
 
 
