@@ -133,14 +133,13 @@ class LiveReplay:
         self.stack.start()
         try:
             spot_classes = tuple(self.cfg.fleet.spot.enabled_for)
+            self._t0 = time.monotonic()
             self.fleet = FleetManager(
                 self.cfg, self.stack.queues, self._worker, time_scale=self.ts, cold_starts=True,
-                seed=self.scenario.seed,
+                seed=self.scenario.seed, clock=lambda: self.fabric(time.monotonic()),
                 spot_factory=(lambda t, n: self._worker(t, n, spot_classes)) if spot_classes else None)
             self.stack.service.pool_size = self.fleet.pool_size
             self.fleet.start()
-            self._t0 = time.monotonic()
-            self.fleet._t0 = self._t0
             accepted = self._drive(plan)
             self._drain(accepted)
         finally:
@@ -239,11 +238,11 @@ class LiveReplay:
     def _result(self, plan: pd.DataFrame, accepted: dict, label: str, wall_s: float) -> ReplayResult:
         start: dict[str, float] = {}
         end: dict[str, tuple[float, str]] = {}
-        redeliveries = 0
+        redeliveries = {t.id: 0 for t in self.cfg.tenants}
         for mono, kind, job, extra in self.events:
             if kind == "started":
                 start[job] = self.fabric(mono)
-                redeliveries += int(extra.get("attempt", 1) > 1)
+                redeliveries[extra["tenant"]] += int(extra.get("attempt", 1) > 1)
             elif kind in ("succeeded", "failed"):
                 end[job] = (self.fabric(mono), "ok" if kind == "succeeded" else "dlq")
         rows = []
@@ -259,10 +258,9 @@ class LiveReplay:
         if rejected:
             self.notes.append(f"live: the router refused {rejected} submissions (counted as lost)")
         counters = {tid: {k: float(v) for k, v in c.items()} for tid, c in self.fleet.counters.items()}
-        for c in counters.values():
-            c.setdefault("redeliveries", 0.0)
+        for tid, c in counters.items():
+            c["redeliveries"] = float(redeliveries[tid])
         first = self.cfg.tenants[0].id
-        counters[first]["redeliveries"] = float(redeliveries)
         for cut in self.fleet.cutovers:
             if not cut["ok"]:
                 self.notes.append(f"live: cutover of {cut['tenant']} failed its health check")
