@@ -22,6 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -52,7 +53,7 @@ def poison_fault(prompt: dict) -> str | None:
 
 
 def plan_arrivals(scenario: Scenario, cfg: FabricConfig, spec: LiveSpec) -> pd.DataFrame:
-    """Jobs to submit: tenant, class, arrival (fabric s), submit_at (after a failover), service, poison."""
+    """Jobs to submit: tenant, priority, arrival (fabric s), submit_at (after a failover), service, poison, job_id."""
     window = (spec.window_h or scenario.duration_h) * 3600
     model = ServiceModel()
     parts = []
@@ -62,13 +63,13 @@ def plan_arrivals(scenario: Scenario, cfg: FabricConfig, spec: LiveSpec) -> pd.D
         for k, key in enumerate(jt.keys):
             m = jt.key == k
             service[m] = model.seconds(cfg.tenant_gpu(tid), key, jt.u[m])
-        parts.append(pd.DataFrame({"tenant": tid, "class": np.array(PRIORITY_ORDER)[jt.cls[keep]],
+        parts.append(pd.DataFrame({"tenant": tid, "priority": np.array(PRIORITY_ORDER)[jt.cls[keep]],
                                    "arrival": jt.t[keep], "service": service[keep], "poison": False}))
     rows = []
     for f in scenario.faults_of(PoisonJob):
         if f.at_h * 3600 < window:
             for _ in range(f.count):
-                rows.append({"tenant": f.tenant or cfg.tenants[0].id, "class": f.priority, "arrival": f.at_h * 3600,
+                rows.append({"tenant": f.tenant or cfg.tenants[0].id, "priority": f.priority, "arrival": f.at_h * 3600,
                              "service": 0.0, "poison": True})
     if rows:
         parts.append(pd.DataFrame(rows))
@@ -165,11 +166,17 @@ class LiveReplay:
         def submit(row) -> None:
             wf = txt2img("a scenario replay", seed=int(row.Index), steps=1,
                          filename_prefix=POISON_PREFIX if row.poison else "replay")
-            r = clients[row.tenant].submit({"jobId": row.job_id, "priority": row._2, "resolution": [64, 64],
-                                            "seed": int(row.Index), "model": "tiny-sd:1", "workflow": wf})
+            try:
+                r = clients[row.tenant].submit({"jobId": row.job_id, "priority": row.priority, "resolution": [64, 64],
+                                                "seed": int(row.Index), "model": "tiny-sd:1", "workflow": wf})
+                code = r.status_code
+            except httpx.HTTPError as exc:  # the router did not answer: the job counts as lost
+                code = 0
+                with self._lock:
+                    self.notes.append(f"live: submitting {row.job_id} failed: {type(exc).__name__}: {exc}")
             with self._lock:
-                accepted[row.job_id] = (float(row.arrival), r.status_code, self.fabric(time.monotonic()))
-            if r.status_code == 202:
+                accepted[row.job_id] = (float(row.arrival), code, self.fabric(time.monotonic()))
+            if code == 202:
                 self.bells[row.tenant].ring()
 
         with ThreadPoolExecutor(max_workers=6, thread_name_prefix="replay-client") as pool:
@@ -253,7 +260,7 @@ class LiveReplay:
                 rejected += 1
             e, status = end.get(r.job_id, (np.nan, "unfinished"))
             s = start.get(r.job_id, np.nan)
-            rows.append({"tenant": r.tenant, "class": r._2, "arrival": arrival, "start": s, "end": e,
+            rows.append({"tenant": r.tenant, "class": r.priority, "arrival": arrival, "start": s, "end": e,
                          "service": e - s if status == "ok" else np.nan, "status": status, "enqueued": enqueued})
         if rejected:
             self.notes.append(f"live: the router refused {rejected} submissions (counted as lost)")
