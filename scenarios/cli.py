@@ -93,6 +93,9 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError("name a scenario (a YAML file or a library name; --list shows them)")
     s = _scenario(args)
     modes = ["sim", "live"] if args.mode == "both" else [args.mode]
+    if "live" in modes and s.live is None:
+        raise CliError(f"scenario {s.name} has no live section (it is meant for the simulator); "
+                       "give --time-scale and --window-h to replay part of it live")
     gating = args.candidate is not None or bool(args.candidate_set)
     if args.baseline is not None and not gating:
         raise CliError("--baseline needs --candidate (or --candidate-set)")

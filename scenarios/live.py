@@ -42,6 +42,7 @@ from .schema import BlueGreen, LiveSpec, PoisonJob, RegionFailover, Scenario, Sp
 from .sim_mode import scenario_tables
 
 POISON_PREFIX = "poison-pill"
+MAX_WALL_RATE = 25.0  # submissions per wall second the in-process stack keeps up with on a small machine
 
 
 def poison_fault(prompt: dict) -> str | None:
@@ -82,6 +83,18 @@ def plan_arrivals(scenario: Scenario, cfg: FabricConfig, spec: LiveSpec) -> pd.D
     rng = np.random.default_rng(scenario.seed)
     df["job_id"] = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(len(df))]
     return df
+
+
+def check_pace(scenario: Scenario, spec: LiveSpec, plan: pd.DataFrame) -> None:
+    """Refuse a replay whose busiest minute would outrun the in-process stack (its latencies would be ours)."""
+    if plan.empty:
+        raise ReplayError(f"scenario {scenario.name}: no arrivals inside the live window")
+    minute = np.floor(plan["submit_at"].to_numpy() / 60.0)
+    peak = np.bincount(minute.astype(np.int64)).max() / 60.0 * spec.time_scale
+    if peak > MAX_WALL_RATE:
+        raise ReplayError(
+            f"scenario {scenario.name}: live at {spec.time_scale:g}x would submit {peak:.0f} jobs per wall second at "
+            f"its peak (at most {MAX_WALL_RATE:g}); lower live.time_scale or window_h (--time-scale, --window-h)")
 
 
 class LiveReplay:
@@ -125,6 +138,7 @@ class LiveReplay:
     def run(self, label: str = "") -> ReplayResult:
         t_start = time.perf_counter()
         plan = plan_arrivals(self.scenario, self.cfg, self.spec)
+        check_pace(self.scenario, self.spec, plan)
         self._service = dict(zip(plan["job_id"], plan["service"]))
         self.bells = {t.id: Doorbell() for t in self.cfg.tenants}
         self.stack = Stack(self.cfg, cloud=self.cloud, backend=None if self.cloud else BackendSpec(kind="embedded",

@@ -68,3 +68,15 @@ def test_bad_inputs_are_one_message_and_exit_2(tmp_path, capsys):
         assert main(argv + ["--out", str(tmp_path / "o"), "--no-plots"]) == 2, argv
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_live_needs_a_live_section_or_explicit_pacing(tmp_path, capsys):
+    assert main(["replay", "monday-morning-burst", "--mode", "live", "--out", str(tmp_path)]) == 2
+    assert "has no live section" in capsys.readouterr().err
+
+
+def test_a_live_replay_faster_than_the_stack_is_refused(tmp_path, capsys):
+    rc = main(["replay", "monday-morning-burst", "--mode", "live", "--time-scale", "60", "--window-h", "0.5",
+               "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "jobs per wall second" in err and "Traceback" not in err
