@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from scenarios.gate import agreement, compare
 from scenarios.loader import load_scenario, parse_scenario
@@ -133,3 +134,33 @@ def test_agreement_rows_are_relative_to_the_simulator(fabric_config):
     r = sim(base_scenario(), fabric_config)
     rows = {a.metric: a for a in agreement(r, r)}
     assert rows["all.p95"].rel_diff == 0 and rows["realtime.wait_p50"].abs_diff == 0
+
+
+@st.composite
+def job_frames(draw):
+    n = draw(st.integers(0, 40))
+    rows = []
+    for _ in range(n):
+        a = draw(st.floats(0, 1000))
+        status = draw(st.sampled_from(["ok", "dlq", "unfinished"]))
+        wait, svc = draw(st.floats(0, 100)), draw(st.floats(0.01, 10))
+        ok = status == "ok"
+        rows.append((draw(st.sampled_from(["acme-health", "globex-retail"])),
+                     draw(st.sampled_from(["realtime", "standard", "batch"])), a,
+                     a + wait if ok else np.nan, a + wait + svc if ok else np.nan, svc if ok else np.nan, status))
+    return frame(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(jobs=job_frames())
+def test_counts_add_up_and_latency_bounds_wait(jobs, fabric_config):
+    m = compute(jobs, fabric_config, {})
+    assert m["jobs"] == len(jobs) == m["completed"] + m["dlq"] + m["lost"]
+    assert m["jobs"] == sum(m[f"{c}.jobs"] for c in ("realtime", "standard", "batch"))
+    assert m["lost"] == m["acme-health:lost"] + m["globex-retail:lost"]
+    for c in ("realtime", "standard", "batch", "all"):
+        if m[f"{c}.completed"]:
+            assert m[f"{c}.wait_p95"] <= m[f"{c}.p95"] + 1e-9
+            assert m[f"{c}.p50"] <= m[f"{c}.p95"] + 1e-9 <= m[f"{c}.p99"] + 2e-9
+        else:
+            assert math.isnan(m[f"{c}.p95"])
