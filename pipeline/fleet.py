@@ -235,6 +235,8 @@ class FleetManager:
                 return
         ready = self.now()
         now = self.now()
+        c = self.counters[tenant_id]
+        c["peak_workers"] = max(c["peak_workers"], self.pool_size(tenant_id) + len(green))  # blue and green overlap
         for w in green:  # green starts pulling from the queues
             w.idle_since_fabric = now
             w.start()

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from comfyfab.cloud import BackendSpec, Cloud
+from comfyfab.cloud import Cloud, EmbeddedAws
 from comfyfab.config import PRIORITY_ORDER, FabricConfig
 from comfyfab.policy import PollPolicy
 from pipeline.client import RouterClient
@@ -141,12 +141,16 @@ class LiveReplay:
         check_pace(self.scenario, self.spec, plan)
         self._service = dict(zip(plan["job_id"], plan["service"]))
         self.bells = {t.id: Doorbell() for t in self.cfg.tenants}
-        self.stack = Stack(self.cfg, cloud=self.cloud, backend=None if self.cloud else BackendSpec(kind="embedded",
-                           region=self.cfg.region), engine="noop", fault=poison_fault, time_scale=self.ts,
-                           autoscale=False, warm_workers=False, progress=self.progress)
+        own_aws = None
+        if self.cloud is None:
+            # moto keeps its state per process, not per server: a replay starts from an empty account
+            own_aws = EmbeddedAws(self.cfg.region).start()
+            own_aws.reset()
+        self.stack = Stack(self.cfg, cloud=self.cloud or own_aws.cloud(), engine="noop", fault=poison_fault,
+                           time_scale=self.ts, autoscale=False, warm_workers=False, progress=self.progress)
         self._say(f"starting the stack for {self.scenario.name} ({len(plan)} jobs, {self.ts:g}x time)")
-        self.stack.start()
         try:
+            self.stack.start()
             spot_classes = tuple(self.cfg.fleet.spot.enabled_for)
             self._t0 = time.monotonic()
             self.fleet = FleetManager(
@@ -162,6 +166,8 @@ class LiveReplay:
             if hasattr(self, "fleet"):
                 self.fleet.stop(drain_timeout_s=2.0)
             self.stack.stop()
+            if own_aws is not None:
+                own_aws.stop()
         return self._result(plan, accepted, label, time.perf_counter() - t_start)
 
     def _drive(self, plan: pd.DataFrame) -> dict[str, tuple[float, int, float]]:

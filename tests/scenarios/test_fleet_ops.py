@@ -118,6 +118,7 @@ def test_blue_green_starts_green_after_its_health_check_then_drains_blue(setup):
     assert all(("stop", b) in log for b in blue)
     assert all(e[2] == "v2" for e in log if e[0] == "start" and e[1] in green)
     assert fm.versions[tenant] == "v2"
+    assert fm.counters[tenant]["peak_workers"] == 4, "blue and green run side by side until blue drains"
 
 
 def test_a_green_pool_that_fails_its_health_check_leaves_blue_serving(fabric_config):
