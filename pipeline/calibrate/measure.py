@@ -1,0 +1,277 @@
+"""Timing the full txt2img path of the ComfyUI stand-in on one device.
+
+What one *run* is: the path a worker's ComfyUI executes for one prompt of
+``batch`` same-shape images, i.e. encoding the positive and the negative
+prompt with every text encoder, sampling ``steps`` steps with
+classifier-free guidance (two UNet evaluations per step, batched as one
+call of ``2 * batch``), and decoding the latents with the VAE.  On CUDA a
+run is timed with CUDA events (after a synchronise); on the CPU with
+``time.perf_counter``.
+
+Cold start is checkpoint load from local disk: the random-weight model is
+written once with :func:`~pipeline.comfy.models.save_checkpoint` and read
+back with :func:`~pipeline.comfy.models.load_bundle`, timed until the
+weights are on the device.  The load is timed before anything else has read
+the file in this process, but the OS page cache may hold it (it was just
+written); ``drop_caches`` asks the kernel to drop it first (root only).
+
+FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode`
+for one image (batch 1), per phase, on the uncompiled modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from pipeline.comfy.models import ModelBundle, ModelError, architectures, load_bundle, save_checkpoint
+from pipeline.comfy.sampling import encode_text, ksample, vae_decode
+
+__all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "device_name",
+           "resolve_device", "time_load", "time_runs", "txt2img_once"]
+
+POSITIVE = "a lighthouse on a cliff at dusk, volumetric light, highly detailed"
+NEGATIVE = "blurry, low quality"
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+class CalibrationError(ValueError):
+    """A calibration that cannot run as asked (bad flag, missing device, bad checkpoint)."""
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """One calibration: which model, shape, sampler and device, and how many runs."""
+
+    model: str = "tiny"
+    device: str = "cpu"
+    resolution: int = 64
+    steps: int = 4
+    batches: tuple[int, ...] = (1,)
+    sampler: str = "dpmpp_2m"
+    scheduler: str = "karras"
+    cfg: float = 7.0
+    runs: int = 10
+    warmup: int = 2
+    dtype: str | None = None  # None: bf16 on CUDA, fp32 on the CPU
+    compile: bool = False
+    channels_last: bool | None = None  # None: on for CUDA
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resolution <= 0 or self.resolution % 8:
+            raise CalibrationError(f"--resolution must be a positive multiple of 8, got {self.resolution}")
+        if self.steps < 1:
+            raise CalibrationError(f"--steps must be at least 1, got {self.steps}")
+        if not self.batches or min(self.batches) < 1:
+            raise CalibrationError(f"--batch sizes must be at least 1, got {list(self.batches)}")
+        if self.runs < 2:
+            raise CalibrationError(f"--runs must be at least 2 (p50/p90 and a fit need samples), got {self.runs}")
+        if self.warmup < 0:
+            raise CalibrationError(f"--warmup must be 0 or more, got {self.warmup}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise CalibrationError(f"--dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        if self.dtype is not None:
+            return DTYPES[self.dtype]
+        return torch.float32 if torch.device(self.device).type == "cpu" else torch.bfloat16
+
+    @property
+    def dtype_name(self) -> str:
+        return {v: k for k, v in DTYPES.items()}[self.torch_dtype]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for and absent."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise CalibrationError(f"--device {device!r} is not a torch device: {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CalibrationError(f"--device {device} asked for, but this torch ({torch.__version__}) sees no "
+                                   "CUDA device; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CalibrationError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise CalibrationError(f"--device must be cpu or cuda, got {device!r}")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's marketing name, or the CPU model from /proc/cpuinfo."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def txt2img_once(bundle: ModelBundle, resolution: int, steps: int, batch: int, sampler: str, scheduler: str,
+                 cfg: float, seed: int) -> torch.Tensor:
+    """One prompt of ``batch`` images through encode, KSampler and VAE decode; returns the images."""
+    scale = bundle.arch.vae_scale_factor
+    latent = torch.zeros(batch, bundle.arch.latent_channels, resolution // scale, resolution // scale)
+    positive = encode_text(bundle, POSITIVE)
+    negative = encode_text(bundle, NEGATIVE)
+    sampled = ksample(bundle, positive, negative, latent, seed, steps, cfg, sampler, scheduler)
+    return vae_decode(bundle, sampled)
+
+
+def time_runs(bundle: ModelBundle, spec: CalibrationSpec, batch: int,
+              progress: Callable[[int, int], None] | None = None) -> list[float]:
+    """``spec.warmup`` untimed runs, then ``spec.runs`` timed runs (seconds per run of ``batch`` images)."""
+    device = bundle.device
+    total = spec.warmup + spec.runs
+    samples: list[float] = []
+    for i in range(total):
+        _sync(device)
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg,
+                         spec.seed + i)
+            end.record()
+            end.synchronize()
+            seconds = start.elapsed_time(end) / 1000.0
+        else:
+            t0 = time.perf_counter()
+            txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg,
+                         spec.seed + i)
+            seconds = time.perf_counter() - t0
+        if i >= spec.warmup:
+            samples.append(seconds)
+        if progress is not None:
+            progress(i + 1, total)
+    return samples
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    """FLOPs of one image (batch 1) through the full path, by phase."""
+
+    text: int
+    sampling: int
+    decode: int
+    steps: int
+
+    @property
+    def total(self) -> int:
+        return self.text + self.sampling + self.decode
+
+    @property
+    def per_step(self) -> float:
+        return self.sampling / self.steps
+
+
+def _uncompiled(bundle: ModelBundle) -> ModelBundle:
+    orig = getattr(bundle.unet, "_orig_mod", None)
+    return dataclasses.replace(bundle, unet=orig) if orig is not None else bundle
+
+
+@torch.no_grad()
+def count_flops(bundle: ModelBundle, spec: CalibrationSpec) -> FlopCount:
+    """Count one image's FLOPs per phase (matmuls and convolutions, as FlopCounterMode counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    b = _uncompiled(bundle)
+    scale = b.arch.vae_scale_factor
+    latent = torch.zeros(1, b.arch.latent_channels, spec.resolution // scale, spec.resolution // scale)
+    with FlopCounterMode(display=False) as text_counter:
+        positive = encode_text(b, POSITIVE)
+        negative = encode_text(b, NEGATIVE)
+    with FlopCounterMode(display=False) as sample_counter:
+        sampled = ksample(b, positive, negative, latent, spec.seed, spec.steps, spec.cfg, spec.sampler,
+                          spec.scheduler)
+    with FlopCounterMode(display=False) as decode_counter:
+        vae_decode(b, sampled)
+    return FlopCount(text_counter.get_total_flops(), sample_counter.get_total_flops(),
+                     decode_counter.get_total_flops(), spec.steps)
+
+
+@dataclass
+class LoadTiming:
+    """Checkpoint load from local disk: seconds per load, the file and its size."""
+
+    seconds: list[float]
+    path: Path
+    bytes: int
+    page_cache: str  # "dropped" or "possibly warm"
+    bundle: ModelBundle | None = field(default=None, repr=False)
+
+
+def _drop_page_cache() -> bool:
+    try:
+        import os
+
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def prepare_checkpoint(spec: CalibrationSpec, cache_dir: Path, checkpoint: Path | None = None) -> Path:
+    """The file to time loading: ``checkpoint`` if given, else the random-weight
+    model written once (per architecture and dtype) under ``cache_dir``."""
+    if checkpoint is not None:
+        if not checkpoint.is_file() and not checkpoint.is_dir():
+            raise CalibrationError(f"--checkpoint {checkpoint} does not exist")
+        return checkpoint
+    if spec.model not in architectures():
+        raise CalibrationError(f"--model {spec.model!r} is not a shipped architecture "
+                               f"({', '.join(sorted(architectures()))}); give --checkpoint PATH for a real one")
+    path = cache_dir / f"{spec.model}-{spec.dtype_name}.safetensors"
+    if not path.is_file():
+        device = resolve_device(spec.device)
+        built = load_bundle(f"{spec.model}.safetensors", device=str(device), dtype=spec.torch_dtype,
+                            channels_last=False)
+        tmp = path.with_suffix(".partial")
+        save_checkpoint(built, tmp)
+        tmp.replace(path)
+        del built
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return path
+
+
+def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bool = False) -> LoadTiming:
+    """Load ``path`` ``loads`` times onto the device; keep the last bundle (compiled if asked)."""
+    device = resolve_device(spec.device)
+    seconds: list[float] = []
+    dropped = True
+    bundle = None
+    for _ in range(max(1, loads)):
+        bundle = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if drop_caches:
+            dropped = _drop_page_cache() and dropped
+        _sync(device)
+        t0 = time.perf_counter()
+        try:
+            bundle = load_bundle(path.name, models_dir=path.parent, device=str(device), dtype=spec.torch_dtype,
+                                 channels_last=spec.channels_last, compile_unet=spec.compile)
+        except ModelError as exc:
+            raise CalibrationError(f"cannot load {path}: {exc}") from None
+        _sync(device)
+        seconds.append(time.perf_counter() - t0)
+    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return LoadTiming(seconds, path, size, "dropped" if drop_caches and dropped else "possibly warm", bundle)

@@ -1,0 +1,127 @@
+"""Service-time profiles: what a calibration writes and the simulator reads.
+
+One profile per (device, model, resolution, steps, batch), two files:
+
+* ``<stem>.csv``: one row per timed run, the columns
+  :func:`sim.service.load_service_profile` reads (``gpu, model, resolution,
+  steps, seconds``) plus ``batch``, ``batch_seconds``, ``run``, ``device``,
+  ``dtype``.  ``seconds`` is the service time of ONE image: the run's wall
+  time divided by its batch (at batch 1, the latency of one image; at batch
+  B, the per-image share of a batched run, whose reciprocal is the
+  throughput).  ``gpu`` is the name of the config's GPU profile the samples
+  belong to (``H100``, ``A100``), or ``cpu``;
+* ``<stem>.json``: the summary: p50, p90, mean, a lognormal fit, images/s,
+  load time, FLOPs, MFU and what its peak was, device name, torch version,
+  dtype, sampler, scheduler, and the run's settings;
+* ``<stem>-load.csv``: measured checkpoint loads (a ``seconds`` column, the
+  file :func:`sim.service.load_cold_start_profile` reads).
+
+The stem is ``<device>-<model>-<resolution>-<steps>-b<batch>`` with
+``-compiled`` when torch.compile was on, e.g. ``cpu-tiny-64-4-b1``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LognormalFit", "ProfileSummary", "fit_lognormal", "profile_stem", "read_summary", "write_profile"]
+
+
+@dataclass(frozen=True)
+class LognormalFit:
+    """A lognormal fitted to per-image seconds: log(x) ~ Normal(mu, sigma)."""
+
+    mu: float
+    sigma: float
+
+    @property
+    def median_s(self) -> float:
+        return math.exp(self.mu)
+
+    @property
+    def mean_s(self) -> float:
+        return math.exp(self.mu + self.sigma ** 2 / 2)
+
+
+def fit_lognormal(samples: np.ndarray) -> LognormalFit:
+    """Maximum-likelihood lognormal (mean and population std of the logs)."""
+    logs = np.log(np.asarray(samples, dtype=float))
+    return LognormalFit(float(logs.mean()), float(logs.std()))
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """The measured figures of one profile (the JSON side file)."""
+
+    gpu: str
+    device: str
+    model: str
+    resolution: int
+    steps: int
+    batch: int
+    runs: int
+    p50_s: float
+    p90_s: float
+    mean_s: float
+    batch_p50_s: float
+    images_per_s: float
+    lognormal: LognormalFit
+    load_s: float | None
+    load_samples_s: tuple[float, ...]
+    checkpoint_bytes: int | None
+    page_cache: str | None
+    flops_per_image: int
+    unet_flops_per_step: float
+    mfu: float | None
+    peak_tflops: float | None
+    peak_source: str
+    torch_version: str
+    dtype: str
+    sampler: str
+    scheduler: str
+    cfg: float
+    compiled: bool
+    channels_last: bool
+    attention: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lognormal"] = {**asdict(self.lognormal), "median_s": self.lognormal.median_s,
+                             "mean_s": self.lognormal.mean_s}
+        data["load_samples_s"] = list(self.load_samples_s)
+        return data
+
+
+def profile_stem(device_tag: str, model: str, resolution: int, steps: int, batch: int, compiled: bool) -> str:
+    tag = re.sub(r"[^a-z0-9]+", "", device_tag.lower()) or "device"
+    return f"{tag}-{model}-{resolution}-{steps}-b{batch}" + ("-compiled" if compiled else "")
+
+
+def write_profile(out_dir: Path, stem: str, summary: ProfileSummary, batch_seconds: list[float]) -> Path:
+    """Write ``<stem>.csv``, ``<stem>.json`` and (when loads were timed) ``<stem>-load.csv``; return the CSV."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = np.asarray(batch_seconds, dtype=float)
+    frame = pd.DataFrame({
+        "gpu": summary.gpu, "model": summary.model, "resolution": summary.resolution, "steps": summary.steps,
+        "seconds": runs / summary.batch, "batch": summary.batch, "batch_seconds": runs,
+        "run": np.arange(len(runs)), "device": summary.device, "dtype": summary.dtype})
+    csv = out_dir / f"{stem}.csv"
+    frame.to_csv(csv, index=False, float_format="%.6f")
+    (out_dir / f"{stem}.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    if summary.load_samples_s:
+        pd.DataFrame({"seconds": list(summary.load_samples_s)}).to_csv(out_dir / f"{stem}-load.csv", index=False,
+                                                                         float_format="%.6f")
+    return csv
+
+
+def read_summary(csv: Path) -> dict[str, Any]:
+    """The JSON side file of a profile CSV."""
+    return json.loads(Path(csv).with_suffix(".json").read_text())
