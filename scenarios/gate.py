@@ -143,6 +143,13 @@ def format_agreement(rows: list[AgreementRow], sim: ReplayResult, live: ReplayRe
     for r in rows:
         rel = "n/a" if math.isinf(r.rel_diff) else f"{r.rel_diff:+.1%}"
         lines.append(f"{r.metric:<30} {r.sim:>9.3f} {r.live:>9.3f} {r.abs_diff:>+9.3f} {rel:>8}")
+    waits = [r for r in rows if ".wait_" in r.metric and "from 202" not in r.metric]
+    defined = [r for r in waits if r.sim >= 0.05]
+    if waits:
+        worst = max((abs(r.rel_diff) for r in defined), default=float("nan"))
+        lines.append(f"waits: {len(defined)} of {len(waits)} have a simulated value >= 50 ms; worst relative gap among "
+                     f"them {worst:.0%} (target 10 %); largest absolute gap "
+                     f"{max(abs(r.abs_diff) for r in waits):.3f} s")
     return "\n".join(lines)
 
 
