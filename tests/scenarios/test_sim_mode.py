@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from scenarios.gate import agreement, compare
+from scenarios.gate import agreement, compare, format_agreement
 from scenarios.loader import load_scenario, parse_scenario
 from scenarios.metrics import compute
 from scenarios.sim_mode import run_sim
@@ -134,6 +134,7 @@ def test_agreement_rows_are_relative_to_the_simulator(fabric_config):
     r = sim(base_scenario(), fabric_config)
     rows = {a.metric: a for a in agreement(r, r)}
     assert rows["all.p95"].rel_diff == 0 and rows["realtime.wait_p50"].abs_diff == 0
+    assert "largest absolute gap 0.000 s" in format_agreement(list(rows.values()), r, r)
 
 
 @st.composite
