@@ -93,7 +93,7 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise CalibrationError(f"--device {device!r} is not a torch device: {exc}") from None
+        raise CalibrationError(f"--device must be cpu or cuda[:N], got {device!r} ({exc})") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise CalibrationError(f"--device {device} asked for, but this torch ({torch.__version__}) sees no "

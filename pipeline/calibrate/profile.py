@@ -114,11 +114,11 @@ def write_profile(out_dir: Path, stem: str, summary: ProfileSummary, batch_secon
         "seconds": runs / summary.batch, "batch": summary.batch, "batch_seconds": runs,
         "run": np.arange(len(runs)), "device": summary.device, "dtype": summary.dtype})
     csv = out_dir / f"{stem}.csv"
-    frame.to_csv(csv, index=False, float_format="%.6f")
+    frame.to_csv(csv, index=False, float_format="%.9g")
     (out_dir / f"{stem}.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     if summary.load_samples_s:
         pd.DataFrame({"seconds": list(summary.load_samples_s)}).to_csv(out_dir / f"{stem}-load.csv", index=False,
-                                                                         float_format="%.6f")
+                                                                         float_format="%.9g")
     return csv
 
 

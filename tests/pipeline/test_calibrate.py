@@ -1,0 +1,190 @@
+"""comfyfab calibrate on the tiny architecture, on the CPU: profiles, FLOPs, the simulator's use of them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import comfyfab.cli as comfy_cli
+from comfyfab.config import FabricConfig, load_config
+from pipeline.calibrate import (CalibrationError, CalibrationSpec, Peak, calibrate, count_flops, fit_lognormal,
+                                read_summary, resolve_peak)
+from pipeline.comfy.models import load_bundle
+from sim.run import simulate
+from sim.service import load_cold_start_profile, load_service_profile
+from sim.validate import fixed_fleet
+from sim.workload import StreamSpec, WorkloadSpec
+
+CLI_MODULE = "pipeline.calibrate.cli"
+FAST = ["--model", "tiny", "--device", "cpu", "--steps", "2", "--runs", "3", "--warmup", "1", "--threads", "1",
+        "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """``comfyfab`` with the calibrate command registered (whether or not the lead has listed it yet)."""
+    if CLI_MODULE not in comfy_cli.COMMAND_MODULES:
+        monkeypatch.setattr(comfy_cli, "COMMAND_MODULES", (*comfy_cli.COMMAND_MODULES, CLI_MODULE))
+    return comfy_cli.main
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle():
+    return load_bundle("tiny.safetensors", device="cpu")
+
+
+CPU = Peak("cpu", None, "none")
+
+
+def test_structure_is_deterministic(tmp_path):
+    spec = CalibrationSpec(model="tiny", steps=2, batches=(1, 2), runs=3, warmup=0)
+    first = calibrate(spec, tmp_path / "a", CPU)
+    second = calibrate(spec, tmp_path / "b", CPU)
+    assert [r.csv.name for r in first] == ["cpu-tiny-64-2-b1.csv", "cpu-tiny-64-2-b2.csv"]
+    assert [r.csv.name for r in second] == [r.csv.name for r in first]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for a, b in zip(first, second):
+        fa, fb = pd.read_csv(a.csv), pd.read_csv(b.csv)
+        assert list(fa.columns) == list(fb.columns) == ["gpu", "model", "resolution", "steps", "seconds", "batch",
+                                                        "batch_seconds", "run", "device", "dtype"]
+        assert len(fa) == len(fb) == 3
+        assert (fa["seconds"] > 0).all()
+        np.testing.assert_allclose(fa["seconds"] * fa["batch"], fa["batch_seconds"], rtol=1e-6)
+        assert a.flops == b.flops  # counted, not timed: identical
+        ja, jb = read_summary(a.csv), read_summary(b.csv)
+        assert ja.keys() == jb.keys()
+        assert ja["p50_s"] <= ja["p90_s"]
+        assert ja["dtype"] == "fp32" and ja["gpu"] == "cpu" and ja["mfu"] is None
+        assert ja["load_s"] > 0 and ja["checkpoint_bytes"] > 0
+        assert ja["torch_version"] == torch.__version__
+
+
+def test_flops_positive_and_linear_in_steps(tiny_bundle):
+    counts = {s: count_flops(tiny_bundle, CalibrationSpec(model="tiny", steps=s, runs=2)) for s in (1, 2, 4)}
+    for c in counts.values():
+        assert c.text > 0 and c.sampling > 0 and c.decode > 0
+    # text encoding and decoding do not depend on steps; sampling is exactly one CFG pair per step
+    assert len({c.text for c in counts.values()}) == 1 and len({c.decode for c in counts.values()}) == 1
+    assert counts[2].sampling == 2 * counts[1].sampling and counts[4].sampling == 4 * counts[1].sampling
+    assert counts[4].total > counts[2].total > counts[1].total
+
+
+def test_flops_of_cfg_are_double_the_unguided(tiny_bundle):
+    guided = count_flops(tiny_bundle, CalibrationSpec(model="tiny", steps=2, runs=2, cfg=7.0))
+    plain = count_flops(tiny_bundle, CalibrationSpec(model="tiny", steps=2, runs=2, cfg=1.0))
+    assert guided.sampling == 2 * plain.sampling
+
+
+def _with_cpu_gpu(profile: str) -> FabricConfig:
+    """The shipped config plus a GPU profile named ``cpu`` whose service times come from ``profile``."""
+    data = load_config().model_dump(mode="json")
+    h100 = next(g for g in data["gpus"] if g["name"] == "H100")
+    data["gpus"].append({**h100, "name": "cpu", "profile_file": profile,
+                         "service_times": [{"model": "tiny", "resolution": 64, "steps": 2, "min_s": 1, "max_s": 2}]})
+    return fixed_fleet(2, gpu="cpu", base=FabricConfig.model_validate(data))
+
+
+def test_cli_profile_drives_the_simulator(cli, tmp_path, capsys):
+    out = tmp_path / "profiles"
+    assert cli(["calibrate", *FAST, "--runs", "8", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "FLOPs per image" in printed and "MFU peak: none" in printed
+    csv = out / "cpu-tiny-64-2-b1.csv"
+    profile = load_service_profile(csv)
+    assert list(profile) == [("cpu", "tiny", 64, 2)]
+    samples = profile[("cpu", "tiny", 64, 2)]
+    assert len(samples) == 8
+    assert load_cold_start_profile(out / "cpu-tiny-64-2-b1-load.csv").size == 1
+
+    cfg = _with_cpu_gpu(str(csv))
+    tenant = cfg.tenants[0].id
+    rate = 0.3 / float(samples.mean())  # 2 workers at 15 % utilisation
+    workload = WorkloadSpec(duration_h=4000 / rate / 3600, streams=(
+        StreamSpec(tenant=tenant, priority="realtime", per_day=rate * 86400, model="tiny", resolution=64,
+                   steps=2),))
+    run = simulate(cfg, workload, seed=3).runs[tenant]
+    assert len(run.service) > 3000
+    # service times are draws of the profile's inverse CDF (linear interpolation between sorted samples)
+    assert run.service.min() >= samples.min() - 1e-12 and run.service.max() <= samples.max() + 1e-12
+    interpolated_mean = float(np.trapezoid(samples, dx=1.0) / (len(samples) - 1))
+    assert run.service.mean() == pytest.approx(interpolated_mean, rel=0.03)
+    assert run.service.mean() == pytest.approx(read_summary(csv)["mean_s"], rel=0.15)
+
+
+def test_shipped_cpu_profile_loads():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).parents[2] / "profiles").glob("cpu-tiny-*.csv"))
+    shipped = [p for p in shipped if not p.name.endswith("-load.csv")]
+    assert shipped, "profiles/ ships at least one CPU profile of the tiny model"
+    for path in shipped:
+        (key, samples), = load_service_profile(path).items()
+        summary = json.loads(path.with_suffix(".json").read_text())
+        assert key == ("cpu", "tiny", summary["resolution"], summary["steps"])
+        assert float(np.median(samples)) == pytest.approx(summary["p50_s"], rel=1e-4)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "cuda"], "no CUDA device"),
+    (["--device", "tpu"], "cpu or cuda"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--runs", "1"], "--runs must be at least 2"),
+    (["--resolution", "63"], "multiple of 8"),
+    (["--model", "sd3"], "not a shipped architecture"),
+    (["--sampler", "nope"], "unknown sampler"),
+    (["--scheduler", "nope"], "unknown scheduler"),
+    (["--loads", "0"], "--loads must be at least 1"),
+    (["--peak-tflops", "-1"], "--peak-tflops must be positive"),
+    (["--checkpoint", "/nonexistent/x.safetensors"], "does not exist"),
+])
+def test_bad_flags_are_clear_errors(cli, tmp_path, capsys, flags, message):
+    if flags[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code = cli(["calibrate", *FAST, "--out", str(tmp_path), *flags])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.csv"))
+
+
+def test_bad_batch_list_is_an_argparse_error(cli, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli(["calibrate", *FAST, "--batch", "1,x"])
+    assert exc.value.code == 2 and "comma-separated integers" in capsys.readouterr().err
+
+
+def test_peak_comes_from_the_config_gpu():
+    gpus = {g.name: g.bf16_tflops for g in load_config().gpus}
+    assert resolve_peak("cuda", "NVIDIA H100 80GB HBM3", gpus) == Peak(
+        "H100", 989.0, "config gpus.H100.bf16_tflops (dense bf16 peak)")
+    assert resolve_peak("cuda", "NVIDIA A100-SXM4-80GB", gpus).tflops == 312.0
+    assert resolve_peak("cuda", "NVIDIA L4", gpus).tflops is None
+    cpu = resolve_peak("cpu", "AMD EPYC", gpus)
+    assert cpu.gpu == "cpu" and cpu.tflops is None and "no CPU peak" in cpu.source
+    assert resolve_peak("cpu", "AMD EPYC", gpus, override_tflops=1.5).tflops == 1.5
+    with pytest.raises(CalibrationError):
+        resolve_peak("cpu", "AMD EPYC", gpus, override_tflops=0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(mu=st.floats(-5, 3), sigma=st.floats(0.01, 1.0), n=st.integers(20, 200), seed=st.integers(0, 2 ** 16))
+def test_lognormal_fit_recovers_its_parameters(mu, sigma, n, seed):
+    x = np.exp(np.random.default_rng(seed).normal(mu, sigma, n))
+    fit = fit_lognormal(x)
+    assert x.min() <= fit.median_s <= x.max()
+    assert fit.mu == pytest.approx(mu, abs=6 * sigma / np.sqrt(n))
+    assert fit.sigma > 0 and fit.mean_s > fit.median_s
