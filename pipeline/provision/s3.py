@@ -129,8 +129,13 @@ def ensure_bucket(step: Step, name: str, key: Key | None, tags: dict[str, str], 
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     if object_lock is not None:
         lock_mode, days = object_lock
-        s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": lock_mode, "Days": days}}})
+        wanted = {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": lock_mode, "Days": days}}}
+        current = s3.get_object_lock_configuration(Bucket=name).get("ObjectLockConfiguration", {})
+        retention = current.get("Rule", {}).get("DefaultRetention", {})
+        # Re-putting an unchanged rule fails on some backends once the bucket holds objects; only drift is written.
+        if (current.get("ObjectLockEnabled"), retention.get("Mode"), retention.get("Days"),
+                retention.get("Years") or 0) != ("Enabled", lock_mode, days, 0):
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=wanted)
     policy = attached_policy(canonical_bucket_policy(step.partition, name, key.arn), mode)
     s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
     s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list({**tags, POLICY_MODE_TAG: mode})})

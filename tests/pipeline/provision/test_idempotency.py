@@ -85,3 +85,11 @@ def test_rerun_repairs_drift_without_new_resources(fabric):
     role = tr.worker_role_arn.rsplit("/", 1)[1]
     assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["worker"]
     assert iam.get_role(RoleName=role)["Role"]["MaxSessionDuration"] == cfg.iam.max_session_hours * 3600
+
+
+def test_rerun_after_the_audit_trail_holds_objects(fabric):
+    """A running fabric writes audit objects; provisioning again must not re-put the Object Lock rule
+    (S3 refuses that on a non-empty bucket in the emulators) when the rule is unchanged."""
+    cloud, cfg = fabric.cloud, fabric.cfg
+    cloud.client("s3").put_object(Bucket=fabric.res.audit_bucket, Key="audit/probe.jsonl", Body=b"{}")
+    assert provision(cloud, cfg) == fabric.res
