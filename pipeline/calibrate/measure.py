@@ -252,9 +252,20 @@ def prepare_checkpoint(spec: CalibrationSpec, cache_dir: Path, checkpoint: Path 
     return path
 
 
+def _preimport(compile_unet: bool) -> None:
+    """Import the model classes first, so a timed load is reading and placing weights, not importing code."""
+    import diffusers  # noqa: F401
+    import safetensors.torch  # noqa: F401
+    from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection  # noqa: F401
+    if compile_unet:
+        import torch._dynamo  # noqa: F401  (torch.compile's wrapper; the compile itself happens at warm-up)
+
+
 def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bool = False) -> LoadTiming:
     """Load ``path`` ``loads`` times onto the device; keep the last bundle (compiled if asked)."""
     device = resolve_device(spec.device)
+    _preimport(spec.compile)
     seconds: list[float] = []
     dropped = True
     bundle = None
