@@ -49,7 +49,7 @@ class Context:
     args: argparse.Namespace
 
     def config(self) -> FabricConfig:
-        overrides = dict(_parse_set(s) for s in (self.args.set or []))
+        overrides = dict(parse_set(s) for s in (self.args.set or []))
         return load_config(self.args.config, overrides=overrides)
 
     def backend(self, kind: str | None = None) -> BackendSpec:
@@ -57,7 +57,8 @@ class Context:
         return BackendSpec.from_env(kind, self.config().region, os.environ)
 
 
-def _parse_set(item: str) -> tuple[str, Any]:
+def parse_set(item: str) -> tuple[str, Any]:
+    """One `--set path=value` override; the value is read as YAML (numbers, booleans, lists)."""
     if "=" not in item:
         raise CliError(f"--set expects path=value, got {item!r}")
     key, raw = item.split("=", 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from comfyfab.cli import CliError, Context, _parse_set
+from comfyfab.cli import CliError, Context, parse_set
 from comfyfab.config import ConfigError, FabricConfig, load_config
 
 from .errors import ScenarioError
@@ -105,7 +105,7 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
         cand = _load_cfg(args.candidate, ctx) if args.candidate is not None else base_cfg
         if args.candidate_set:
             try:
-                cand = cand.with_overrides(dict(_parse_set(x) for x in args.candidate_set))
+                cand = cand.with_overrides(dict(parse_set(x) for x in args.candidate_set))
             except ConfigError as exc:
                 raise CliError(str(exc)) from None
         configs.append(("candidate", cand))
