@@ -146,7 +146,8 @@ def print_summary(results: list[CalibrationResult], peak: Peak) -> None:
     console.print(table)
     f = results[0].flops
     console.print(f"FLOPs per image: text {f.text / 1e12:.4g} T, UNet {f.per_step / 1e12:.4g} T/step x {f.steps} "
-                  f"(CFG: 2 evaluations per step), VAE decode {f.decode / 1e12:.4g} T; total {f.total / 1e12:.4g} T")
+                  f"(CFG: 2 evaluations per step), VAE decode {f.decode / 1e12:.4g} T; total {f.total / 1e12:.4g} T "
+                  f"({first.flops_source}; {first.flops_per_image_run / 1e12:.4g} T counted on the run)")
     console.print(f"MFU peak: {peak.source}; checkpoint {first.checkpoint_bytes / 1e9:.3g} GB, "
                   f"page cache {first.page_cache}")
 

@@ -32,7 +32,8 @@ import torch
 from pipeline.comfy.models import ModelBundle, ModelError, architectures, load_bundle, save_checkpoint
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
-__all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "device_name",
+__all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
+           "device_name",
            "resolve_device", "time_load", "time_runs", "txt2img_once"]
 
 POSITIVE = "a lighthouse on a cliff at dusk, volumetric light, highly detailed"
@@ -204,6 +205,42 @@ def count_flops(bundle: ModelBundle, spec: CalibrationSpec) -> FlopCount:
         vae_decode(b, sampled)
     return FlopCount(text_counter.get_total_flops(), sample_counter.get_total_flops(),
                      decode_counter.get_total_flops(), spec.steps)
+
+
+@torch.no_grad()
+def count_flops_meta(model: str, resolution: int, steps: int, cfg: float = 7.0) -> FlopCount:
+    """One image's FLOPs for a shipped architecture counted on the meta device: no weights, no memory,
+    seconds even for SDXL.  Counts what :func:`count_flops` counts on a real run except the scheduler's
+    elementwise arithmetic (FlopCounterMode counts matmuls and convolutions only, so the two agree)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pipeline.comfy.models import build_components
+
+    arch = architectures().get(model)
+    if arch is None:
+        raise CalibrationError(f"--model {model!r} is not a shipped architecture ({', '.join(sorted(architectures()))})")
+    unet, vae, encoders = build_components(arch, "meta")
+    pairs = 2 if cfg != 1.0 else 1
+    side = resolution // arch.vae_scale_factor
+    with torch.device("meta"):
+        text = 0
+        for spec, encoder in zip(arch.text_encoders, encoders):
+            with FlopCounterMode(display=False) as counter:
+                encoder(input_ids=torch.zeros(2, 77, dtype=torch.long), output_hidden_states=True)
+            text += counter.get_total_flops()
+        contexts = sum(spec["config"]["hidden_size"] for spec in arch.text_encoders)
+        added = None
+        if arch.family == "sdxl":
+            pooled = next(s["config"]["projection_dim"] for s in arch.text_encoders if s.get("pooled"))
+            added = {"text_embeds": torch.zeros(pairs, pooled), "time_ids": torch.zeros(pairs, 6)}
+        with FlopCounterMode(display=False) as counter:
+            unet(torch.zeros(pairs, arch.latent_channels, side, side), torch.tensor(999.0),
+                 encoder_hidden_states=torch.zeros(pairs, 77, contexts), added_cond_kwargs=added)
+        per_step = counter.get_total_flops()
+        with FlopCounterMode(display=False) as counter:
+            vae.decode(torch.zeros(1, arch.latent_channels, side, side))
+        decode = counter.get_total_flops()
+    return FlopCount(text, per_step * steps, decode, steps)
 
 
 @dataclass

@@ -79,6 +79,8 @@ class ProfileSummary:
     checkpoint_bytes: int | None
     page_cache: str | None
     flops_per_image: int
+    flops_per_image_run: int
+    flops_source: str
     unet_flops_per_step: float
     mfu: float | None
     peak_tflops: float | None

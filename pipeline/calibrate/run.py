@@ -10,8 +10,10 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from .measure import (CalibrationError, CalibrationSpec, FlopCount, count_flops, device_name, prepare_checkpoint,
-                      resolve_device, time_load, time_runs)
+from pipeline.comfy.archs import architectures
+
+from .measure import (CalibrationError, CalibrationSpec, FlopCount, count_flops, count_flops_meta, device_name,
+                      prepare_checkpoint, resolve_device, time_load, time_runs)
 from .profile import ProfileSummary, fit_lognormal, profile_stem, write_profile
 
 __all__ = ["CalibrationResult", "Peak", "calibrate", "resolve_peak"]
@@ -75,7 +77,14 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
     assert bundle is not None
     if progress:
         progress("counting FLOPs", 0, 1)
-    flops = count_flops(bundle, spec)
+    run_flops = count_flops(bundle, spec)
+    # The meta count of a shipped architecture includes attention, which a fused CPU attention kernel
+    # hides from the counter; on CUDA the two agree.  MFU uses the complete count.
+    if architectures().get(bundle.arch.name) == bundle.arch:
+        flops = count_flops_meta(bundle.arch.name, spec.resolution, spec.steps, spec.cfg)
+        flops_source = "architecture counted on the meta device (FlopCounterMode, attention included)"
+    else:
+        flops, flops_source = run_flops, "counted on one real run (FlopCounterMode)"
     results = []
     for batch in spec.batches:
         cb = (lambda done, total, b=batch: progress(f"batch {b}", done, total)) if progress else None
@@ -90,6 +99,7 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             batch_p50_s=float(np.median(runs)), images_per_s=images_per_s, lognormal=fit_lognormal(per_image),
             load_s=float(np.median(load.seconds)), load_samples_s=tuple(load.seconds),
             checkpoint_bytes=load.bytes, page_cache=load.page_cache, flops_per_image=flops.total,
+            flops_per_image_run=run_flops.total, flops_source=flops_source,
             unet_flops_per_step=flops.per_step, mfu=mfu, peak_tflops=peak.tflops, peak_source=peak.source,
             torch_version=torch.__version__, dtype=spec.dtype_name, sampler=spec.sampler,
             scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile,
