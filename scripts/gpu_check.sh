@@ -35,9 +35,9 @@ if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
 else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   COMMON=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16)
-  EAGER=(--batch 1,4 --runs 10 --warmup 2 --loads 2 --drop-caches)
+  EAGER=(--batch 1,4 --runs 8 --warmup 2 --loads 2 --drop-caches)
   COMPILED=(--batch 1 --runs 10 --warmup 3 --loads 1 --drop-caches --compile)
-  T1=270; T2=190
+  T1=240; T2=200
 fi
 "$PY" - <<'PYEOF' || { echo "gpu_check: the Python stack is incomplete"; exit 3; }
 import torch, diffusers, transformers, pydantic, pandas
