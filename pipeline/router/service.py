@@ -12,6 +12,7 @@ maps them to status codes.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -141,7 +142,10 @@ class RouterService:
         # PHI first: a payload carrying PHI is refused whatever else is wrong with it.
         findings = phi.scan(payload, self.cfg.phi.entities)
         if findings:
+            # The audit trail keeps a hash of the refused payload (to match a later report), never a value.
+            digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
             self.audit.event("phi_rejected", tenant=tenant_id, findings=[f.as_dict() for f in findings],
+                             payloadSha256=digest,
                              jobId=payload.get("jobId") if isinstance(payload.get("jobId"), str) else None)
             raise PhiDetected("the job contains protected health information and was not accepted",
                               findings=[f.as_dict() for f in findings])

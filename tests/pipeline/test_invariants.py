@@ -31,13 +31,23 @@ PHI = {
                        st.integers(0, 9999)),
 }
 PLACES = ["positive", "negative", "prefix"]
+FAIL_MARK = "always-fail"
+
+
+def fault(prompt: dict) -> str | None:
+    """The executor fails every attempt of a job whose SaveImage prefix carries the mark."""
+    for node in prompt.values():
+        if node.get("class_type") == "SaveImage" and node["inputs"].get("filename_prefix") == FAIL_MARK:
+            return "injected executor failure"
+    return None
 
 
 @pytest.fixture(scope="module")
 def stack(embedded_aws, fabric_config):
     embedded_aws.reset()
     cfg = restrict_tenants(fabric_config, 3)
-    with Stack(cfg, cloud=embedded_aws.cloud(), engine="noop", cold_starts=False, autoscale=False) as s:
+    with Stack(cfg, cloud=embedded_aws.cloud(), engine="noop", fault=fault, cold_starts=False,
+               autoscale=False) as s:
         yield s
 
 
@@ -103,3 +113,56 @@ def test_a_job_id_is_accepted_once_however_often_it_is_sent(stack, clients, time
     keys = stack.cloud.client("s3").list_object_versions(
         Bucket=stack.resources.tenants[tenant].bucket, Prefix=f"{tenant}/{j['jobId']}/").get("Versions", [])
     assert len(keys) == 1
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes=st.lists(st.tuples(st.booleans(), st.sampled_from(PRIORITY_ORDER)), min_size=1, max_size=4),
+       tenant_i=st.integers(0, 2))
+def test_every_accepted_job_ends_with_exactly_one_outcome(stack, clients, outcomes, tenant_i):
+    """Succeeded with exactly one output, in its own tenant's bucket under its own tenant's key; or failed,
+    in its class DLQ, with no output anywhere."""
+    tenant = stack.cfg.tenants[tenant_i].id
+    jobs = [(job(prio, prefix=FAIL_MARK if fails else "ok"), fails) for fails, prio in outcomes]
+    for j, _ in jobs:
+        assert clients[tenant].submit(j).status_code == 202
+    s3 = stack.cloud.client("s3")
+    for j, fails in jobs:
+        status = clients[tenant].wait(j["jobId"], 60)["status"]
+        outputs = s3.list_objects_v2(Bucket=stack.resources.tenants[tenant].bucket,
+                                     Prefix=f"{tenant}/{j['jobId']}/").get("KeyCount", 0)
+        if fails:
+            assert status == "failed" and outputs == 0
+            dlq = stack.queues.dlq_messages(tenant, j["priority"], wait_s=15)
+            assert j["jobId"] in [m["jobId"] for m in dlq]
+        else:
+            assert status == "succeeded" and outputs == 1
+            key = stack.store.get(j["jobId"]).outputs[0]
+            own = stack.resources.tenants[tenant]
+            head = s3.head_object(Bucket=own.bucket, Key=key)
+            assert head["SSEKMSKeyId"] in (own.key_arn, own.key_id), "encrypted under its own tenant's key"
+        for other, res in stack.resources.tenants.items():
+            if other != tenant:
+                assert s3.list_objects_v2(Bucket=res.bucket, Prefix=f"{tenant}/{j['jobId']}/").get("KeyCount", 0) == 0
+                assert s3.list_objects_v2(Bucket=res.bucket, Prefix=f"{other}/{j['jobId']}/").get("KeyCount", 0) == 0
+
+
+@SETTINGS
+@given(tenant_i=st.integers(0, 2))
+def test_every_delivery_credential_expires_within_900_s(stack, clients, tenant_i):
+    import json as _json
+    import time as _time
+    from urllib.parse import parse_qs, urlparse
+
+    from pipeline.delivery import COOKIE_POLICY, _unb64
+
+    tenant = stack.cfg.tenants[tenant_i].id
+    j = job()
+    clients[tenant].submit(j)
+    clients[tenant].wait(j["jobId"], 60)
+    for out in clients[tenant].result(j["jobId"]).json()["outputs"]:
+        assert 0 < int(parse_qs(urlparse(out["url"]).query)["X-Amz-Expires"][0]) <= 900
+    r = __import__("httpx").post(f"{stack.router_url}/v1/session",
+                                 headers={"Authorization": f"Bearer {stack.api_keys[tenant]}"})
+    policy = _json.loads(_unb64(r.cookies[COOKIE_POLICY]))
+    left = policy["Statement"][0]["Condition"]["DateLessThan"]["AWS:EpochTime"] - _time.time()
+    assert 0 < left <= 900
