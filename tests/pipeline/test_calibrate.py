@@ -212,3 +212,18 @@ def test_sdxl_1024_flops_match_the_published_measurement():
     assert f.per_step / 1e12 == pytest.approx(13.5, rel=0.01)
     assert f.decode / 1e12 == pytest.approx(10.5, rel=0.01)
     assert f.total / 1e12 == pytest.approx(281, rel=0.01)
+
+
+def test_real_checkpoint_and_progress(tiny_bundle, tmp_path):
+    from pipeline.comfy.models import save_checkpoint
+
+    ckpt = save_checkpoint(tiny_bundle, tmp_path / "models" / "mine.safetensors")
+    seen: dict[str, tuple[int, int]] = {}
+    spec = CalibrationSpec(model="ignored-when-a-checkpoint-is-given", steps=1, runs=2, warmup=1)
+    [result] = calibrate(spec, tmp_path / "out", CPU, checkpoint=ckpt, loads=2,
+                         progress=lambda what, done, total: seen.__setitem__(what, (done, total)))
+    assert result.csv.name == "cpu-tiny-64-1-b1.csv"  # the checkpoint's architecture names the profile
+    assert seen["batch 1"] == (3, 3) and "loading checkpoint" in seen
+    summary = read_summary(result.csv)
+    assert summary["checkpoint_bytes"] == ckpt.stat().st_size and len(summary["load_samples_s"]) == 2
+    assert list(load_service_profile(result.csv)) == [("cpu", "tiny", 64, 1)]
