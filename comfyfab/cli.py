@@ -29,7 +29,7 @@ COMMAND_MODULES = (
     "pipeline.cli",
     "sim.cli",
     "compliance.cli",
-    "comfyfab.emulator",
+    "comfyfab.emulator_cli",
     "scenarios.cli",
 )
 

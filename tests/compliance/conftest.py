@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from comfyfab.cloud import BackendSpec, Cloud
+from comfyfab.cloud import Cloud
 from comfyfab.config import FabricConfig
 
 
