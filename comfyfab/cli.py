@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "sim.cli",
     "compliance.cli",
     "comfyfab.emulator_cli",
+    "pipeline.calibrate.cli",
     "scenarios.cli",
 )
 
