@@ -83,11 +83,13 @@ def test_entities_filter_is_respected():
 
 
 def test_bench_meets_the_targets():
-    m = measure(corpus(n_per_entity=100, n_benign=1000, seed=11))
+    m = measure(corpus(n_per_entity=100, n_benign=1000, seed=11), cost_jobs=20)
     assert m.structured_recall >= 0.99
     assert all(m.recall[e] >= 0.99 for e in STRUCTURED)
     assert m.false_positive_rate <= 0.01
     assert m.positives["SSN"] == 100 and m.benign == 1000
+    assert m.scan_cost is not None and m.scan_cost.jobs == 20 and m.scan_cost.strings_per_job > 20
+    assert 0 < m.scan_cost.median_ms <= m.scan_cost.p95_ms
 
 
 def test_corpus_is_repeatable():
