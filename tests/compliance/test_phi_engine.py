@@ -119,3 +119,13 @@ def test_contextual_entities_need_their_cue():
     assert phi.scan_text("vintage car E11 on the road") == []
     assert phi.scan_text("mbi 1eg4-te5-mk73") == ["MBI"]      # labelled, any case
     assert phi.scan_text("1eg4te5mk73 texture") == []          # unlabelled shape is upper case only
+
+
+def test_nothing_is_logged_with_the_value_even_at_debug(caplog):
+    caplog.set_level("DEBUG")
+    phi.clear_cache()
+    text = "patient Hana Okafor, SSN 219-09-9999, hana.okafor@example.com"
+    assert {f.entity for f in phi.scan({"prompt": text})} == {"PERSON", "SSN", "EMAIL"}
+    assert caplog.records                      # presidio did log at debug ...
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "219-09-9999" not in logged and "Okafor" not in logged and "hana.okafor" not in logged
