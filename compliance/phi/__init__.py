@@ -155,7 +155,6 @@ class _Gate:
                 self._verdicts.popitem(last=False)
         return found
 
-
     def clear(self) -> None:
         with self._lock:
             self._verdicts.clear()
