@@ -81,6 +81,10 @@ def _bench_phi(args: argparse.Namespace, ctx) -> int:
                   f"{m.contextual_recall:.2%}")
     console.print(f"false-positive rate: {m.false_positive_rate:.2%} ({m.false_positives}/{m.benign} benign prompts)"
                   + (f" by entity {m.false_positive_entities}" if m.false_positive_entities else ""))
+    if m.scan_cost:
+        c = m.scan_cost
+        console.print(f"scan cost per txt2img job ({c.strings_per_job} strings, {c.jobs} jobs): median "
+                      f"{c.median_ms:.2f} ms, p95 {c.p95_ms:.2f} ms; {c.median_cold_ms:.2f} ms with the cache empty")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"seed": args.seed, **m.as_dict()}, indent=2) + "\n")

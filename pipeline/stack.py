@@ -113,6 +113,9 @@ class Stack:
             object_info=lambda: catalog,
             bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
             pool_size=self.fleet.pool_size)
+        from compliance import phi
+
+        phi.engine()  # build the PHI gate's analyzer now, not on the first job
         self._start_edge()
         self._depth_watch = self.service.watch_depths()
         self._router = ServerThread(create_app(self.service), port=self.router_port, name="router").start()
