@@ -16,6 +16,8 @@ from pipeline.client import RouterClient
 from pipeline.comfy.workflows import txt2img
 from pipeline.stack import Stack, restrict_tenants
 
+from .faults import FAIL_MARK, fault
+
 pytestmark = pytest.mark.integration
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -31,15 +33,6 @@ PHI = {
                        st.integers(0, 9999)),
 }
 PLACES = ["positive", "negative", "prefix"]
-FAIL_MARK = "always-fail"
-
-
-def fault(prompt: dict) -> str | None:
-    """The executor fails every attempt of a job whose SaveImage prefix carries the mark."""
-    for node in prompt.values():
-        if node.get("class_type") == "SaveImage" and node["inputs"].get("filename_prefix") == FAIL_MARK:
-            return "injected executor failure"
-    return None
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,10 @@ from pipeline.client import RouterClient
 from pipeline.comfy.workflows import txt2img
 from pipeline.stack import Stack, restrict_tenants
 
+from .faults import FAIL_MARK, fault
+
 pytestmark = pytest.mark.integration
 
-FAIL_MARK = "always-fail"
-
-
-def fault(prompt: dict) -> str | None:
-    for node in prompt.values():
-        if node.get("class_type") == "SaveImage" and node["inputs"].get("filename_prefix") == FAIL_MARK:
-            return "injected executor failure"
-    return None
 
 
 @pytest.fixture(scope="module")
