@@ -18,6 +18,7 @@ from comfyfab.cloud import BackendSpec, Cloud, EmbeddedAws, connect
 from comfyfab.config import FabricConfig
 from comfyfab.policy import PollPolicy, ScaleDecision
 from comfyfab.serve import ServerThread
+from compliance import phi
 
 from .audit import AuditLog
 from .fleet import FleetManager
@@ -95,9 +96,16 @@ class Stack:
             self._say("loading the model into each stand-in (warm pool)")
             from pipeline.comfy.workflows import txt2img
             for server in self._executors:
-                ComfyClient(server.url).run(txt2img("warm-up", seed=0, steps=1, filename_prefix="warmup"),
-                                            timeout=300)
-        catalog = ComfyClient(next(iter(urls.values()))).object_info()
+                client = ComfyClient(server.url)
+                try:
+                    client.run(txt2img("warm-up", seed=0, steps=1, filename_prefix="warmup"), timeout=300)
+                finally:
+                    client.close()
+        client = ComfyClient(next(iter(urls.values())))
+        try:
+            catalog = client.object_info()  # the node catalog the router validates workflows against
+        finally:
+            client.close()
 
         self.store = JobStore(self.cloud, self.resources.table_name)
         self.queues = JobQueues.from_resources(self.cloud, self.cfg, self.resources)
@@ -113,8 +121,6 @@ class Stack:
             object_info=lambda: catalog,
             bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
             pool_size=self.fleet.pool_size)
-        from compliance import phi
-
         phi.engine()  # build the PHI gate's analyzer now, not on the first job
         self._start_edge()
         self._depth_watch = self.service.watch_depths()
