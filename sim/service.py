@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 import numpy as np
-import pandas as pd
 
 from comfyfab.config import ColdStartConfig, GpuProfile
 
 from .errors import ProfileError
+from .tables import read_table
 
 Distribution = Literal["uniform", "exponential", "deterministic", "empirical"]
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "exponential", "deterministic", "empirical")
@@ -41,13 +41,7 @@ PROFILE_COLUMNS = ("gpu", "model", "resolution", "steps", "seconds")
 
 def load_service_profile(path: str | Path) -> dict[ProfileKey, np.ndarray]:
     """Measured service times, sorted per (gpu, model, resolution, steps)."""
-    p = Path(path)
-    try:
-        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-    except FileNotFoundError:
-        raise ProfileError(f"service profile not found: {p}") from None
-    except (ValueError, ImportError, pd.errors.ParserError) as exc:
-        raise ProfileError(f"service profile {p} is unreadable: {exc}") from None
+    p, df = read_table(path, "service profile", ProfileError)
     missing = [c for c in PROFILE_COLUMNS if c not in df.columns]
     if missing:
         raise ProfileError(f"service profile {p} lacks columns {missing}")
@@ -102,13 +96,7 @@ class ServiceModel:
 
 def load_cold_start_profile(path: str | Path) -> np.ndarray:
     """Measured cold starts (CSV/Parquet with a ``seconds`` column), sorted."""
-    p = Path(path)
-    try:
-        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-    except FileNotFoundError:
-        raise ProfileError(f"cold-start profile not found: {p}") from None
-    except (ValueError, ImportError, pd.errors.ParserError) as exc:
-        raise ProfileError(f"cold-start profile {p} is unreadable: {exc}") from None
+    p, df = read_table(path, "cold-start profile", ProfileError)
     if "seconds" not in df.columns or df.empty:
         raise ProfileError(f"cold-start profile {p} needs a non-empty 'seconds' column")
     x = df["seconds"].to_numpy(dtype=float)

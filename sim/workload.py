@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from comfyfab.config import PRIORITY_ORDER, FabricConfig, PriorityName
 
 from .errors import TraceError, WorkloadError
+from .tables import read_table
 
 TRACE_COLUMNS = ("timestamp", "tenant", "class", "resolution", "steps", "model", "seed")
 SEED_MONTH_JOBS = 2_400_000
@@ -219,15 +220,7 @@ def materialize(spec: WorkloadSpec, cfg: FabricConfig, seed: int = 0, rep: int =
 
 def load_trace(path: str | Path) -> pd.DataFrame:
     """Read and validate a trace file (CSV or Parquet)."""
-    p = Path(path)
-    try:
-        df = pd.read_parquet(p) if p.suffix in (".parquet", ".pq") else pd.read_csv(p)
-    except FileNotFoundError:
-        raise TraceError(f"trace not found: {p}") from None
-    except ImportError as exc:
-        raise TraceError(f"cannot read Parquet trace {p}: {exc}") from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise TraceError(f"trace {p} is unreadable: {exc}") from None
+    p, df = read_table(path, "trace", TraceError)
     missing = [c for c in TRACE_COLUMNS if c not in df.columns]
     if missing:
         raise TraceError(f"trace {p} lacks columns {missing} (needs {list(TRACE_COLUMNS)})")
