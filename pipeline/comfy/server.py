@@ -141,14 +141,7 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.post("/queue")
     async def post_queue(request: Request) -> Response:
-        body = await _json_object(request)
-        if body is None:
-            return JSONResponse(_error_body("invalid_request", "Expected a JSON object body"), status_code=400)
-        if body.get("clear"):
-            service.queue.delete_pending(None)
-        if "delete" in body:
-            service.queue.delete_pending([str(x) for x in body["delete"]])
-        return Response(status_code=200)
+        return await _clear_or_delete(request, service.queue.delete_pending)
 
     @app.post("/interrupt")
     async def post_interrupt() -> Response:
@@ -165,14 +158,7 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.post("/history")
     async def post_history(request: Request) -> Response:
-        body = await _json_object(request)
-        if body is None:
-            return JSONResponse(_error_body("invalid_request", "Expected a JSON object body"), status_code=400)
-        if body.get("clear"):
-            service.queue.delete_history(None)
-        if "delete" in body:
-            service.queue.delete_history([str(x) for x in body["delete"]])
-        return Response(status_code=200)
+        return await _clear_or_delete(request, service.queue.delete_history)
 
     @app.get("/object_info")
     async def get_object_info() -> dict[str, Any]:
@@ -234,6 +220,18 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
             hub.remove(sid, queue)
 
     return app
+
+
+async def _clear_or_delete(request: Request, delete: Any) -> Response:
+    """ComfyUI's ``{"clear": true}`` / ``{"delete": [ids]}`` body for POST /queue and POST /history."""
+    body = await _json_object(request)
+    if body is None:
+        return JSONResponse(_error_body("invalid_request", "Expected a JSON object body"), status_code=400)
+    if body.get("clear"):
+        delete(None)
+    if "delete" in body:
+        delete([str(x) for x in body["delete"]])
+    return Response(status_code=200)
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
