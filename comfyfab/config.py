@@ -304,6 +304,12 @@ class FabricConfig(Frozen):
         """Short content hash, saved with every run's results."""
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
 
+    def first_tenants(self, count: int | None) -> "FabricConfig":
+        """The config with only its first ``count`` tenants (all when None)."""
+        if count is None or count >= len(self.tenants):
+            return self
+        return self.model_copy(update={"tenants": self.tenants[:count]})
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> "FabricConfig":
         """A new config with dotted-path overrides applied, e.g. {"fleet.autoscaling.max_workers": 8}."""
         data = self.model_dump(mode="json")

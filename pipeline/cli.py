@@ -48,10 +48,10 @@ def _demo(args: argparse.Namespace, ctx: Context) -> int:
 def _up(args: argparse.Namespace, ctx: Context) -> int:
     from rich.console import Console
 
-    from .stack import Stack, restrict_tenants
+    from .stack import Stack
 
     console = Console()
-    cfg = restrict_tenants(ctx.config(), args.tenants)
+    cfg = ctx.config().first_tenants(args.tenants)
     urls = {t.id: args.executor_url for t in cfg.tenants} if args.executor_url else None
     stack = Stack(cfg, backend=ctx.backend(), engine=args.engine, executor_urls=urls,
                   progress=lambda m: console.print(f"[dim]• {m}[/]"), router_port=args.port)

@@ -25,7 +25,7 @@ from comfyfab.cloud import BackendSpec
 from comfyfab.config import PRIORITY_ORDER, FabricConfig
 
 from .client import RouterClient
-from .stack import Stack, restrict_tenants
+from .stack import Stack
 
 PROMPTS = ["a lighthouse on a cliff at dawn, oil painting", "product shot of a ceramic mug, studio light",
            "isometric city block, soft colours", "macro photo of a leaf with dew", "a red bicycle in the rain"]
@@ -65,7 +65,7 @@ def demo_job(priority: str, seed: int, prompt: str, tenant: str | None = None) -
 def run_demo(cfg: FabricConfig, backend: BackendSpec, tenants: int, jobs_per_tenant: int, engine: str,
              out: Path) -> int:
     console = Console(width=None if Console().is_terminal else 140)
-    cfg = restrict_tenants(cfg, tenants)
+    cfg = cfg.first_tenants(tenants)
     rng = random.Random(7)
     t_start = time.monotonic()
     with Stack(cfg, backend=backend, engine=engine,

@@ -29,15 +29,6 @@ from .router.service import RouterService, key_digest
 from .worker import TenantTarget, Worker
 
 
-def restrict_tenants(cfg: FabricConfig, count: int | None) -> FabricConfig:
-    """The config with only its first ``count`` tenants (all when None)."""
-    if count is None or count >= len(cfg.tenants):
-        return cfg
-    data = cfg.model_dump(mode="json")
-    data["tenants"] = data["tenants"][:count]
-    return FabricConfig.model_validate(data)
-
-
 @dataclass
 class Stack:
     """A running fabric. Use as a context manager or call ``start``/``stop``."""

@@ -64,3 +64,10 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("tenants: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_first_tenants_keeps_the_rest_of_the_config():
+    cfg = load_config()
+    two = cfg.first_tenants(2)
+    assert [t.id for t in two.tenants] == [t.id for t in cfg.tenants[:2]]
+    assert two.queues == cfg.queues and cfg.first_tenants(None) is cfg and cfg.first_tenants(99) is cfg

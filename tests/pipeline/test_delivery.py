@@ -62,9 +62,9 @@ def test_a_tenants_cookies_never_open_another_tenants_path(own, other, key):
 def test_edge_serves_only_with_the_owners_cookies(backend_cloud, backend_config):
     from pipeline.client import RouterClient
     from pipeline.comfy.workflows import txt2img
-    from pipeline.stack import Stack, restrict_tenants
+    from pipeline.stack import Stack
 
-    cfg = restrict_tenants(backend_config, 2)
+    cfg = backend_config.first_tenants(2)
     with Stack(cfg, cloud=backend_cloud, engine="noop", cold_starts=False, autoscale=False) as stack:
         a, b = (t.id for t in cfg.tenants)
         ca, cb = RouterClient(stack.router_url, stack.api_keys[a]), RouterClient(stack.router_url, stack.api_keys[b])

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from comfyfab.config import PRIORITY_ORDER
 from pipeline.client import RouterClient
 from pipeline.comfy.workflows import txt2img
-from pipeline.stack import Stack, restrict_tenants
+from pipeline.stack import Stack
 
 from .faults import FAIL_MARK, fault
 
@@ -38,7 +38,7 @@ PLACES = ["positive", "negative", "prefix"]
 @pytest.fixture(scope="module")
 def stack(embedded_aws, fabric_config):
     embedded_aws.reset()
-    cfg = restrict_tenants(fabric_config, 3)
+    cfg = fabric_config.first_tenants(3)
     with Stack(cfg, cloud=embedded_aws.cloud(), engine="noop", fault=fault, cold_starts=False,
                autoscale=False) as s:
         yield s

@@ -14,7 +14,7 @@ import pytest
 from comfyfab.config import PRIORITY_ORDER
 from pipeline.client import RouterClient
 from pipeline.comfy.workflows import txt2img
-from pipeline.stack import Stack, restrict_tenants
+from pipeline.stack import Stack
 
 from .faults import FAIL_MARK, fault
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def stack(backend_cloud, backend_config):
-    cfg = restrict_tenants(backend_config, 2)
+    cfg = backend_config.first_tenants(2)
     s = Stack(cfg, cloud=backend_cloud, engine="noop", fault=fault, cold_starts=False, autoscale=False)
     s.start()
     yield s

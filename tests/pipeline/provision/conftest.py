@@ -15,13 +15,6 @@ from comfyfab.config import FabricConfig
 from pipeline.provision import FabricResources, provision
 
 
-def with_tenants(cfg: FabricConfig, n: int) -> FabricConfig:
-    """The config with only its first ``n`` tenants."""
-    data = cfg.model_dump(mode="json")
-    data["tenants"] = data["tenants"][:n]
-    return FabricConfig.model_validate(data)
-
-
 @dataclass
 class Provisioned:
     cloud: Cloud
@@ -49,7 +42,7 @@ def fabric(embedded_aws, fabric_config) -> Provisioned:
         return current
     embedded_aws.reset()
     cloud = embedded_aws.cloud()
-    cfg = with_tenants(fabric_config, 2)
+    cfg = fabric_config.first_tenants(2)
     calls: dict[str, list[dict]] = {}
 
     def capture(params, model, **_):

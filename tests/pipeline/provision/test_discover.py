@@ -5,11 +5,10 @@ import pytest
 
 from pipeline.provision import MissingResourceError, ProvisioningError, discover, provision
 
-from .conftest import with_tenants
 
 
 def test_discover_on_an_empty_account_names_every_missing_piece(cloud, fabric_config):
-    cfg = with_tenants(fabric_config, 2)
+    cfg = fabric_config.first_tenants(2)
     with pytest.raises(MissingResourceError) as info:
         discover(cloud, cfg)
     err = info.value
