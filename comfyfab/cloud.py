@@ -17,7 +17,6 @@ environment.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
@@ -131,12 +130,6 @@ class Cloud:
         where = self.spec.endpoint_url or "AWS endpoints"
         extra = "".join(f", {s}→{u}" for s, u in sorted(self.spec.service_endpoints.items()))
         return f"{self.spec.kind} ({where}{extra}, {self.spec.region})"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class EmbeddedAws:

@@ -2,65 +2,68 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from typing import Any
 
-import httpx
 import uvicorn
-
-from .cloud import free_port
 
 
 class ServerThread:
-    """One uvicorn server in a background thread; ``url`` is set once it answers."""
+    """One uvicorn server in a background thread.
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, name: str = "server",
-                 health_path: str = "/healthz"):
+    The listening socket is bound at construction, so ``url`` is known (and
+    the port held) before the app starts; port 0 picks a free one with no
+    race.  The socket is created with ``IPPROTO_TCP`` because asyncio only
+    sets TCP_NODELAY on accepted sockets whose protocol says TCP -- without
+    it every small reply waits ~40 ms for a delayed ACK.
+    """
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "server",
+                 lifespan: str = "off", ws: str = "auto"):
         self.app = app
         self.host = host
-        self.port = port or free_port(host)
         self.name = name
-        self.health_path = health_path
+        self._lifespan, self._ws = lifespan, ws
+        self._socket: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, timeout_s: float = 30.0) -> "ServerThread":
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan=self._lifespan,
+                                ws=self._ws)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=self.name, daemon=True)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name=self.name, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._server.started:
-                return self
+        while not self._server.started:
             if not self._thread.is_alive():
                 raise RuntimeError(f"{self.name} failed to start on {self.url}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name} did not start within {timeout_s:g}s on {self.url}")
             time.sleep(0.02)
-        raise RuntimeError(f"{self.name} did not start within {timeout_s:g}s on {self.url}")
+        return self
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 15.0) -> None:
         if self._server is not None:
             self._server.should_exit = True
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+        self._server = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> "ServerThread":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def wait_http(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url, timeout=2.0)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

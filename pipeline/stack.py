@@ -130,7 +130,7 @@ class Stack:
         from .delivery import CookieSigner, CookieVerifier, KeyPair, create_edge_app
 
         key = KeyPair.generate(f"K{secrets.token_hex(6).upper()}")
-        edge = ServerThread(None, name="edge")
+        edge = ServerThread(None, name="edge")  # bound first: the cookies name the edge's URL
         edge.app = create_edge_app(self.cloud, CookieVerifier({key.key_id: key.private_key.public_key()}),
                                    {t: r.bucket for t, r in self.resources.tenants.items()}, edge.url,
                                    self.cfg.delivery.cache_control)

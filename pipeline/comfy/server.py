@@ -16,17 +16,17 @@ import copy
 import importlib.metadata
 import os
 import platform
-import socket
 import sys
 import tempfile
 import threading
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
+
+from comfyfab.serve import ServerThread
 
 from .engines import make_engine
 from .executor import ExecutionService, PromptRejected
@@ -296,55 +296,25 @@ class ComfyServer:
                  device: str = "cpu", host: str = "127.0.0.1", port: int = 0, cpu_threads: int | None = None):
         self.app = create_app(engine=engine, models_dir=models_dir, output_dir=output_dir, fault=fault,
                               device=device, cpu_threads=cpu_threads)
-        self.host = host
-        self.port = port
-        self._server = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        # lifespan on: the prompt queue's worker thread starts and stops with the app.
+        self._http = ServerThread(self.app, host=host, port=port, lifespan="on", ws="websockets-sansio")
+        self._http.name = f"comfy-standin-{self._http.port}"
+        self.host, self.port = host, self._http.port
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._http.url
 
     @property
     def output_dir(self) -> Path:
         return self.app.state.service.output_dir
 
     def start(self, timeout: float = 30.0) -> "ComfyServer":
-        import uvicorn
-
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted
-        # sockets whose proto says TCP; without it every JSON reply waits
-        # ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
-        config = uvicorn.Config(self.app, log_level="warning", ws="websockets-sansio", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"comfy-standin-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError("the ComfyUI stand-in failed to start")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"the ComfyUI stand-in did not answer within {timeout} s")
-            time.sleep(0.02)
+        self._http.start(timeout)
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self._http.stop(timeout)
 
     def __enter__(self) -> "ComfyServer":
         return self.start()
