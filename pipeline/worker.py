@@ -38,6 +38,7 @@ from comfyfab.cloud import Cloud
 from comfyfab.config import FabricConfig
 from comfyfab.policy import PollPolicy
 
+from .comfy.client import ComfyClient
 from .jobs import JobStore
 from .models import JobStatus
 from .queues import Delivery, JobQueues
@@ -138,8 +139,6 @@ class Worker:
     model_version: str = ""
 
     def __post_init__(self) -> None:
-        from pipeline.comfy.client import ComfyClient
-
         self._comfy = ComfyClient(self.executor_url, timeout=self.exec_timeout_s)
         self._s3 = self.cloud.client("s3")
         self._stop = threading.Event()

@@ -27,6 +27,7 @@ from comfyfab.config import PRIORITY_ORDER, FabricConfig
 from compliance import phi
 
 from ..audit import AuditLog
+from ..comfy.validate import validate_prompt
 from ..jobs import JobExists, JobStore
 from ..models import InferenceJob, JobRecord, JobStatus, iso, utcnow
 from ..queues import JobQueues
@@ -163,8 +164,6 @@ class RouterService:
         if max(w, h) > self.cfg.router.max_resolution:
             raise InvalidJob(f"resolution above the maximum of {self.cfg.router.max_resolution} px",
                              fields=[{"field": "resolution", "message": "too large"}])
-        from pipeline.comfy.validate import validate_prompt
-
         error = validate_prompt(job.workflow, self.object_info())
         if error is not None:
             raise InvalidWorkflow(error)
