@@ -152,13 +152,20 @@ def test_resubmitted_job_id_produces_one_output(stack, clients, tenants):
         QueueUrl=stack.queues.urls[(a, "standard")], MessageBody=__import__("json").dumps(
             {**j, "tenantId": a, "createdAt": rec.createdAt, "ttl": rec.ttl}),
         MessageGroupId="dup", MessageDeduplicationId=str(uuid.uuid4()))
+    # Wait for the worker's verdict itself: the queue can read empty (message deleted)
+    # a moment before the worker records the drop.
+    def dropped():
+        return any(e[1] == "duplicate_dropped" and e[2] == j["jobId"] for e in stack.events)
+
     deadline = time.time() + 30
+    while not dropped() and time.time() < deadline:
+        time.sleep(0.1)
+    assert dropped()
     while depth_total(stack, a) and time.time() < deadline:
         time.sleep(0.1)
     versions = stack.cloud.client("s3").list_object_versions(
         Bucket=stack.resources.tenants[a].bucket, Prefix=f"{a}/{j['jobId']}/").get("Versions", [])
     assert len(versions) == 1
-    assert any(e[1] == "duplicate_dropped" and e[2] == j["jobId"] for e in stack.events)
 
 
 def test_a_job_resubmitted_with_another_workflow_is_a_conflict(stack, clients, tenants):
