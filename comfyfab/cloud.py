@@ -147,6 +147,9 @@ class EmbeddedAws:
     def start(self) -> "EmbeddedAws":
         from moto.server import ThreadedMotoServer
 
+        from . import moto_fast
+
+        moto_fast.apply()  # SendMessage in O(1) rather than O(queue length); see moto_fast
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
         self._server.start()
