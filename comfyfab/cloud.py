@@ -3,8 +3,9 @@
 Every AWS call in comfyfab goes through a :class:`Cloud`.  The three backends
 differ only in where the clients point:
 
-* ``embedded`` -- moto's ThreadedMotoServer started in this process on a free
-  loopback port.  Real HTTP and real botocore serialisation, no network.
+* ``embedded`` -- moto on a free loopback port, started and stopped by this
+  process (a child process by default; see :class:`EmbeddedAws`).  Real
+  HTTP and real botocore serialisation, no network, nothing to install.
 * ``localstack`` -- a LocalStack gateway (and optionally per-service
   endpoints, e.g. DynamoDB Local), following localstack-client's conventions.
 * ``aws`` -- no endpoint override; boto3's usual credential chain.
@@ -132,30 +133,90 @@ class Cloud:
         return f"{self.spec.kind} ({where}{extra}, {self.spec.region})"
 
 
-class EmbeddedAws:
-    """moto's server on a free loopback port inside this process.
+EmbeddedMode = Literal["process", "thread", "werkzeug"]
 
-    State lives in moto's in-memory backends; :meth:`reset` empties them.
+
+class EmbeddedAws:
+    """moto behind a loopback HTTP server that this process starts and stops.
+
+    ``mode``:
+
+    * ``process`` (default) -- moto's app behind waitress in a child process
+      (:mod:`comfyfab.moto_host`): moto's CPU work runs on another core than
+      the pipeline's, and connections are kept alive.
+    * ``thread`` -- the same server in a thread of this process.
+    * ``werkzeug`` -- moto's own ``ThreadedMotoServer`` in a thread (a
+      connection per call; keeps S3 metadata keys that contain ``_``).
+
+    All three are the same moto, reached over real HTTP; :meth:`reset` empties
+    its state.  Each server has its own state, except that ``thread`` and
+    ``werkzeug`` servers share this process's moto backends.
     """
 
-    def __init__(self, region: str = "us-east-1", host: str = "127.0.0.1"):
+    MODES: tuple[str, ...] = ("process", "thread", "werkzeug")
+
+    def __init__(self, region: str = "us-east-1", host: str = "127.0.0.1", mode: EmbeddedMode = "process",
+                 start_timeout_s: float = 60.0):
+        if mode not in self.MODES:
+            raise BackendError(f"unknown embedded mode {mode!r}; choose one of {', '.join(self.MODES)}")
         self.region = region
         self.host = host
-        self._server = None
+        self.mode = mode
+        self.start_timeout_s = start_timeout_s
+        self._server: Any = None
+        self._proc: Any = None
+        self._stderr: Any = None
         self.url: str | None = None
 
     def start(self) -> "EmbeddedAws":
-        from moto.server import ThreadedMotoServer
+        if self.mode == "process":
+            port = self._start_process()
+        elif self.mode == "thread":
+            from .moto_host import make_server
 
-        from . import moto_fast
+            self._server = make_server(self.host)
+            threading.Thread(target=self._server.run, daemon=True, name="embedded-aws").start()
+            port = self._server.effective_port
+        else:
+            from moto.server import ThreadedMotoServer
 
-        moto_fast.apply()  # SendMessage in O(1) rather than O(queue length); see moto_fast
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+            from . import moto_fast
+
+            moto_fast.apply()
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
+            self._server.start()
+            port = self._server.get_host_and_port()[1]
+        self.url = f"http://{self.host}:{port}"
         return self
+
+    def _start_process(self) -> int:
+        import json
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)  # importable even without an install
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "comfyfab.moto_host", "--host", self.host, "--port", "0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+        line: list[bytes] = []
+        reader = threading.Thread(target=lambda: line.append(self._proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(self.start_timeout_s)
+        try:
+            return int(json.loads(line[0])["port"])
+        except (IndexError, ValueError, KeyError, TypeError):
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode(errors="replace")
+            self.stop()
+            raise BackendError(f"the embedded AWS server did not start within {self.start_timeout_s:g} s"
+                               + (f":\n{tail}" if tail else "")) from None
 
     def cloud(self) -> Cloud:
         if self.url is None:
@@ -168,9 +229,26 @@ class EmbeddedAws:
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")).read()
 
     def stop(self) -> None:
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
+            try:
+                proc.stdin.close()  # the child exits when its stdin closes
+                proc.wait(timeout=5)
+            except Exception:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self._server is not None:
-            self._server.stop()
-            self._server = None
+            server, self._server = self._server, None
+            if self.mode == "werkzeug":
+                server.stop()
+            else:
+                server.close()
+                server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        self.url = None
 
     def __enter__(self) -> "EmbeddedAws":
         return self.start()

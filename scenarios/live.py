@@ -143,7 +143,7 @@ class LiveReplay:
         self.bells = {t.id: Doorbell() for t in self.cfg.tenants}
         own_aws = None
         if self.cloud is None:
-            # moto keeps its state per process, not per server: a replay starts from an empty account
+            # a replay starts from an empty account (in-process moto modes share state: reset)
             own_aws = EmbeddedAws(self.cfg.region).start()
             own_aws.reset()
         self.stack = Stack(self.cfg, cloud=self.cloud or own_aws.cloud(), engine="noop", fault=poison_fault,

@@ -12,7 +12,7 @@ from comfyfab.cloud import EmbeddedAws
 
 @pytest.fixture(scope="module")
 def sqs():
-    with EmbeddedAws() as aws:
+    with EmbeddedAws(mode="thread") as aws:  # moto in this process, where the test can watch it
         yield aws.cloud().client("sqs")
 
 

@@ -1,0 +1,74 @@
+"""The embedded backend's HTTP server: moto's WSGI app behind waitress.
+
+:class:`comfyfab.cloud.EmbeddedAws` runs it either in a thread of the
+calling process or, by default, as a child process
+(``python -m comfyfab.moto_host``) so that moto's CPU work runs beside the
+pipeline's instead of sharing its interpreter lock.
+
+Why waitress rather than moto's ``ThreadedMotoServer`` (werkzeug's
+development server): werkzeug closes the connection after every response,
+so each AWS call paid a TCP connect and a new server thread; waitress keeps
+connections alive and serves from a thread pool.  One difference: waitress,
+like most production servers, drops request headers whose names contain an
+underscore, so S3 user metadata keys with ``_`` are not stored (comfyfab's
+own keys use dashes).  ``EmbeddedAws(server="werkzeug")`` keeps moto's own
+server where that matters.
+
+The child prints one JSON line, ``{"port": N}``, once it listens, and exits
+when its standard input closes, so it never outlives the process that
+started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+# Long polls hold a server thread for their whole wait: one per polling worker, plus headroom.
+THREADS = 192
+CONNECTIONS = 2000
+
+
+def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) -> Any:
+    """A waitress server for moto's app, bound but not yet serving (``.run()`` serves)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from waitress.server import create_server
+
+    from . import moto_fast
+
+    moto_fast.apply()
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes under load
+    app = DomainDispatcherApplication(create_backend_app)
+    return create_server(app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS,
+                         asyncore_use_poll=True, ident="comfyfab-moto", channel_timeout=300)
+
+
+def _exit_when_stdin_closes() -> None:
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m comfyfab.moto_host", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--threads", type=int, default=THREADS)
+    a = p.parse_args(argv)
+    server = make_server(a.host, a.port, a.threads)
+    threading.Thread(target=_exit_when_stdin_closes, daemon=True, name="parent-watch").start()
+    print(json.dumps({"port": server.effective_port}), flush=True)
+    sys.stdout = sys.stderr  # nobody reads stdout after the port line; moto prints now and then
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The embedded backend's three ways to host moto behave the same from the client's side."""
+
+from __future__ import annotations
+
+import pytest
+
+from comfyfab.cloud import BackendError, EmbeddedAws
+
+
+@pytest.mark.parametrize("mode", EmbeddedAws.MODES)
+def test_each_mode_serves_resets_and_stops(mode):
+    aws = EmbeddedAws(mode=mode).start()
+    try:
+        sqs = aws.cloud().client("sqs")
+        sqs.create_queue(QueueName="one")
+        assert len(sqs.list_queues().get("QueueUrls", [])) == 1
+        aws.reset()
+        assert sqs.list_queues().get("QueueUrls", []) == []
+        proc = aws._proc
+    finally:
+        aws.stop()
+    assert aws.url is None
+    if mode == "process":
+        assert proc.poll() is not None, "the server process outlived stop()"
+
+
+def test_process_servers_keep_separate_state():
+    with EmbeddedAws() as a, EmbeddedAws() as b:
+        a.cloud().client("sqs").create_queue(QueueName="only-in-a")
+        assert b.cloud().client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_unknown_mode_is_a_clear_error():
+    with pytest.raises(BackendError, match="unknown embedded mode 'docker'"):
+        EmbeddedAws(mode="docker")
