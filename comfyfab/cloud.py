@@ -165,7 +165,6 @@ class EmbeddedAws:
         self.start_timeout_s = start_timeout_s
         self._server: Any = None
         self._proc: Any = None
-        self._stderr: Any = None
         self.url: str | None = None
 
     def start(self) -> "EmbeddedAws":
@@ -191,32 +190,20 @@ class EmbeddedAws:
         return self
 
     def _start_process(self) -> int:
-        import json
-        import os
-        import subprocess
-        import sys
-        import tempfile
-        from pathlib import Path
+        from .child import ChildServer, ChildServerError
 
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parent.parent)  # importable even without an install
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "comfyfab.moto_host", "--host", self.host, "--port", "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
-        line: list[bytes] = []
-        reader = threading.Thread(target=lambda: line.append(self._proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(self.start_timeout_s)
+        self._proc = ChildServer("comfyfab.moto_host", ["--host", self.host], "the embedded AWS server",
+                                 self.start_timeout_s)
         try:
-            return int(json.loads(line[0])["port"])
-        except (IndexError, ValueError, KeyError, TypeError):
-            self._stderr.seek(0)
-            tail = self._stderr.read()[-2000:].decode(errors="replace")
-            self.stop()
-            raise BackendError(f"the embedded AWS server did not start within {self.start_timeout_s:g} s"
-                               + (f":\n{tail}" if tail else "")) from None
+            return self._proc.start()
+        except ChildServerError as exc:
+            self._proc = None
+            raise BackendError(str(exc)) from None
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id in ``process`` mode; None otherwise."""
+        return self._proc.pid if self._proc is not None else None  # ChildServer
 
     def cloud(self) -> Cloud:
         if self.url is None:
@@ -230,17 +217,8 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         if self._proc is not None:
-            proc, self._proc = self._proc, None
-            try:
-                proc.stdin.close()  # the child exits when its stdin closes
-                proc.wait(timeout=5)
-            except Exception:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
+            self._proc.stop()
+            self._proc = None
         if self._server is not None:
             server, self._server = self._server, None
             if self.mode == "werkzeug":

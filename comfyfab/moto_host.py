@@ -14,20 +14,18 @@ underscore, so S3 user metadata keys with ``_`` are not stored (comfyfab's
 own keys use dashes).  ``EmbeddedAws(server="werkzeug")`` keeps moto's own
 server where that matters.
 
-The child prints one JSON line, ``{"port": N}``, once it listens, and exits
-when its standard input closes, so it never outlives the process that
-started it.
+The child speaks :mod:`comfyfab.child`'s protocol: it announces its port
+and exits when its standard input closes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import threading
 from typing import Any
+
+from .child import announce
 
 # Long polls hold a server thread for their whole wait: one per polling worker, plus headroom.
 THREADS = 192
@@ -48,24 +46,18 @@ def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) 
                          asyncore_use_poll=True, ident="comfyfab-moto", channel_timeout=300)
 
 
-def _exit_when_stdin_closes() -> None:
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(0)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m comfyfab.moto_host", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--threads", type=int, default=THREADS)
+    p.add_argument("--announce", action="store_true", help="print the port as JSON; exit when stdin closes")
     a = p.parse_args(argv)
     server = make_server(a.host, a.port, a.threads)
-    threading.Thread(target=_exit_when_stdin_closes, daemon=True, name="parent-watch").start()
-    print(json.dumps({"port": server.effective_port}), flush=True)
-    sys.stdout = sys.stderr  # nobody reads stdout after the port line; moto prints now and then
+    if a.announce:
+        announce(server.effective_port)
+    else:
+        print(f"embedded AWS (moto) at http://{a.host}:{server.effective_port}", flush=True)
     server.run()
     return 0
 

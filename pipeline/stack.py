@@ -10,10 +10,12 @@ client factory (embedded moto server, LocalStack or AWS).
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from comfyfab.child import ChildServer
 from comfyfab.cloud import BackendSpec, Cloud, EmbeddedAws, connect
 from comfyfab.config import FabricConfig
 from comfyfab.policy import PollPolicy, ScaleDecision
@@ -47,6 +49,7 @@ class Stack:
     autoscale: bool = True                      # run the autoscaler's control loop
     warm_workers: bool = True                   # start the warm pools (without autoscaling too)
     router_port: int = 0                        # 0: a free port
+    executor_processes: bool = False            # stand-ins as child processes (as ComfyUI runs); no ``fault`` then
 
     def __post_init__(self) -> None:
         self._embedded: EmbeddedAws | None = None
@@ -73,8 +76,14 @@ class Stack:
         self.resources = provision(self.cloud, self.cfg, progress=self.progress)
 
         urls = dict(self.executor_urls or {})
+        if self.executor_processes and self.fault is not None:
+            raise ValueError("fault injection needs the stand-ins in this process (executor_processes=False)")
+        own = {t.id for t in self.cfg.tenants} - set(urls)  # the stand-ins started here
         for t in self.cfg.tenants:
-            if t.id not in urls:
+            if t.id not in urls and self.executor_processes:
+                self._say(f"starting the ComfyUI stand-in for {t.id} as a process ({self.engine} engine)")
+                urls[t.id] = self._start_executor_process()
+            elif t.id not in urls:
                 self._say(f"starting the ComfyUI stand-in for {t.id} ({self.engine} engine)")
                 # One torch thread per executor: several run side by side on few cores.
                 server = ComfyServer(engine=self.engine, fault=self.fault,
@@ -82,12 +91,12 @@ class Stack:
                 self._executors.append(server)
                 urls[t.id] = server.url
         self.executor_urls = urls
-        if self.engine == "torch" and self._executors:
+        if self.engine == "torch" and own:
             # Warm pools hold their model in memory: load it before the first job, not during it.
             self._say("loading the model into each stand-in (warm pool)")
             from pipeline.comfy.workflows import txt2img
-            for server in self._executors:
-                client = ComfyClient(server.url)
+            for url in {urls[t] for t in own}:
+                client = ComfyClient(url)
                 try:
                     client.run(txt2img("warm-up", seed=0, steps=1, filename_prefix="warmup"), timeout=300)
                 finally:
@@ -125,6 +134,19 @@ class Stack:
         self._say(f"{sum(len(p) for p in self.fleet.pools.values())} warm workers polling")
         return self
 
+    def _start_executor_process(self) -> str:
+        import tempfile
+
+        from comfyfab.child import ChildServer
+
+        out = tempfile.mkdtemp(prefix="comfyfab-standin-")
+        child = ChildServer("pipeline.comfy", ["--engine", self.engine, "--output-dir", out,
+                                               "--cpu-threads", "1"], "the ComfyUI stand-in")
+        child.start()
+        child.output_dir = out  # removed when the stack stops
+        self._executors.append(child)
+        return f"http://127.0.0.1:{child.port}"
+
     def _start_edge(self) -> None:
         """The CDN edge stand-in and the router's cookie signer share one generated key pair."""
         from .delivery import CookieSigner, CookieVerifier, KeyPair, create_edge_app
@@ -160,6 +182,8 @@ class Stack:
             self._depth_watch.set()
         for s in self._executors:
             s.stop()
+            if isinstance(s, ChildServer):
+                shutil.rmtree(s.output_dir, ignore_errors=True)
         if getattr(self, "_edge", None):
             self._edge.stop()
         if self.audit:

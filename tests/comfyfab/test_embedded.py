@@ -16,7 +16,7 @@ def test_each_mode_serves_resets_and_stops(mode):
         assert len(sqs.list_queues().get("QueueUrls", [])) == 1
         aws.reset()
         assert sqs.list_queues().get("QueueUrls", []) == []
-        proc = aws._proc
+        proc = aws._proc._proc if aws._proc else None
     finally:
         aws.stop()
     assert aws.url is None
