@@ -19,7 +19,7 @@ from comfyfab.child import ChildServer
 from comfyfab.cloud import BackendSpec, Cloud, EmbeddedAws, connect
 from comfyfab.config import FabricConfig
 from comfyfab.policy import PollPolicy, ScaleDecision
-from comfyfab.serve import ServerThread
+from comfyfab.serve import ServerThread, freeze_startup_heap
 from compliance import phi
 
 from .audit import AuditLog
@@ -132,6 +132,7 @@ class Stack:
             for t in self.cfg.tenants:
                 self.fleet.apply(t.id, ScaleDecision(add=self.fleet.policies[t.id].min_workers), warm=True)
         self._say(f"{sum(len(p) for p in self.fleet.pools.values())} warm workers polling")
+        freeze_startup_heap()
         return self
 
     def _start_executor_process(self) -> str:

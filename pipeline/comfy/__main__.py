@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from comfyfab.child import announce
+from comfyfab.serve import freeze_startup_heap
 
 from .server import ComfyServer
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with ComfyServer(engine=args.engine, models_dir=args.models_dir, output_dir=args.output_dir,
                      device=args.device, host=args.listen, port=args.port, cpu_threads=args.cpu_threads) as server:
+        freeze_startup_heap()
         if args.announce:
             announce(server.port)
         else:
