@@ -50,11 +50,14 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         s = load_scenario(args.scenario)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
-    if args.time_scale is not None or args.window_h is not None:
+    window_h = args.window_h
+    if window_h is None and args.mode == "both" and s.live is not None and s.live.agreement_window_h:
+        window_h = s.live.agreement_window_h  # sim vs live: a sample large enough for p95s
+    if args.time_scale is not None or window_h is not None:
         from .schema import LiveSpec
 
         live = s.live or LiveSpec()
-        upd = {k: v for k, v in (("time_scale", args.time_scale), ("window_h", args.window_h)) if v is not None}
+        upd = {k: v for k, v in (("time_scale", args.time_scale), ("window_h", window_h)) if v is not None}
         s = s.model_copy(update={"live": live.model_copy(update=upd)})
     return s
 
@@ -64,9 +67,15 @@ def _run(s: Scenario, cfg: FabricConfig, mode: str, label: str, same_as_live: bo
     if mode == "sim":
         from .sim_mode import run_sim
 
-        # --mode both: the simulator gets exactly the arrivals the live replay submits
-        window_h = (s.live.window_h if s.live else None) if same_as_live else None
-        return run_sim(s, eff, label=label, window_h=window_h)
+        if not same_as_live:
+            return run_sim(s, eff, label=label)
+        # --mode both: the simulator gets exactly the arrivals the live replay submits, and the
+        # per-job overheads of the live pipeline, measured first on a separate light probe.
+        from .overheads import measure_overheads
+
+        over = measure_overheads(s, eff)
+        print(over.describe())
+        return run_sim(s, eff, label=label, window_h=s.live.window_h if s.live else None, overheads=over)
     from .live import run_live
 
     return run_live(s, eff, label=label)

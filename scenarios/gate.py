@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 from .assertions import HIGHER_IS_BETTER
 from .result import ReplayResult
@@ -122,17 +121,6 @@ def agreement(sim: ReplayResult, live: ReplayResult, classes: tuple[str, ...] = 
             a, b = sim.metrics.get(k), live.metrics.get(k)
             if a is not None and b is not None and not (_nan(a) or _nan(b)):
                 rows.append(AgreementRow(k, float(a), float(b)))
-    if "enqueued" in live.jobs.columns:
-        # The simulator has no router: its wait starts when the job is in the queue.  The live
-        # pipeline's queue wait starts when the router answered 202 (message sent, record written).
-        ok = live.jobs[live.jobs["status"] == "ok"]
-        for c in classes:
-            sub = ok if c == "all" else ok[ok["class"] == c]
-            w = (sub["start"] - sub["enqueued"]).dropna().to_numpy(dtype=float)
-            for s, q in (("wait_p50", .5), ("wait_p95", .95)):
-                a = sim.metrics.get(f"{c}.{s}")
-                if len(w) and a is not None and not _nan(a):
-                    rows.append(AgreementRow(f"{c}.{s} (from 202)", float(a), float(np.quantile(w, q))))
     return rows
 
 
@@ -143,7 +131,7 @@ def format_agreement(rows: list[AgreementRow], sim: ReplayResult, live: ReplayRe
     for r in rows:
         rel = "n/a" if math.isinf(r.rel_diff) else f"{r.rel_diff:+.1%}"
         lines.append(f"{r.metric:<30} {r.sim:>9.3f} {r.live:>9.3f} {r.abs_diff:>+9.3f} {rel:>8}")
-    waits = [r for r in rows if ".wait_" in r.metric and "from 202" not in r.metric]
+    waits = [r for r in rows if ".wait_" in r.metric]
     defined = [r for r in waits if r.sim >= 0.05]
     if waits:
         worst = max((abs(r.rel_diff) for r in defined), default=float("nan"))

@@ -139,6 +139,8 @@ class LiveSpec(_Frozen):
 
     time_scale: float = Field(20.0, gt=0, description="fabric seconds per wall second")
     window_h: float | None = Field(None, gt=0, description="replay only arrivals before this (fabric hours)")
+    agreement_window_h: float | None = Field(
+        None, gt=0, description="the window --mode both uses instead: p95s need ~100 arrivals to mean anything")
     drain_wall_s: float = Field(60.0, gt=0, description="wall seconds to wait for the last jobs")
     sample_wall_s: float = Field(0.25, gt=0, description="wall seconds between depth/worker samples")
 

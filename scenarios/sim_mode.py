@@ -111,10 +111,11 @@ def window(tables: dict[str, JobTable], window_s: float) -> dict[str, JobTable]:
 
 
 def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = "",
-            window_h: float | None = None) -> ReplayResult:
+            window_h: float | None = None, overheads=None) -> ReplayResult:
     """Replay ``scenario`` on the simulator with ``cfg`` (the effective config, overrides applied).
 
     ``window_h`` keeps only the arrivals before it: the same sequence a live replay of that window submits.
+    ``overheads`` (:class:`scenarios.overheads.PipelineOverheads`) adds the live pipeline's per-job costs.
     """
     t0 = time.perf_counter()
     scfg = sim_config(scenario, cfg)
@@ -122,7 +123,10 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
     if window_h is not None:
         tables = window(tables, window_h * 3600)
     tables, originals = _failover_shift(scenario, scfg, tables)
-    options = SimOptions(fleet=FleetOptions(sample_s=max(1.0, min(60.0, scenario.duration_s / 500))))
+    options = SimOptions(fleet=FleetOptions(
+        sample_s=max(1.0, min(60.0, scenario.duration_s / 500)),
+        dispatch_s=overheads.dispatch_s if overheads else 0.0,
+        completion_s=overheads.completion_s if overheads else 0.0))
     try:
         result = simulate(scfg, tables, seed=scenario.seed, rep=rep, options=options)
     except SimError as exc:
@@ -142,7 +146,7 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
     poison = _poison(scenario, scfg, window_h)
     if len(poison):
         jobs = pd.concat([jobs, poison], ignore_index=True)
-    notes = []
+    notes = [overheads.describe()] if overheads else []
     for f in scenario.faults_of(BlueGreen):
         gpu = scfg.gpu()
         est = scfg.fleet.cold_start.max_s + max(st.max_s for st in gpu.service_times)

@@ -89,6 +89,8 @@ class TenantFleet:
         for k, key in enumerate(jobs.keys):
             m = jobs.key == k
             svc[m] = service.seconds(self.gpu, key, jobs.u[m])
+        if options.completion_s:
+            svc += options.completion_s  # the worker is busy until its result is stored
         self.svc: list[float] = svc.tolist()
         self.start: list[float] = [math.nan] * n
         self.end: list[float] = [math.nan] * n
@@ -144,7 +146,8 @@ class TenantFleet:
 
     # -- the run -----------------------------------------------------------
     def run(self) -> TenantRun:
-        arr: list[float] = self.jobs.t.tolist()
+        # A job becomes receivable dispatch_s after it arrives; waits still count from the arrival.
+        arr: list[float] = (self.jobs.t + self.options.dispatch_s).tolist()
         cls: list[int] = self.jobs.cls.tolist()
         n = len(arr)
         heap = self.loop.heap

@@ -25,6 +25,9 @@ class FleetOptions:
     spot: bool = True
     sample_s: float = 60.0
     skip_quiet_ticks: bool = True  # False: ask the policy at every tick (for tests; slower)
+    # What the pipeline adds to each job beyond queueing and execution (0 = an ideal pipeline):
+    dispatch_s: float = 0.0    # from arrival until a worker can receive it (router, SQS send, receive)
+    completion_s: float = 0.0  # after execution until the worker is free (upload, record, delete)
 
 
 class Worker:

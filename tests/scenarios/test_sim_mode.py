@@ -165,3 +165,16 @@ def test_counts_add_up_and_latency_bounds_wait(jobs, fabric_config):
             assert m[f"{c}.p50"] <= m[f"{c}.p95"] + 1e-9 <= m[f"{c}.p99"] + 2e-9
         else:
             assert math.isnan(m[f"{c}.p95"])
+
+
+def test_overhead_probe_is_the_scenarios_tenant_and_mix_at_a_load_that_does_not_queue(fabric_config):
+    from scenarios.overheads import probe_scenario
+
+    s = load_scenario("steady-40k")
+    p = probe_scenario(s, fabric_config, jobs=12, gap_s=6.0)
+    assert p.tenants == s.tenants[:1] and p.traffic.mix == s.traffic.mix
+    assert p.live.time_scale == s.live.time_scale and p.live.window_h is None
+    r = run_sim(p, fabric_config)
+    assert 4 <= len(r.jobs) <= 30
+    ok = r.jobs[r.jobs["status"] == "ok"]
+    assert ((ok["start"] - ok["arrival"]) < 1e-9).mean() >= 0.9, "the probe is meant to measure, not to queue"

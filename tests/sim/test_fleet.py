@@ -109,3 +109,19 @@ def test_cold_start_bounds_and_no_workers_leaves_jobs_unfinished():
     cfg = fixed_fleet(0, **{"fleet.autoscaling.max_workers": 1})
     r = simulate(cfg, poisson(cfg.tenants[0].id, {"batch": 0.01}, hours=1), seed=0).runs[cfg.tenants[0].id]
     assert len(r.arrival) > 0 and (r.status == 2).all() and np.isnan(r.end).all()
+
+
+def test_pipeline_overheads_delay_receipt_and_hold_the_worker():
+    cfg = one_tenant()
+    wl = WorkloadSpec(duration_h=1.0, streams=(StreamSpec(tenant=T0, priority="realtime", per_day=0.2 * 86400),))
+    base = simulate(cfg, wl, seed=3).runs[T0]
+    over = simulate(cfg, wl, seed=3, options=SimOptions(fleet=FleetOptions(dispatch_s=0.25, completion_s=0.4))).runs[T0]
+    assert np.allclose(over.arrival, base.arrival)
+    ok = (base.status == OK) & (over.status == OK)
+    # Every job waits at least the dispatch delay, and is held 0.4 s longer by its worker.
+    assert ((over.start - over.arrival)[ok] >= 0.25 - 1e-9).all()
+    assert np.allclose(over.service[ok], base.service[ok] + 0.4)
+    # Longer holds mean more queueing on the same arrivals, never less.
+    wait_base = (base.start - base.arrival)[ok]
+    wait_over = (over.start - over.arrival)[ok] - 0.25
+    assert wait_over.mean() >= wait_base.mean()
