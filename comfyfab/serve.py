@@ -35,8 +35,10 @@ class ServerThread:
         self._thread: threading.Thread | None = None
 
     def start(self, timeout_s: float = 30.0) -> "ServerThread":
+        # loop="asyncio": with uvloop installed, "auto" picks it, and a uvloop server run in a
+        # thread did not return from stop() (seen with uvicorn 0.3x, uvloop 0.23).
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan=self._lifespan,
-                                ws=self._ws)
+                                ws=self._ws, loop="asyncio")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name=self.name, daemon=True)
