@@ -82,6 +82,17 @@ class ChildServer:
         self.port = None
 
 
+def ready(port: int, announce_port: bool, banner: str) -> None:
+    """Child side, once serving: freeze the startup heap, then announce the port or print ``banner``."""
+    from .serve import freeze_startup_heap
+
+    freeze_startup_heap()
+    if announce_port:
+        announce(port)
+    else:
+        print(banner, flush=True)
+
+
 def announce(port: int) -> None:
     """Child side: say the port, stop using stdout, exit when the parent's pipe closes."""
     print(json.dumps({"port": port}), flush=True)

@@ -25,8 +25,7 @@ import logging
 import sys
 from typing import Any
 
-from .child import announce
-from .serve import freeze_startup_heap
+from .child import ready
 
 # Long polls hold a server thread for their whole wait: one per polling worker, plus headroom.
 THREADS = 192
@@ -55,11 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--announce", action="store_true", help="print the port as JSON; exit when stdin closes")
     a = p.parse_args(argv)
     server = make_server(a.host, a.port, a.threads)
-    freeze_startup_heap()
-    if a.announce:
-        announce(server.effective_port)
-    else:
-        print(f"embedded AWS (moto) at http://{a.host}:{server.effective_port}", flush=True)
+    ready(server.effective_port, a.announce, f"embedded AWS (moto) at http://{a.host}:{server.effective_port}")
     server.run()
     return 0
 

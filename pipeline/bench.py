@@ -158,8 +158,8 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         n = r2["codes"].get(202, 0)
         console.print(f"  {n} jobs accepted → stored in S3 → succeeded in {t_end - t0:.2f} s: "
                       f"[bold]{n / (t_end - t0):.1f} jobs/s[/] (target on this machine: ≥ 50 jobs/s)")
-        cpu = {k: (_cpu_s(p) - cpu0[k]) if cpu0[k] is not None and _cpu_s(p) is not None else None
-               for k, p in pids.items()}
+        cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
+        cpu = {k: cpu1[k] - cpu0[k] if None not in (cpu0[k], cpu1[k]) else None for k in pids}
         cpu["HTTP clients"] = r2.get("cpu_s")
         shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
         if shown:

@@ -78,24 +78,24 @@ class Stack:
         urls = dict(self.executor_urls or {})
         if self.executor_processes and self.fault is not None:
             raise ValueError("fault injection needs the stand-ins in this process (executor_processes=False)")
-        own = {t.id for t in self.cfg.tenants} - set(urls)  # the stand-ins started here
-        for t in self.cfg.tenants:
-            if t.id not in urls and self.executor_processes:
-                self._say(f"starting the ComfyUI stand-in for {t.id} as a process ({self.engine} engine)")
-                urls[t.id] = self._start_executor_process()
-            elif t.id not in urls:
-                self._say(f"starting the ComfyUI stand-in for {t.id} ({self.engine} engine)")
+        own = [t.id for t in self.cfg.tenants if t.id not in urls]  # the stand-ins started here
+        for tid in own:
+            if self.executor_processes:
+                self._say(f"starting the ComfyUI stand-in for {tid} as a process ({self.engine} engine)")
+                urls[tid] = self._start_executor_process()
+            else:
+                self._say(f"starting the ComfyUI stand-in for {tid} ({self.engine} engine)")
                 # One torch thread per executor: several run side by side on few cores.
                 server = ComfyServer(engine=self.engine, fault=self.fault,
                                      cpu_threads=1 if self.engine == "torch" else None).start()
                 self._executors.append(server)
-                urls[t.id] = server.url
+                urls[tid] = server.url
         self.executor_urls = urls
         if self.engine == "torch" and own:
             # Warm pools hold their model in memory: load it before the first job, not during it.
             self._say("loading the model into each stand-in (warm pool)")
             from pipeline.comfy.workflows import txt2img
-            for url in {urls[t] for t in own}:
+            for url in {urls[tid] for tid in own}:
                 client = ComfyClient(url)
                 try:
                     client.run(txt2img("warm-up", seed=0, steps=1, filename_prefix="warmup"), timeout=300)

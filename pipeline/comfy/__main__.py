@@ -11,8 +11,7 @@ import signal
 import threading
 from pathlib import Path
 
-from comfyfab.child import announce
-from comfyfab.serve import freeze_startup_heap
+from comfyfab.child import ready
 
 from .server import ComfyServer
 
@@ -35,11 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with ComfyServer(engine=args.engine, models_dir=args.models_dir, output_dir=args.output_dir,
                      device=args.device, host=args.listen, port=args.port, cpu_threads=args.cpu_threads) as server:
-        freeze_startup_heap()
-        if args.announce:
-            announce(server.port)
-        else:
-            print(f"ComfyUI stand-in ({args.engine} engine, {args.device}) at {server.url}", flush=True)
+        ready(server.port, args.announce, f"ComfyUI stand-in ({args.engine} engine, {args.device}) at {server.url}")
         stop.wait()
     return 0
 
