@@ -6,6 +6,7 @@ Usage: python scripts/gpu_check_report.py PROFILE_DIR
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -32,10 +33,14 @@ def main(folder: str) -> int:
     batched = [s for s in summaries if s["batch"] > 1]
     best_p50 = min(s["p50_s"] for s in single) if single else None
     best_rate = max(s["images_per_s"] for s in summaries)
-    load = min(s["load_s"] for s in summaries if s["load_s"] is not None)
+    # every timed load of the run counts once (profiles of one calibrate process share their loads)
+    loads = sorted({x for s in summaries for x in s.get("load_samples_s") or [s["load_s"]] if x is not None})
+    load = statistics.median(loads) if loads else None
+    if loads:
+        print(f"checkpoint loads: {len(loads)}, {loads[0]:.2f}-{loads[-1]:.2f} s; the verdict takes their median")
     checks = [("p50 per image at batch 1", best_p50, "<=", TARGETS["p50_s"]),
               ("images/s (best, batched or not)", best_rate, ">=", TARGETS["images_per_s"]),
-              ("checkpoint load s", load, "<=", TARGETS["load_s"])]
+              ("checkpoint load s (median)", load, "<=", TARGETS["load_s"])]
     if not batched:
         print("no batched profile: the batched throughput is the batch-1 rate")
     for label, value, op, target in checks:

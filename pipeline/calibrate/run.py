@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.comfy.archs import architectures
+from pipeline.comfy.models import attention_name
 
 from .measure import (CalibrationError, CalibrationSpec, FlopCount, count_flops, count_flops_meta, device_name,
                       prepare_checkpoint, resolve_device, time_load, time_runs)
@@ -104,7 +105,7 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             torch_version=torch.__version__, dtype=spec.dtype_name, sampler=spec.sampler,
             scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile,
             channels_last=bool(spec.channels_last if spec.channels_last is not None else device.type == "cuda"),
-            attention="torch SDPA (diffusers AttnProcessor2_0)")
+            attention=attention_name(bundle.unet))
         tag = peak.gpu if peak.gpu != dev_name else device.type
         stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile)
         results.append(CalibrationResult(write_profile(Path(out_dir), stem, summary, runs), summary, flops))

@@ -16,6 +16,7 @@ architecture named in its metadata) loads back bit-for-bit.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,10 @@ import torch
 from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, checkpoint_names
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
-           "checkpoint_names", "load_bundle", "save_checkpoint"]
+           "checkpoint_names", "attention_name", "load_bundle", "save_checkpoint"]
 
 FORMAT = "comfyfab-diffusers-v1"
+_FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
 
 
 @dataclass
@@ -109,14 +111,18 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
 
 def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: str = "cpu",
                 dtype: torch.dtype | None = None, channels_last: bool | None = None,
-                compile_unet: bool = False) -> ModelBundle:
+                compile_unet: bool = False, fuse_qkv: bool | None = None) -> ModelBundle:
     """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` (one
     written by :func:`save_checkpoint`, or a diffusers model folder) wins
     over a built-in random-weight architecture of the same name.
 
     Attention runs through PyTorch SDPA (diffusers' default processor); on
-    CUDA the UNet is channels-last by default; ``compile_unet`` wraps the UNet
-    in ``torch.compile`` (the first sampling call then pays the compile)."""
+    CUDA the UNet is channels-last by default, its attention projections are
+    fused into one QKV matmul (``fuse_qkv``, diffusers' ``fuse_qkv_projections``)
+    and cuDNN picks its convolution algorithms by benchmark; ``compile_unet``
+    wraps the UNet in ``torch.compile`` (the first sampling call then pays the
+    compile).  A checkpoint file is read straight onto a CUDA device by
+    :func:`~pipeline.comfy.fastload.read_safetensors`."""
     from .tokenizer import HashTokenizer
 
     torch_device = torch.device(device)
@@ -144,10 +150,22 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
             module.to(dtype=dtype)
     if channels_last if channels_last is not None else torch_device.type == "cuda":
         unet.to(memory_format=torch.channels_last)
+    if (fuse_qkv if fuse_qkv is not None else torch_device.type == "cuda") and hasattr(unet, "fuse_qkv_projections"):
+        unet.fuse_qkv_projections()
+    if torch_device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the warm-up runs pay the search; shapes repeat per job
     if compile_unet:
-        unet = torch.compile(unet)
+        unet = torch.compile(unet, dynamic=False)
     tokenizers = [HashTokenizer(spec["config"]["vocab_size"], spec.get("pad", "eos")) for spec in arch.text_encoders]
     return ModelBundle(arch, unet, vae, encoders, tokenizers, torch_device, dtype, source)
+
+
+def attention_name(unet: Any) -> str:
+    """What runs the UNet's attention, for profiles: e.g. ``torch SDPA (diffusers FusedAttnProcessor2_0)``."""
+    unet = getattr(unet, "_orig_mod", unet)
+    processors = getattr(unet, "attn_processors", None) or {}
+    names = sorted({type(p).__name__ for p in processors.values()})
+    return f"torch SDPA (diffusers {', '.join(names) or 'no attention'})"
 
 
 def _resolve_file(ckpt_name: str, models_dir: Path | str | None) -> Path | None:
@@ -174,6 +192,8 @@ def save_checkpoint(bundle: ModelBundle, path: Path | str) -> Path:
     parts += [(f"text_encoders.{s['name']}", e) for s, e in zip(bundle.arch.text_encoders, bundle.text_encoders)]
     for prefix, module in parts:
         for key, value in module.state_dict().items():
+            if _FUSED.search(key):  # fuse_qkv_projections' extra copies; the separate to_q/to_k/to_v stay
+                continue
             tensors[f"{prefix}.{key}"] = value.detach().to("cpu").contiguous()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,9 +217,9 @@ def _load_file(path: Path, device: torch.device) -> tuple[ArchSpec, Any, Any, li
 
 
 def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device) -> tuple[Any, Any, list[Any]]:
-    from safetensors.torch import load_file
+    from .fastload import read_safetensors
 
-    state = load_file(str(path), device="cpu")
+    state = read_safetensors(path, device)  # straight onto the device; parallel reads on CUDA
     unet, vae, encoders = build_components(arch, "meta")
     parts = [("unet", unet), ("vae", vae)]
     parts += [(f"text_encoders.{s['name']}", e) for s, e in zip(arch.text_encoders, encoders)]

@@ -139,6 +139,33 @@ def test_shipped_cpu_profile_loads():
         assert float(np.median(samples)) == pytest.approx(summary["p50_s"], rel=1e-4)
 
 
+def test_shipped_h100_profile_drives_the_simulator():
+    """The measured H100 profiles (scripts/gpu_check.sh on the device machine) name the config's
+    H100 and SDXL 1024/20, and an H100 fleet fed one serves from its samples, not the seed's range."""
+    from pathlib import Path
+
+    folder = Path(__file__).parents[2] / "profiles"
+    csv = folder / "h100-sdxl-1024-20-b1-compiled.csv"
+    summary = json.loads(csv.with_suffix(".json").read_text())
+    assert summary["device"].startswith("NVIDIA H100") and summary["gpu"] == "H100"
+    assert summary["flops_per_image"] == pytest.approx(281e12, rel=0.01)  # the issue's 281 TFLOP
+    (key, samples), = load_service_profile(csv).items()
+    assert key == ("H100", "sdxl", 1024, 20)
+    assert load_cold_start_profile(folder / "h100-sdxl-1024-20-b1-compiled-load.csv").size >= 1
+
+    data = load_config().model_dump(mode="json")
+    for gpu in data["gpus"]:
+        if gpu["name"] == "H100":
+            gpu["profile_file"] = str(csv)
+    cfg = fixed_fleet(2, gpu="H100", base=FabricConfig.model_validate(data))
+    tenant = cfg.tenants[0].id
+    workload = WorkloadSpec(duration_h=1.0, streams=(
+        StreamSpec(tenant=tenant, priority="realtime", per_day=2000 * 24, model="sdxl", resolution=1024, steps=20),))
+    run = simulate(cfg, workload, seed=5).runs[tenant]
+    assert run.service.min() >= samples.min() - 1e-9 and run.service.max() <= samples.max() + 1e-9
+    assert run.service.max() < 0.85  # below the seed's H100 range (0.85-1.1 s): the profile, not the config
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--device", "cuda"], "no CUDA device"),
     (["--device", "tpu"], "cpu or cuda"),
