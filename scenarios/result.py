@@ -32,6 +32,8 @@ class ReplayResult:
     wall_s: float
     notes: list[str] = field(default_factory=list)
     label: str = ""
+    # --mode both, simulator side: the runs over further draws of the measured dispatch times
+    dispatch_draws: list["ReplayResult"] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = compute(self.jobs, self.cfg, self.counters)

@@ -111,7 +111,7 @@ def window(tables: dict[str, JobTable], window_s: float) -> dict[str, JobTable]:
 
 
 def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = "",
-            window_h: float | None = None, overheads=None) -> ReplayResult:
+            window_h: float | None = None, overheads=None, dispatch_draw: int = 0) -> ReplayResult:
     """Replay ``scenario`` on the simulator with ``cfg`` (the effective config, overrides applied).
 
     ``window_h`` keeps only the arrivals before it: the same sequence a live replay of that window submits.
@@ -126,7 +126,8 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
     options = SimOptions(fleet=FleetOptions(
         sample_s=max(1.0, min(60.0, scenario.duration_s / 500)),
         dispatch_s=overheads.dispatch_s if overheads else 0.0,
-        completion_s=overheads.completion_s if overheads else 0.0))
+        completion_s=overheads.completion_s if overheads else 0.0,
+        dispatch_samples=overheads.dispatch_samples if overheads else None, dispatch_draw=dispatch_draw))
     try:
         result = simulate(scfg, tables, seed=scenario.seed, rep=rep, options=options)
     except SimError as exc:

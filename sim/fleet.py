@@ -49,7 +49,7 @@ from comfyfab.policy import AutoscalePolicy, PollPolicy
 from .core import EventLoop
 from .state import DLQ, INF, OK, UNFINISHED, FleetOptions, Pool, TenantRun, Worker
 from .service import ServiceModel, cold_start_seconds
-from .workload import COLD_START, RETRY, SPOT, JobTable, component_rng
+from .workload import COLD_START, DISPATCH, RETRY, SPOT, JobTable, component_rng
 
 DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
 CHUNK = 1 << 16
@@ -146,8 +146,12 @@ class TenantFleet:
 
     # -- the run -----------------------------------------------------------
     def run(self) -> TenantRun:
-        # A job becomes receivable dispatch_s after it arrives; waits still count from the arrival.
-        arr: list[float] = (self.jobs.t + self.options.dispatch_s).tolist()
+        # A job becomes receivable its dispatch time after it arrives; waits still count from the arrival.
+        # Drawn dispatch times can reorder jobs: ``order`` lists them as they become receivable.
+        ready = self.jobs.t + self._dispatch()
+        order_np = np.argsort(ready, kind="stable")
+        arr: list[float] = ready[order_np].tolist()
+        order: list[int] = order_np.tolist()
         cls: list[int] = self.jobs.cls.tolist()
         n = len(arr)
         heap = self.loop.heap
@@ -203,7 +207,7 @@ class TenantFleet:
                         rare(kind, t, w)
                 else:
                     t = next_arr
-                    j = i
+                    j = order[i]
                     i += 1
                     next_arr = arr[i] if i < bound else INF
                     c = cls[j]
@@ -243,6 +247,20 @@ class TenantFleet:
                 self.finished = done + self.dead
                 rare(kind, t, w)
         return self._result(max(t, self.jobs.horizon_s), received + self.slow_receives)
+
+    def _dispatch(self) -> np.ndarray | float:
+        """Each job's dispatch time: drawn from its class's measured samples, or the constant."""
+        samples = self.options.dispatch_samples
+        if samples is None:
+            return self.options.dispatch_s
+        seed, rep, ti = self._seed
+        u = component_rng(seed, rep, DISPATCH, ti, draw=self.options.dispatch_draw).random(len(self.jobs))
+        out = np.empty(len(self.jobs))
+        for c, values in enumerate(samples):
+            m = self.jobs.cls == c
+            vals = np.asarray(values, dtype=float)
+            out[m] = vals[np.minimum((u[m] * len(vals)).astype(int), len(vals) - 1)]
+        return out
 
     # -- rare paths ----------------------------------------------------------
     def _begin(self, w: Worker, j: int, t: float) -> None:

@@ -28,6 +28,17 @@ class FleetOptions:
     # What the pipeline adds to each job beyond queueing and execution (0 = an ideal pipeline):
     dispatch_s: float = 0.0    # from arrival until a worker can receive it (router, SQS send, receive)
     completion_s: float = 0.0  # after execution until the worker is free (upload, record, delete)
+    # Measured dispatch times per class (realtime, standard, batch), fabric seconds: each job's
+    # dispatch is drawn from its class's samples (its own random stream) instead of ``dispatch_s``.
+    dispatch_samples: tuple[tuple[float, ...], ...] | None = None
+    dispatch_draw: int = 0  # another independent draw of the dispatch times alone (same arrivals, services)
+
+    def __post_init__(self) -> None:
+        if self.dispatch_samples is not None:
+            if len(self.dispatch_samples) != 3 or not all(self.dispatch_samples):
+                raise ValueError("dispatch_samples needs a non-empty tuple of samples for each of the 3 classes")
+            if min(min(c) for c in self.dispatch_samples) < 0:
+                raise ValueError("dispatch_samples must not be negative")
 
 
 class Worker:

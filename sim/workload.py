@@ -40,12 +40,14 @@ OFFICE_HOURS: tuple[float, ...] = (
     1.6, 1.7, 1.7, 1.6, 1.5, 1.3, 1.1, 0.9, 0.7, 0.55, 0.45, 0.35)
 
 # Component ids in the seed's spawn key: (rep, component, index)
-ARRIVALS, SERVICE, COLD_START, SPOT, RETRY = range(5)
+ARRIVALS, SERVICE, COLD_START, SPOT, RETRY, DISPATCH = range(6)
 
 
-def component_rng(seed: int, rep: int, component: int, index: int = 0) -> np.random.Generator:
-    """The generator of one component of one replication; independent of all others."""
-    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(rep, component, index)))
+def component_rng(seed: int, rep: int, component: int, index: int = 0, draw: int = 0) -> np.random.Generator:
+    """The generator of one component of one replication; independent of all others.  ``draw`` > 0
+    gives further independent streams of the same component (re-drawing it alone)."""
+    key = (rep, component, index) if draw == 0 else (rep, component, index, draw)
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=key))
 
 
 class _Frozen(BaseModel):

@@ -137,6 +137,28 @@ def test_agreement_rows_are_relative_to_the_simulator(fabric_config):
     assert "largest absolute gap 0.000 s" in format_agreement(list(rows.values()), r, r)
 
 
+def test_agreement_takes_the_median_of_draws_and_bounds_the_live_value(fabric_config):
+    import copy
+
+    r = sim(base_scenario(), fabric_config)
+    # the live statistic is inside its own bootstrap interval, and the same run as "sim" lies in it
+    rows = {a.metric: a for a in agreement(r, r)}
+    p95 = rows["all.p95"]
+    assert p95.live_lo <= p95.live <= p95.live_hi and p95.sim_in_live_interval
+    # three "draws" whose all.p95 are 1, 2 and 100: the median (2) is compared, not the mean
+    draws = []
+    for v in (1.0, 100.0, 2.0):
+        d = copy.copy(r)
+        d.metrics = {**r.metrics, "all.p95": v}
+        draws.append(d)
+    row = {a.metric: a for a in agreement(draws, r)}["all.p95"]
+    assert row.sim == 2.0
+    far = {a.metric: a for a in agreement(draws[1], r)}["all.p95"]
+    assert far.sim_in_live_interval is False
+    text = format_agreement([row, far], r, r, draws=3)
+    assert "median of 3 draws" in text and "sim out" in text
+
+
 @st.composite
 def job_frames(draw):
     n = draw(st.integers(0, 40))
@@ -178,3 +200,23 @@ def test_overhead_probe_is_the_scenarios_tenant_and_mix_at_a_load_that_does_not_
     assert 4 <= len(r.jobs) <= 30
     ok = r.jobs[r.jobs["status"] == "ok"]
     assert ((ok["start"] - ok["arrival"]) < 1e-9).mean() >= 0.9, "the probe is meant to measure, not to queue"
+
+
+def test_dispatch_samples_are_per_class_paired_by_arrival_and_pool_a_thin_class():
+    import pandas as pd
+
+    from scenarios.overheads import MIN_CLASS_SAMPLES, dispatch_samples
+
+    arrivals = [float(i) for i in range(14)]
+    classes = ["realtime"] * 6 + ["standard"] * 6 + ["batch"] * 2
+    live = pd.DataFrame({"class": classes, "arrival": arrivals,
+                         "start": [a + w for a, w in zip(arrivals, [0.08] * 6 + [0.09, 0.1, 0.1, 0.1, 0.6, 0.3]
+                                                         + [0.12, 0.15])]})
+    # the simulator queued standard job 10 for 0.5 s itself: only the live excess is overhead
+    sim_wait = [0.0] * 10 + [0.5] + [0.0] * 3
+    sim = pd.DataFrame({"class": classes, "arrival": arrivals, "start": [a + w for a, w in zip(arrivals, sim_wait)]})
+    rt, st_, batch = dispatch_samples(live, sim.iloc[::-1])  # paired by arrival, not by row order
+    assert rt == pytest.approx((0.08,) * 6)
+    assert st_ == pytest.approx((0.09, 0.1, 0.1, 0.1, 0.1, 0.3))
+    assert len(batch) == 14 and MIN_CLASS_SAMPLES > 2  # two batch jobs are too few: all classes' waits
+    assert min(batch) >= 0.0

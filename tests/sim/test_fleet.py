@@ -125,3 +125,46 @@ def test_pipeline_overheads_delay_receipt_and_hold_the_worker():
     wait_base = (base.start - base.arrival)[ok]
     wait_over = (over.start - over.arrival)[ok] - 0.25
     assert wait_over.mean() >= wait_base.mean()
+
+
+def test_measured_dispatch_samples_are_drawn_per_class_and_reorder_arrivals():
+    """Each job's dispatch is one of its class's samples; a quiet fleet's waits are exactly those draws,
+    so their distribution (p95 included) is the samples', and jobs overtaken in dispatch start first."""
+    cfg = one_tenant()
+    wl = WorkloadSpec(duration_h=2.0, streams=tuple(
+        StreamSpec(tenant=T0, priority=c, per_day=0.05 * 86400) for c in ("realtime", "standard", "batch")))
+    samples = ((0.05, 0.06, 0.07), (0.1, 0.2, 0.9), (0.3, 3.0))
+    run = simulate(cfg, wl, seed=4, options=SimOptions(fleet=FleetOptions(dispatch_samples=samples))).runs[T0]
+    ok = run.status == OK
+    wait = (run.start - run.arrival)[ok]
+    cls = run.cls[ok]
+    for c, values in enumerate(samples):
+        w = wait[cls == c]
+        assert len(w) > 50
+        # at this load a job waits for nothing but its dispatch (allow a little queueing)
+        on_sample = np.isclose(w[:, None], np.array(values)[None, :]).any(axis=1)
+        assert on_sample.mean() > 0.9
+        assert set(np.round(w[on_sample], 6)) == set(np.round(values, 6))  # every sample is drawn
+    # a batch job dispatched in 3 s is overtaken by jobs that arrived after it
+    starts = run.start[ok]
+    assert (np.diff(starts[np.argsort(run.arrival[ok], kind="stable")]) < 0).any()
+    same = simulate(cfg, wl, seed=4, options=SimOptions(fleet=FleetOptions(dispatch_samples=samples))).runs[T0]
+    assert np.array_equal(same.start, run.start, equal_nan=True)  # its own deterministic stream
+
+
+def test_constant_dispatch_samples_equal_the_constant():
+    cfg = one_tenant()
+    wl = WorkloadSpec(duration_h=1.0, streams=(StreamSpec(tenant=T0, priority="standard", per_day=0.5 * 86400),))
+    a = simulate(cfg, wl, seed=2, options=SimOptions(fleet=FleetOptions(dispatch_s=0.2))).runs[T0]
+    b = simulate(cfg, wl, seed=2, options=SimOptions(fleet=FleetOptions(
+        dispatch_samples=((0.2,), (0.2,), (0.2,))))).runs[T0]
+    assert np.array_equal(a.start, b.start, equal_nan=True) and np.array_equal(a.end, b.end, equal_nan=True)
+
+
+def test_dispatch_samples_must_cover_three_classes():
+    import pytest
+
+    with pytest.raises(ValueError, match="3 classes"):
+        FleetOptions(dispatch_samples=((0.1,), (0.2,)))
+    with pytest.raises(ValueError, match="negative"):
+        FleetOptions(dispatch_samples=((0.1,), (0.2,), (-1.0,)))
