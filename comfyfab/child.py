@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding comfyfab/, pipeline/, ...
 
@@ -82,19 +82,20 @@ class ChildServer:
         self.port = None
 
 
-def ready(port: int, announce_port: bool, banner: str) -> None:
+def ready(port: int, announce_port: bool, banner: str, on_exit: Callable[[], None] | None = None) -> None:
     """Child side, once serving: freeze the startup heap, then announce the port or print ``banner``."""
     from .serve import freeze_startup_heap
 
     freeze_startup_heap()
     if announce_port:
-        announce(port)
+        announce(port, on_exit)
     else:
         print(banner, flush=True)
 
 
-def announce(port: int) -> None:
-    """Child side: say the port, stop using stdout, exit when the parent's pipe closes."""
+def announce(port: int, on_exit: Callable[[], None] | None = None) -> None:
+    """Child side: say the port, stop using stdout, exit when the parent's pipe closes
+    (after ``on_exit``, e.g. flushing buffered audit events)."""
     print(json.dumps({"port": port}), flush=True)
     sys.stdout = sys.stderr  # nobody reads stdout after the port line
 
@@ -103,6 +104,10 @@ def announce(port: int) -> None:
             while sys.stdin.buffer.read(4096):
                 pass
         finally:
-            os._exit(0)
+            try:
+                if on_exit is not None:
+                    on_exit()
+            finally:
+                os._exit(0)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()

@@ -2,8 +2,9 @@
 
 The whole stack runs with ``workers`` workers per tenant on the no-op
 executor engine (full graph validation and HTTP round trips, no torch); the
-embedded AWS and each tenant's ComfyUI stand-in are processes of their own,
-as AWS and ComfyUI are beside a real pipeline.
+router, the embedded AWS and each tenant's ComfyUI stand-in are processes of
+their own, as Layer 1, AWS and ComfyUI are beside the workers of a real
+pipeline.
 ``clients`` concurrent HTTP clients in a separate process (so they do not
 share the server's interpreter) submit jobs.
 
@@ -120,10 +121,11 @@ def _pct(lat_s: list[float]) -> str:
 
 
 def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: int, jobs: int, workers: int,
-              rate: float = 50.0) -> int:
+              rate: float = 50.0, router_process: bool = False) -> int:
     console = Console()
     with Stack(cfg, backend=backend, engine="noop", cold_starts=False, autoscale=False, warm_workers=False,
-               executor_processes=True, progress=lambda m: console.print(f"[dim]• {m}[/]")) as stack:
+               executor_processes=True, router_process=router_process,
+               progress=lambda m: console.print(f"[dim]• {m}[/]")) as stack:
         done = _Done(stack)
         for t in cfg.tenants:
             stack.fleet.apply(t.id, ScaleDecision(add=workers), warm=True)
@@ -148,8 +150,9 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         console.print("  (case study promise: p99 80 ms; target on this 2-core machine: p99 ≤ 40 ms)")
 
         console.print(f"[bold]end to end[/]: {jobs} jobs, {workers} workers per tenant, no-op executor")
-        pids = {"pipeline (router, workers)": os.getpid(),
-                "AWS emulator": getattr(getattr(stack, "_embedded", None), "pid", None)}
+        pids = {"router": stack.router_pid, "workers": os.getpid()} if router_process else \
+            {"pipeline (router, workers)": os.getpid()}
+        pids["AWS emulator"] = getattr(getattr(stack, "_embedded", None), "pid", None)
         pids.update({f"stand-in {i + 1}": getattr(e, "pid", None) for i, e in enumerate(stack._executors)})
         cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
         t0 = time.time()

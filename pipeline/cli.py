@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     b.add_argument("--jobs", type=int, default=400, help="jobs in the end-to-end phase")
     b.add_argument("--workers", type=int, default=4, help="workers per tenant in the end-to-end phase")
     b.add_argument("--rate", type=float, default=50.0, help="offered load of the open-loop router phase, req/s")
+    b.add_argument("--router-process", action="store_true",
+                   help="run the router as its own process (default: in the workers' process)")
     b.set_defaults(func=_bench)
 
 
@@ -92,4 +94,4 @@ def _bench(args: argparse.Namespace, ctx: Context) -> int:
     from .bench import run_bench
 
     return run_bench(ctx.config(), ctx.backend(), clients=args.clients, requests=args.requests,
-                     jobs=args.jobs, workers=args.workers, rate=args.rate)
+                     jobs=args.jobs, workers=args.workers, rate=args.rate, router_process=args.router_process)

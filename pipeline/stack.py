@@ -50,11 +50,15 @@ class Stack:
     warm_workers: bool = True                   # start the warm pools (without autoscaling too)
     router_port: int = 0                        # 0: a free port
     executor_processes: bool = False            # stand-ins as child processes (as ComfyUI runs); no ``fault`` then
+    router_process: bool = False                # the router as a child process (as Layer 1 is deployed)
+    audit_flush_s: float = 1.0                  # how often the router's audit events are shipped
 
     def __post_init__(self) -> None:
         self._embedded: EmbeddedAws | None = None
         self._executors: list[Any] = []
         self._router: ServerThread | None = None
+        self._router_child: ChildServer | None = None
+        self._router_spec_dir: str | None = None
         self.fleet: FleetManager | None = None
         self.audit: AuditLog | None = None
         self.events: list[tuple[float, str, str, dict]] = []
@@ -109,7 +113,7 @@ class Stack:
 
         self.store = JobStore(self.cloud, self.resources.table_name)
         self.queues = JobQueues.from_resources(self.cloud, self.cfg, self.resources)
-        self.audit = AuditLog(self.cloud, self.cfg, source="router")
+        self.audit = AuditLog(self.cloud, self.cfg, source="router", flush_interval_s=self.audit_flush_s)
         for t in self.cfg.tenants:
             self.api_keys.setdefault(t.id, f"cfk_{t.id}_{secrets.token_urlsafe(18)}")
 
@@ -121,11 +125,14 @@ class Stack:
             object_info=lambda: catalog,
             bucket_of={t: r.bucket for t, r in self.resources.tenants.items()},
             pool_size=self.fleet.pool_size)
-        phi.engine()  # build the PHI gate's analyzer now, not on the first job
         self._start_edge()
-        self._depth_watch = self.service.watch_depths()
-        self._router = ServerThread(create_app(self.service), port=self.router_port, name="router").start()
-        self._say(f"router listening on {self._router.url}")
+        if self.router_process:
+            self._start_router_process(catalog)
+        else:
+            phi.engine()  # build the PHI gate's analyzer now, not on the first job
+            self._depth_watch = self.service.watch_depths()
+            self._router = ServerThread(create_app(self.service), port=self.router_port, name="router").start()
+        self._say(f"router listening on {self.router_url}")
         if self.autoscale:
             self.fleet.start()
         elif self.warm_workers:
@@ -148,6 +155,37 @@ class Stack:
         self._executors.append(child)
         return f"http://127.0.0.1:{child.port}"
 
+    def router_spec(self, catalog: dict) -> dict:
+        """What ``python -m pipeline.router`` is configured with (API key digests, not keys)."""
+        from cryptography.hazmat.primitives import serialization
+
+        spec = self.cloud.spec
+        pem = self._cookie_key.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return {"config": self.cfg.model_dump(mode="json"),
+                "backend": {"kind": spec.kind, "region": spec.region, "endpoint_url": spec.endpoint_url,
+                            "service_endpoints": dict(spec.service_endpoints)},
+                "api_keys": {key_digest(k): t for t, k in self.api_keys.items()},
+                "catalog": catalog,
+                "pool_sizes": {t.id: self.fleet.policies[t.id].min_workers for t in self.cfg.tenants},
+                "cookie_key": {"key_id": self._cookie_key.key_id, "pem": pem.decode()},
+                "edge_url": self.service.edge_url,
+                "audit_flush_s": self.audit_flush_s}
+
+    def _start_router_process(self, catalog: dict) -> None:
+        import json
+        import os
+        import tempfile
+
+        self._router_spec_dir = tempfile.mkdtemp(prefix="comfyfab-router-")
+        path = os.path.join(self._router_spec_dir, "router.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # holds the delivery key
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.router_spec(catalog), fh)
+        self._say("starting the router as a process")
+        self._router_child = ChildServer("pipeline.router", ["--spec", path], "the router")
+        self._router_child.start()
+
     def _start_edge(self) -> None:
         """The CDN edge stand-in and the router's cookie signer share one generated key pair."""
         from .delivery import CookieSigner, CookieVerifier, KeyPair, create_edge_app
@@ -158,6 +196,7 @@ class Stack:
                                    {t: r.bucket for t, r in self.resources.tenants.items()}, edge.url,
                                    self.cfg.delivery.cache_control)
         self._edge = edge.start()
+        self._cookie_key = key
         self.service.cookie_signer, self.service.edge_url = CookieSigner(key), edge.url
         self._say(f"delivery edge (signed cookies) on {edge.url}")
 
@@ -171,8 +210,17 @@ class Stack:
 
     @property
     def router_url(self) -> str:
+        if self._router_child is not None:
+            return f"http://127.0.0.1:{self._router_child.port}"
         assert self._router is not None, "stack not started"
         return self._router.url
+
+    @property
+    def router_pid(self) -> int | None:
+        """The router's process id (this process unless ``router_process``)."""
+        import os
+
+        return self._router_child.pid if self._router_child is not None else os.getpid()
 
     # -- stop ----------------------------------------------------------------
     def stop(self) -> None:
@@ -181,6 +229,9 @@ class Stack:
         if self._router:
             self._router.stop()
             self._depth_watch.set()
+        if self._router_child is not None:
+            self._router_child.stop()
+            shutil.rmtree(self._router_spec_dir, ignore_errors=True)
         for s in self._executors:
             s.stop()
             if isinstance(s, ChildServer):
