@@ -21,16 +21,15 @@ for one image (batch 1), per phase, on the uncompiled modules.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from pipeline.comfy.models import ModelBundle, ModelError, architectures, load_bundle, save_checkpoint
+from pipeline.comfy.models import (ModelBundle, ModelError, architectures, compile_bundle, load_bundle,
+                                   save_checkpoint, uncompiled)
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
 __all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
@@ -183,27 +182,12 @@ class FlopCount:
         return self.sampling / self.steps
 
 
-def _compiled_decoder(vae: Any) -> Any:
-    """A shallow copy of ``vae`` whose decoder is ``torch.compile``d (the VAE decode of a
-    1024px image is a tenth of the work); the eager VAE stays reachable for FLOP counting."""
-    compiled = copy.copy(vae)
-    compiled._modules = dict(vae._modules)
-    compiled.decoder = torch.compile(vae.decoder, dynamic=False)
-    object.__setattr__(compiled, "_comfyfab_eager", vae)
-    return compiled
-
-
-def _uncompiled(bundle: ModelBundle) -> ModelBundle:
-    return dataclasses.replace(bundle, unet=getattr(bundle.unet, "_orig_mod", bundle.unet),
-                               vae=getattr(bundle.vae, "_comfyfab_eager", bundle.vae))
-
-
 @torch.no_grad()
 def count_flops(bundle: ModelBundle, spec: CalibrationSpec) -> FlopCount:
     """Count one image's FLOPs per phase (matmuls and convolutions, as FlopCounterMode counts them)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    b = _uncompiled(bundle)
+    b = uncompiled(bundle)
     scale = b.arch.vae_scale_factor
     latent = torch.zeros(1, b.arch.latent_channels, spec.resolution // scale, spec.resolution // scale)
     with FlopCounterMode(display=False) as text_counter:
@@ -334,6 +318,6 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         _sync(device)
         seconds.append(time.perf_counter() - t0)
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up
-        bundle = dataclasses.replace(bundle, unet=torch.compile(bundle.unet, dynamic=False), vae=_compiled_decoder(bundle.vae))
+        bundle = compile_bundle(bundle)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return LoadTiming(seconds, path, size, "dropped" if drop_caches and dropped else "possibly warm", bundle)

@@ -96,7 +96,7 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, models_dir: Path | None = None, device: str = "cpu", dtype: Any = None,
-                 cpu_threads: int | None = None):
+                 cpu_threads: int | None = None, compiled: bool = False):
         if cpu_threads is not None:
             import torch
 
@@ -106,6 +106,7 @@ class TorchEngine:
         self.models_dir = models_dir
         self.device = device
         self.dtype = dtype
+        self.compiled = compiled  # torch.compile the UNet and VAE decoder of each loaded model
         self._bundles: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -114,7 +115,8 @@ class TorchEngine:
 
         with self._lock:
             if ckpt_name not in self._bundles:
-                self._bundles[ckpt_name] = load_bundle(ckpt_name, self.models_dir, self.device, self.dtype)
+                self._bundles[ckpt_name] = load_bundle(ckpt_name, self.models_dir, self.device, self.dtype,
+                                                       compiled=self.compiled)
             return self._bundles[ckpt_name]
 
     def run_node(self, class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> tuple[tuple, dict | None]:
@@ -196,10 +198,10 @@ class NoopEngine:
 
 
 def make_engine(engine: str, models_dir: Path | None = None, device: str = "cpu",
-                cpu_threads: int | None = None) -> Engine:
+                cpu_threads: int | None = None, compiled: bool = False) -> Engine:
     """The engine named ``engine`` ("torch" or "noop")."""
     if engine == "torch":
-        return TorchEngine(models_dir, device, cpu_threads=cpu_threads)
+        return TorchEngine(models_dir, device, cpu_threads=cpu_threads, compiled=compiled)
     if engine == "noop":
         return NoopEngine()
     raise ValueError(f"unknown engine {engine!r}; expected 'torch' or 'noop'")

@@ -112,5 +112,4 @@ def read_safetensors(path: Path | str, device: torch.device | str, workers: int 
             raise ValueError(f"{path.name}: tensor {key} has an unsupported dtype {info['dtype']!r}")
         start, end = info["data_offsets"]
         out[key] = buf[start:end].clone().view(dtype).view(info["shape"])
-    del buf
     return out

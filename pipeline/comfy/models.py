@@ -27,7 +27,8 @@ import torch
 from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, checkpoint_names
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
-           "checkpoint_names", "attention_name", "load_bundle", "save_checkpoint"]
+           "checkpoint_names", "attention_name", "compile_bundle", "load_bundle", "save_checkpoint",
+           "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -111,7 +112,7 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
 
 def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: str = "cpu",
                 dtype: torch.dtype | None = None, channels_last: bool | None = None,
-                compile_unet: bool = False, fuse_qkv: bool | None = None) -> ModelBundle:
+                compiled: bool = False, fuse_qkv: bool | None = None) -> ModelBundle:
     """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` (one
     written by :func:`save_checkpoint`, or a diffusers model folder) wins
     over a built-in random-weight architecture of the same name.
@@ -119,9 +120,9 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
     Attention runs through PyTorch SDPA (diffusers' default processor); on
     CUDA the UNet is channels-last by default, its attention projections are
     fused into one QKV matmul (``fuse_qkv``, diffusers' ``fuse_qkv_projections``)
-    and cuDNN picks its convolution algorithms by benchmark; ``compile_unet``
-    wraps the UNet in ``torch.compile`` (the first sampling call then pays the
-    compile).  A checkpoint file is read straight onto a CUDA device by
+    and cuDNN picks its convolution algorithms by benchmark; ``compiled``
+    wraps the UNet and the VAE decoder in ``torch.compile`` (:func:`compile_bundle`;
+    the first job of each shape then pays the compile).  A checkpoint file is read straight onto a CUDA device by
     :func:`~pipeline.comfy.fastload.read_safetensors`."""
     from .tokenizer import HashTokenizer
 
@@ -154,10 +155,34 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
         unet.fuse_qkv_projections()
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the warm-up runs pay the search; shapes repeat per job
-    if compile_unet:
-        unet = torch.compile(unet, dynamic=False)
     tokenizers = [HashTokenizer(spec["config"]["vocab_size"], spec.get("pad", "eos")) for spec in arch.text_encoders]
-    return ModelBundle(arch, unet, vae, encoders, tokenizers, torch_device, dtype, source)
+    bundle = ModelBundle(arch, unet, vae, encoders, tokenizers, torch_device, dtype, source)
+    return compile_bundle(bundle) if compiled else bundle
+
+
+def compile_bundle(bundle: ModelBundle, backend: str = "inductor") -> ModelBundle:
+    """The same bundle with its UNet and its VAE decoder in ``torch.compile`` (static shapes: one
+    compile per batch size and resolution, as a serving worker sees few).  The VAE is a shallow copy
+    whose decoder is compiled; :func:`uncompiled` gives the eager modules back (FLOP counting).
+    ``backend`` is torch.compile's (tests use ``eager``: the same graph capture, no codegen)."""
+    import copy
+    import dataclasses
+
+    vae = bundle.vae
+    compiled_vae = copy.copy(vae)
+    compiled_vae._modules = dict(vae._modules)
+    compiled_vae.decoder = torch.compile(vae.decoder, dynamic=False, backend=backend)
+    object.__setattr__(compiled_vae, "_comfyfab_eager", vae)
+    return dataclasses.replace(bundle, unet=torch.compile(bundle.unet, dynamic=False, backend=backend),
+                               vae=compiled_vae)
+
+
+def uncompiled(bundle: ModelBundle) -> ModelBundle:
+    """The eager modules behind a :func:`compile_bundle` (the bundle itself when not compiled)."""
+    import dataclasses
+
+    return dataclasses.replace(bundle, unet=getattr(bundle.unet, "_orig_mod", bundle.unet),
+                               vae=getattr(bundle.vae, "_comfyfab_eager", bundle.vae))
 
 
 def attention_name(unet: Any) -> str:

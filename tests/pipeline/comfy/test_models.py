@@ -100,3 +100,25 @@ def test_a_diffusers_model_folder_loads_with_its_own_configs(tmp_path):
     assert loaded.arch.vae_scale_factor == 8
     # same tensors; the pooled projection may take another matmul path: equal up to rounding
     assert torch.allclose(_image(bundle), _image(loaded), atol=1e-5)
+
+
+def test_compiled_bundle_gives_the_eager_image_and_unwraps():
+    """torch.compile of the UNet and VAE decoder (the stand-in's --compile, calibrate's --compile).
+    The graphs are captured as inductor would get them; the ``eager`` backend skips the code generation
+    (a minute of C++ compiling on this CPU; the H100 check runs inductor itself)."""
+    from pipeline.comfy.engines import TorchEngine
+    from pipeline.comfy.models import compile_bundle, uncompiled
+
+    eager = load_bundle("tiny.safetensors")
+    compiled = compile_bundle(eager, backend="eager")
+    assert hasattr(compiled.unet, "_orig_mod") and hasattr(compiled.vae.decoder, "_orig_mod")
+    assert not hasattr(eager.vae.decoder, "_orig_mod"), "compiling must not change the eager bundle"
+    back = uncompiled(compiled)
+    assert back.unet is eager.unet and back.vae is eager.vae
+    pos, neg = encode_text(eager, "a red cube"), encode_text(eager, "")
+    lat = torch.zeros(1, 4, 4, 4)
+    want = vae_decode(eager, ksample(eager, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
+    got = vae_decode(compiled, ksample(compiled, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
+    assert torch.allclose(want, got, atol=1e-3)
+    engine = TorchEngine(compiled=True)
+    assert hasattr(engine.bundle("tiny.safetensors").unet, "_orig_mod")
