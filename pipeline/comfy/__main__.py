@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile each model's UNet and VAE decoder (the first job of a shape pays it)")
+    parser.add_argument("--max-batch", type=int, default=1,
+                        help="sample up to N queued same-shape prompts together (default 1: one at a time)")
     parser.add_argument("--announce", action="store_true",
                         help="print the port as one JSON line and exit when stdin closes (comfyfab.child)")
     args = parser.parse_args(argv)
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with ComfyServer(engine=args.engine, models_dir=args.models_dir, output_dir=args.output_dir,
                      device=args.device, host=args.listen, port=args.port, cpu_threads=args.cpu_threads,
-                     compiled=args.compile) as server:
+                     compiled=args.compile, max_batch=args.max_batch) as server:
         ready(server.port, args.announce, f"ComfyUI stand-in ({args.engine} engine, {args.device}) at {server.url}")
         stop.wait()
     return 0

@@ -119,6 +119,30 @@ class TorchEngine:
                                                        compiled=self.compiled)
             return self._bundles[ckpt_name]
 
+    def run_batch(self, prompts: list[dict[str, Any]]) -> list[dict[str, tuple]]:
+        """Text encodes, KSampler and VAE decode of same-key prompts (:mod:`.batching`) in one batch;
+        per prompt, those nodes' results by node id."""
+        import torch
+
+        from . import sampling
+        from .batching import plan
+
+        ids = plan(prompts[0])
+        first = prompts[0]
+        ks = first[ids["ksampler"]]["inputs"]
+        bundle = self.bundle(first[ids["model"]]["inputs"]["ckpt_name"])
+        pos = [sampling.encode_text(bundle, str(p[ids["positive"]]["inputs"]["text"])) for p in prompts]
+        neg = [sampling.encode_text(bundle, str(p[ids["negative"]]["inputs"]["text"])) for p in prompts]
+        size = first[ids["latent"]]["inputs"]
+        latent = torch.zeros(len(prompts), 4, int(size["height"]) // 8, int(size["width"]) // 8)
+        seeds = [int(p[ids["ksampler"]]["inputs"]["seed"]) for p in prompts]
+        samples = sampling.ksample(bundle, pos, neg, latent, seeds, int(ks["steps"]), float(ks["cfg"]),
+                                   str(ks["sampler_name"]), str(ks["scheduler"]))
+        images = sampling.vae_decode(bundle, samples)
+        return [{ids["positive"]: (pos[i],), ids["negative"]: (neg[i],),
+                 ids["ksampler"]: ({"samples": samples[i:i + 1]},), ids["vae_decode"]: (images[i:i + 1],)}
+                for i in range(len(prompts))]
+
     def run_node(self, class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> tuple[tuple, dict | None]:
         import torch
 

@@ -17,6 +17,7 @@ import copy
 import heapq
 import itertools
 import json
+import logging
 import threading
 import time
 import traceback
@@ -28,6 +29,8 @@ from typing import Any, Callable
 from .engines import Engine, Interrupted, NodeContext
 from .nodes import PRIMITIVE_TYPES, node_specs
 from .validate import check_prompt
+
+log = logging.getLogger(__name__)
 
 MAX_HISTORY = 10000
 CACHED_CLASSES = frozenset({"CheckpointLoaderSimple"})
@@ -90,6 +93,23 @@ class PromptQueue:
             self.history[item[1]] = {"prompt": list(item), **entry}
         self._on_change()
 
+    def take_more(self, n: int, accept: Callable[[tuple], bool]) -> list[tuple[tuple, int]]:
+        """Up to ``n`` more pending items that ``accept`` takes, in queue order, marked running."""
+        out: list[tuple[tuple, int]] = []
+        with self._lock:
+            taken = [x for x in sorted(self._pending) if accept(x)][:max(0, n)]
+            if not taken:
+                return out
+            gone = {id(x) for x in taken}
+            self._pending = [x for x in self._pending if id(x) not in gone]
+            heapq.heapify(self._pending)
+            for item in taken:
+                task = next(self._task_ids)
+                self._running[task] = item
+                out.append((item, task))
+        self._on_change()
+        return out
+
     def remaining(self) -> int:
         with self._lock:
             return len(self._pending) + len(self._running)
@@ -127,8 +147,10 @@ class ExecutionService:
     """Validates, queues and executes prompts one at a time on a thread."""
 
     def __init__(self, engine: Engine, output_dir: Path, checkpoints: Callable[[], list[str]],
-                 sink: EventSink, fault: Fault | None = None):
+                 sink: EventSink, fault: Fault | None = None, max_batch: int = 1):
         self.engine = engine
+        self.max_batch = max(1, int(max_batch))  # > 1: same-shape queued prompts sample together
+        self.batches: list[int] = []  # the size of every batch of more than one prompt run so far
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._checkpoints = checkpoints
@@ -209,12 +231,44 @@ class ExecutionService:
                 continue
             item, task = got
             self._interrupt.clear()
+            more = self._batchmates(item)
+            if more:
+                self._execute_batch([(item, task), *more])
+                continue
             entry = self.execute(*item)
             self.queue.done(task, entry)
 
+    def _batch_key(self, prompt: dict[str, Any]) -> str | None:
+        from .batching import batch_key
+
+        if self._fault is not None and self._fault(prompt) is not None:
+            return None  # a prompt meant to fail fails alone
+        return batch_key(prompt)
+
+    def _batchmates(self, item: tuple) -> list[tuple[tuple, int]]:
+        if self.max_batch < 2 or not hasattr(self.engine, "run_batch"):
+            return []
+        key = self._batch_key(item[2])
+        if key is None:
+            return []
+        return self.queue.take_more(self.max_batch - 1, lambda other: self._batch_key(other[2]) == key)
+
+    def _execute_batch(self, pairs: list[tuple[tuple, int]]) -> None:
+        """Sample and decode the prompts together, then run each one's graph with those results."""
+        try:
+            shared = self.engine.run_batch([item[2] for item, _ in pairs])
+            self.batches.append(len(pairs))
+        except Exception:  # each prompt then runs alone and reports its own error, as ComfyUI would
+            log.warning("batch of %d prompts failed; running them one by one", len(pairs), exc_info=True)
+            shared = [None] * len(pairs)
+        for (item, task), results in zip(pairs, shared):
+            self._interrupt.clear()
+            self.queue.done(task, self.execute(*item, precomputed=results))
+
     def execute(self, number: float, prompt_id: str, prompt: dict[str, Any], extra: dict[str, Any],
-                outputs: list[str]) -> dict[str, Any]:
-        """Run one prompt; returns its history entry (outputs, status, meta)."""
+                outputs: list[str], precomputed: dict[str, tuple] | None = None) -> dict[str, Any]:
+        """Run one prompt; returns its history entry (outputs, status, meta).  ``precomputed``:
+        results of some nodes already computed in a batch (they run instantly, with their events)."""
         sid = extra.get("client_id")
         messages: list[list] = []
 
@@ -255,7 +309,13 @@ class ExecutionService:
                     output_dir=self.output_dir, interrupted=self._interrupt.is_set,
                     progress=lambda v, m, n=node_id: emit(
                         "progress", {"value": v, "max": m, "prompt_id": prompt_id, "node": n}))
-                result, ui = self.engine.run_node(node["class_type"], inputs, ctx)
+                if precomputed is not None and node_id in precomputed:
+                    result, ui = precomputed[node_id], None
+                    if node["class_type"] == "KSampler":
+                        steps = int(node["inputs"].get("steps", 1))
+                        ctx.progress(steps, steps)
+                else:
+                    result, ui = self.engine.run_node(node["class_type"], inputs, ctx)
                 values[node_id] = result
                 if node["class_type"] in CACHED_CLASSES:
                     self._cache[_signature(prompt, node_id)] = result

@@ -152,11 +152,17 @@ def _match_length(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 @torch.no_grad()
-def ksample(bundle: ModelBundle, positive: Conditioning, negative: Conditioning, latent: torch.Tensor,
-            seed: int, steps: int, cfg: float, sampler: str, scheduler: str, denoise: float = 1.0,
+def ksample(bundle: ModelBundle, positive: Conditioning | list[Conditioning],
+            negative: Conditioning | list[Conditioning], latent: torch.Tensor,
+            seed: int | list[int], steps: int, cfg: float, sampler: str, scheduler: str, denoise: float = 1.0,
             on_step: Callable[[int, int], None] | None = None,
             interrupted: Callable[[], bool] | None = None) -> torch.Tensor:
-    """Denoise ``latent`` ([B, C, h, w]) and return the sampled latent (float32, CPU)."""
+    """Denoise ``latent`` ([B, C, h, w]) and return the sampled latent (float32, CPU).
+
+    Several jobs in one batch: ``seed`` a list (one per latent: each sample's initial noise
+    is what its own seed gives at batch 1) and ``positive``/``negative`` lists of the same
+    length.  Only a deterministic sampler keeps each sample equal to its unbatched run (an
+    ancestral or SDE step draws its noise for the whole batch from the first seed)."""
     if denoise <= 0:
         return latent.clone()
     sched = make_scheduler(sampler, scheduler, bundle.arch.scheduler)
@@ -167,31 +173,52 @@ def ksample(bundle: ModelBundle, positive: Conditioning, negative: Conditioning,
     timesteps = sched.timesteps[begin:]
     if hasattr(sched, "set_begin_index"):
         sched.set_begin_index(begin)
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    noise = torch.randn(latent.shape, generator=generator, dtype=torch.float32).to(device)
+    batch = latent.shape[0]
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != batch:
+            raise SamplerError(f"{len(seed)} seeds for a batch of {batch}")
+        one = (1, *latent.shape[1:])
+        noise = torch.cat([torch.randn(one, generator=torch.Generator("cpu").manual_seed(int(s)),
+                                       dtype=torch.float32) for s in seed]).to(device)
+        generator = torch.Generator("cpu").manual_seed(int(seed[0]))
+    else:
+        generator = torch.Generator("cpu").manual_seed(int(seed))
+        noise = torch.randn(latent.shape, generator=generator, dtype=torch.float32).to(device)
     x0 = latent.to(device=device, dtype=torch.float32)
     x = x0 + noise * sched.init_noise_sigma if denoise >= 1 else sched.add_noise(x0, noise, timesteps[:1])
 
-    batch = latent.shape[0]
     guided = cfg != 1.0
-    pos_ctx, neg_ctx = _match_length(positive.context, negative.context)
-    contexts = [neg_ctx, pos_ctx] if guided else [pos_ctx]
-    ctx = torch.cat([c.expand(batch, -1, -1) for c in contexts]).to(device=device, dtype=dtype)
+    groups = 2 if guided else 1  # the UNet sees [uncond x batch, cond x batch]
+    if isinstance(positive, list) or isinstance(negative, list):
+        pos_l = positive if isinstance(positive, list) else [positive] * batch
+        neg_l = negative if isinstance(negative, list) else [negative] * batch
+        if len(pos_l) != batch or len(neg_l) != batch:
+            raise SamplerError(f"{len(pos_l)} positive and {len(neg_l)} negative conditionings for a batch of {batch}")
+        conds = (neg_l + pos_l) if guided else pos_l
+        length = math.lcm(*(c.context.shape[1] for c in conds))
+        ctx = torch.cat([c.context.repeat(1, length // c.context.shape[1], 1) for c in conds])
+        pooled_all = [c.pooled for c in conds]
+    else:
+        pos_ctx, neg_ctx = _match_length(positive.context, negative.context)
+        contexts = [neg_ctx, pos_ctx] if guided else [pos_ctx]
+        ctx = torch.cat([c.expand(batch, -1, -1) for c in contexts])
+        pooled_all = [p for p in ([negative.pooled, positive.pooled] if guided else [positive.pooled])
+                      for _ in range(batch)]
+    ctx = ctx.to(device=device, dtype=dtype)
     added = None
     if bundle.arch.family == "sdxl":
-        if positive.pooled is None or negative.pooled is None:
+        if any(p is None for p in pooled_all):
             raise SamplerError("an SDXL model needs pooled text embeddings: encode the prompt with its own CLIP")
-        pooled = [negative.pooled, positive.pooled] if guided else [positive.pooled]
         height, width = (d * bundle.arch.vae_scale_factor for d in latent.shape[-2:])
         time_ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=dtype, device=device)
-        added = {"text_embeds": torch.cat([p.expand(batch, -1) for p in pooled]).to(device=device, dtype=dtype),
-                 "time_ids": time_ids.repeat(batch * len(pooled), 1)}
+        added = {"text_embeds": torch.cat(pooled_all).to(device=device, dtype=dtype),
+                 "time_ids": time_ids.repeat(batch * groups, 1)}
     takes_generator = "generator" in inspect.signature(sched.step).parameters
     reported = 0
     for i, t in enumerate(timesteps):
         if interrupted is not None and interrupted():
             raise Interrupted("Processing interrupted")
-        x_in = torch.cat([x] * len(contexts))
+        x_in = torch.cat([x] * groups)
         x_in = sched.scale_model_input(x_in, t).to(dtype)
         if device.type == "cuda":
             x_in = x_in.contiguous(memory_format=torch.channels_last)
