@@ -264,11 +264,13 @@ class LiveReplay:
     # -- results ------------------------------------------------------------------
     def _result(self, plan: pd.DataFrame, accepted: dict, label: str, wall_s: float) -> ReplayResult:
         start: dict[str, float] = {}
+        worker: dict[str, str] = {}
         end: dict[str, tuple[float, str]] = {}
         redeliveries = {t.id: 0 for t in self.cfg.tenants}
         for mono, kind, job, extra in self.events:
             if kind == "started":
                 start[job] = self.fabric(mono)
+                worker[job] = str(extra.get("worker", ""))
                 redeliveries[extra["tenant"]] += int(extra.get("attempt", 1) > 1)
             elif kind in ("succeeded", "failed"):
                 end[job] = (self.fabric(mono), "ok" if kind == "succeeded" else "dlq")
@@ -281,7 +283,8 @@ class LiveReplay:
             e, status = end.get(r.job_id, (np.nan, "unfinished"))
             s = start.get(r.job_id, np.nan)
             rows.append({"tenant": r.tenant, "class": r.priority, "arrival": arrival, "start": s, "end": e,
-                         "service": e - s if status == "ok" else np.nan, "status": status, "enqueued": enqueued})
+                         "service": e - s if status == "ok" else np.nan, "status": status, "enqueued": enqueued,
+                         "worker": worker.get(r.job_id, "")})
         if rejected:
             self.notes.append(f"live: the router refused {rejected} submissions (counted as lost)")
         counters = {tid: {k: float(v) for k, v in c.items()} for tid, c in self.fleet.counters.items()}

@@ -8,19 +8,21 @@ receive; after execution the upload, the record update and the delete --
 and, when time is compressed, every wall millisecond of it counts
 ``time_scale`` times in fabric time.
 
-:func:`measure_overheads` measures both on a *probe*: a separate replay, on
-the live pipeline and on the simulator, of the scenario's own tenant, mix and
-time scale, with other arrivals (the next seed), at the scenario's own mean
-rate (or lighter, to stay short).  Job by job, the live wait beyond the
-simulated wait on the same arrival is pipeline overhead; the simulator of the
-real comparison then draws each job's dispatch from its class's measured
-ones (:class:`sim.state.FleetOptions` ``dispatch_samples``) and holds each
-worker ``completion_s`` longer.  The dispatch is kept as a distribution, per
-class, because its spread is what the p95 waits of a lightly loaded fleet
-are made of, and because an idle worker polls realtime, standard and batch
-in turn, so a batch job's dispatch includes two empty receives that a
-realtime job's does not.  The comparison itself is never used to tune the
-model that is compared with it.
+:func:`measure_overheads` measures them on a *probe*: a separate live replay
+of the scenario's own tenant, class mix and time scale, with other arrivals
+(the next seed), at the scenario's own mean rate (or lighter, to stay
+short).  Per job it reads two times: *submit*, from arrival until the
+router's answer (the job is then in SQS), and *receive*, from when the job
+was in SQS and its worker was free until the worker held it (the empty
+receives of higher classes, the receive, the start write).  Neither contains
+any wait for a free worker, so queueing is left to the simulator.  The
+simulator of the real comparison makes each job receivable its drawn submit
+time after arrival, and each worker takes its drawn receive time to pick a
+job up (:class:`sim.state.FleetOptions` ``dispatch_samples`` and
+``receive_samples``, per class: an idle worker polls realtime, standard,
+batch in turn, so a batch job's receive includes two empty receives), and
+holds each worker ``completion_s`` longer after execution.  The comparison
+itself is never used to tune the model that is compared with it.
 """
 
 from __future__ import annotations
@@ -43,41 +45,55 @@ class PipelineOverheads:
     # per class (realtime, standard, batch): each probe job's dispatch, fabric seconds; the simulator
     # draws every job's dispatch from its class's samples (a class with too few takes them all)
     dispatch_samples: tuple[tuple[float, ...], ...] | None = None
+    # per class: from the moment a job is in SQS and a worker is free until the worker has it
+    receive_samples: tuple[tuple[float, ...], ...] | None = None
 
     def describe(self) -> str:
-        spread = ""
-        if self.dispatch_samples:
-            every = np.concatenate([np.asarray(c) for c in self.dispatch_samples])
-            spread = (f" (p50 {np.percentile(every, 50) * 1000:.0f}, p95 {np.percentile(every, 95) * 1000:.0f} ms; "
-                      f"each job draws its class's measured dispatch)")
-        return (f"pipeline overheads from a {self.jobs}-job live probe: dispatch "
-                f"{self.dispatch_s * 1000:.0f} ms{spread}, completion {self.completion_s * 1000:.0f} ms per job "
-                f"(fabric time at {self.time_scale:g}x); the simulator adds them to every job")
+        def spread(name: str, samples) -> str:
+            every = np.concatenate([np.asarray(c) for c in samples])
+            return (f"{name} p50 {np.percentile(every, 50) * 1000:.0f} / p95 {np.percentile(every, 95) * 1000:.0f} ms")
+
+        parts = [spread("submit", self.dispatch_samples) if self.dispatch_samples
+                 else f"dispatch {self.dispatch_s * 1000:.0f} ms"]
+        if self.receive_samples:
+            parts.append(spread("receive", self.receive_samples))
+        parts.append(f"completion {self.completion_s * 1000:.0f} ms")
+        return (f"pipeline overheads from a {self.jobs}-job live probe (fabric time at {self.time_scale:g}x): "
+                f"{', '.join(parts)}; the simulator draws each job's from its class's measured ones")
 
 
 MIN_CLASS_SAMPLES = 5
 
 
-def dispatch_samples(live_jobs, sim_jobs) -> tuple[tuple[float, ...], ...]:
-    """Per class, each probe job's live wait beyond its simulated wait on the same arrival (the
-    simulator's queueing taken out job by job); a class with fewer than MIN_CLASS_SAMPLES takes all."""
+def _per_class(values, classes) -> tuple[tuple[float, ...], ...]:
+    """Sorted samples per class (realtime, standard, batch); a class with too few takes all classes'."""
     from comfyfab.config import PRIORITY_ORDER
 
-    def keyed(df):
-        return df.assign(_key=df["arrival"].round(6))
-
-    paired = keyed(live_jobs).merge(keyed(sim_jobs)[["class", "_key", "arrival", "start"]],
-                                    on=["class", "_key"], suffixes=("", "_sim"))
-    paired = paired.drop_duplicates(subset=["class", "_key"])
-    waits = ((paired["start"] - paired["arrival"]) - (paired["start_sim"] - paired["arrival_sim"])).clip(lower=0.0)
-    pooled = tuple(float(x) for x in np.sort(waits.to_numpy()))
-    if not pooled:
-        return ((0.0,),) * len(PRIORITY_ORDER)
+    values = np.clip(np.asarray(values, dtype=float), 0.0, None)
+    classes = np.asarray(classes)
+    keep = ~np.isnan(values)
+    values, classes = values[keep], classes[keep]
+    pooled = tuple(float(x) for x in np.sort(values)) or (0.0,)
     out = []
     for c in PRIORITY_ORDER:
-        mine = waits[paired["class"] == c].to_numpy()
+        mine = values[classes == c]
         out.append(tuple(float(x) for x in np.sort(mine)) if len(mine) >= MIN_CLASS_SAMPLES else pooled)
     return tuple(out)
+
+
+def live_overheads(jobs) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+    """(submit, receive) samples per class, read off a live replay's jobs alone.
+
+    *submit*: arrival until the router's answer (the job is then in SQS). *receive*: from when the
+    job was in SQS and its worker was free (the end of that worker's previous job) until the worker
+    held it -- the empty receives of higher classes, the receive and the start write, without any
+    wait for a free worker."""
+    ok = jobs[(jobs["status"] == "ok") & jobs["enqueued"].notna()].sort_values("start", kind="stable")
+    submit = (ok["enqueued"] - ok["arrival"]).to_numpy(dtype=float)
+    free_at = ok.groupby("worker")["end"].shift(1).fillna(-np.inf).to_numpy(dtype=float)
+    ready = np.maximum(ok["enqueued"].to_numpy(dtype=float), free_at)
+    receive = ok["start"].to_numpy(dtype=float) - ready
+    return _per_class(submit, ok["class"]), _per_class(receive, ok["class"])
 
 
 def probe_scenario(scenario: Scenario, cfg: FabricConfig, jobs: int, gap_s: float) -> Scenario:
@@ -93,12 +109,13 @@ def probe_scenario(scenario: Scenario, cfg: FabricConfig, jobs: int, gap_s: floa
 
 def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 100,
                       progress=None) -> PipelineOverheads:
-    """Replay a probe of ``scenario`` on both and return the per-job difference (fabric seconds).
+    """Replay a probe of ``scenario`` live and read the pipeline's overheads off it (fabric seconds).
 
     The probe runs at the scenario's own mean rate per tenant (the pipeline's overheads grow with
     the CPU the rest of the load takes), or, for a lighter scenario, one arrival every four mean
-    service times, so that the probe stays short; each job's simulated wait is taken out of its live
-    wait, so what queueing the probe has does not count as overhead."""
+    service times, so that the probe stays short.  Submit and receive times are measured per job
+    (:func:`live_overheads`); the completion is the median live service time beyond the simulated
+    one on the same draws."""
     from .live import run_live
     from .sim_mode import run_sim
 
@@ -115,13 +132,7 @@ def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 100,
     if len(l_ok) == 0 or len(s_ok) == 0:
         return PipelineOverheads(0.0, 0.0, 0, probe.live.time_scale)
     completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
-    if completion > 0:
-        # the simulator's twin of the probe holds each worker as long as the live one does, so that
-        # queueing behind a slower completion is not counted as dispatch below
-        held = PipelineOverheads(0.0, completion, 0, probe.live.time_scale)
-        sim = run_sim(probe, cfg, overheads=held)
-        s_ok = sim.jobs[sim.jobs["status"] == "ok"]
-    samples = dispatch_samples(l_ok, s_ok)
-    dispatch = float(np.median(np.concatenate([np.asarray(c) for c in samples])))
-    return PipelineOverheads(max(0.0, dispatch), max(0.0, completion), int(min(len(l_ok), len(s_ok))),
-                             probe.live.time_scale, samples)
+    submit, receive = live_overheads(live.jobs)
+    dispatch = float(np.median(np.concatenate([np.asarray(c) for c in submit])))
+    return PipelineOverheads(dispatch, completion, int(min(len(l_ok), len(s_ok))),
+                             probe.live.time_scale, submit, receive)

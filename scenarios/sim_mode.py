@@ -127,7 +127,8 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
         sample_s=max(1.0, min(60.0, scenario.duration_s / 500)),
         dispatch_s=overheads.dispatch_s if overheads else 0.0,
         completion_s=overheads.completion_s if overheads else 0.0,
-        dispatch_samples=overheads.dispatch_samples if overheads else None, dispatch_draw=dispatch_draw))
+        dispatch_samples=overheads.dispatch_samples if overheads else None,
+        receive_samples=overheads.receive_samples if overheads else None, dispatch_draw=dispatch_draw))
     try:
         result = simulate(scfg, tables, seed=scenario.seed, rep=rep, options=options)
     except SimError as exc:

@@ -49,7 +49,7 @@ from comfyfab.policy import AutoscalePolicy, PollPolicy
 from .core import EventLoop
 from .state import DLQ, INF, OK, UNFINISHED, FleetOptions, Pool, TenantRun, Worker
 from .service import ServiceModel, cold_start_seconds
-from .workload import COLD_START, DISPATCH, RETRY, SPOT, JobTable, component_rng
+from .workload import COLD_START, DISPATCH, RECEIVE, RETRY, SPOT, JobTable, component_rng
 
 DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
 CHUNK = 1 << 16
@@ -91,6 +91,10 @@ class TenantFleet:
             svc[m] = service.seconds(self.gpu, key, jobs.u[m])
         if options.completion_s:
             svc += options.completion_s  # the worker is busy until its result is stored
+        rcv = self._draw(options.receive_samples, RECEIVE)
+        if rcv is not None:
+            svc += rcv  # ... and from the moment it is free until it holds its next job
+        self.rcv: list[float] = rcv.tolist() if rcv is not None else [0.0] * n
         self.svc: list[float] = svc.tolist()
         self.start: list[float] = [math.nan] * n
         self.end: list[float] = [math.nan] * n
@@ -156,7 +160,7 @@ class TenantFleet:
         n = len(arr)
         heap = self.loop.heap
         seqc = self.loop._seq
-        svc, start, end, status = self.svc, self.start, self.end, self.status
+        svc, start, end, status, rcv = self.svc, self.start, self.end, self.status, self.rcv
         queues, idle_for, wake_for = self.queues, self.idle_for, self.wake_for
         hb_off = not self.options.heartbeats
         autoscale = self.options.autoscale
@@ -189,7 +193,7 @@ class TenantFleet:
                                 if hb_off and s > vt[cls[j]]:
                                     self._start_doomed(w, j, t)
                                     break
-                                start[j] = t
+                                start[j] = t + rcv[j]
                                 w.job = j
                                 w.busy_s += s
                                 heappush(heap, (t + s, 0, next(seqc), DONE, w))
@@ -218,7 +222,7 @@ class TenantFleet:
                             if hb_off and s > vt[c]:
                                 self._start_doomed(w, j, t)
                                 break
-                            start[j] = t
+                            start[j] = t + rcv[j]
                             w.job = j
                             w.busy_s += s
                             heappush(heap, (t + s, 0, next(seqc), DONE, w))
@@ -250,11 +254,15 @@ class TenantFleet:
 
     def _dispatch(self) -> np.ndarray | float:
         """Each job's dispatch time: drawn from its class's measured samples, or the constant."""
-        samples = self.options.dispatch_samples
+        drawn = self._draw(self.options.dispatch_samples, DISPATCH)
+        return self.options.dispatch_s if drawn is None else drawn
+
+    def _draw(self, samples: tuple[tuple[float, ...], ...] | None, component: int) -> np.ndarray | None:
+        """One draw per job from its class's samples (the component's own stream); None without samples."""
         if samples is None:
-            return self.options.dispatch_s
+            return None
         seed, rep, ti = self._seed
-        u = component_rng(seed, rep, DISPATCH, ti, draw=self.options.dispatch_draw).random(len(self.jobs))
+        u = component_rng(seed, rep, component, ti, draw=self.options.dispatch_draw).random(len(self.jobs))
         out = np.empty(len(self.jobs))
         for c, values in enumerate(samples):
             m = self.jobs.cls == c
@@ -269,7 +277,7 @@ class TenantFleet:
         if not self.options.heartbeats and s > self.vt[int(self.jobs.cls[j])]:
             self._start_doomed(w, j, t)
             return
-        self.start[j] = t
+        self.start[j] = t + self.rcv[j]
         self.slow_receives += 1
         w.job = j
         w.busy_s += s
@@ -279,7 +287,7 @@ class TenantFleet:
         """Heartbeats off and service beyond the visibility timeout: the receive will expire."""
         s = self.svc[j]
         c = int(self.jobs.cls[j])
-        self.start[j] = t
+        self.start[j] = t + self.rcv[j]
         self.slow_receives += 1
         w.job = j
         w.busy_s += s
@@ -425,7 +433,8 @@ class TenantFleet:
                 p.busy_s += w.busy_s
         return TenantRun(
             tenant=self.tenant, gpu=self.gpu.name, arrival=self.jobs.t, cls=self.jobs.cls,
-            service=np.asarray(self.svc), start=np.asarray(self.start), end=np.asarray(self.end),
+            service=np.asarray(self.svc) - np.asarray(self.rcv),  # execution and completion, not the pickup
+            start=np.asarray(self.start), end=np.asarray(self.end),
             status=np.frombuffer(bytes(self.status), dtype=np.uint8), samples=self.samples,
             horizon_s=self.jobs.horizon_s, end_s=end_s, pools=self.pools,
             receives=receives, redeliveries=self.redeliveries,

@@ -31,14 +31,21 @@ class FleetOptions:
     # Measured dispatch times per class (realtime, standard, batch), fabric seconds: each job's
     # dispatch is drawn from its class's samples (its own random stream) instead of ``dispatch_s``.
     dispatch_samples: tuple[tuple[float, ...], ...] | None = None
-    dispatch_draw: int = 0  # another independent draw of the dispatch times alone (same arrivals, services)
+    # Measured receive latencies per class, fabric seconds: once a job is receivable and a worker is
+    # free, the worker has it this much later (the empty receives of higher classes, the receive, the
+    # start write); the worker is busy meanwhile and the job's wait includes it.
+    receive_samples: tuple[tuple[float, ...], ...] | None = None
+    dispatch_draw: int = 0  # another independent draw of the overheads alone (same arrivals, services)
 
     def __post_init__(self) -> None:
-        if self.dispatch_samples is not None:
-            if len(self.dispatch_samples) != 3 or not all(self.dispatch_samples):
-                raise ValueError("dispatch_samples needs a non-empty tuple of samples for each of the 3 classes")
-            if min(min(c) for c in self.dispatch_samples) < 0:
-                raise ValueError("dispatch_samples must not be negative")
+        for name in ("dispatch_samples", "receive_samples"):
+            samples = getattr(self, name)
+            if samples is None:
+                continue
+            if len(samples) != 3 or not all(samples):
+                raise ValueError(f"{name} needs a non-empty tuple of samples for each of the 3 classes")
+            if min(min(c) for c in samples) < 0:
+                raise ValueError(f"{name} must not be negative")
 
 
 class Worker:

@@ -202,21 +202,30 @@ def test_overhead_probe_is_the_scenarios_tenant_and_mix_at_a_load_that_does_not_
     assert ((ok["start"] - ok["arrival"]) < 1e-9).mean() >= 0.9, "the probe is meant to measure, not to queue"
 
 
-def test_dispatch_samples_are_per_class_paired_by_arrival_and_pool_a_thin_class():
+def test_live_overheads_separate_submit_and_receive_from_waiting_for_a_worker():
     import pandas as pd
 
-    from scenarios.overheads import MIN_CLASS_SAMPLES, dispatch_samples
+    from scenarios.overheads import MIN_CLASS_SAMPLES, live_overheads
 
-    arrivals = [float(i) for i in range(14)]
-    classes = ["realtime"] * 6 + ["standard"] * 6 + ["batch"] * 2
-    live = pd.DataFrame({"class": classes, "arrival": arrivals,
-                         "start": [a + w for a, w in zip(arrivals, [0.08] * 6 + [0.09, 0.1, 0.1, 0.1, 0.6, 0.3]
-                                                         + [0.12, 0.15])]})
-    # the simulator queued standard job 10 for 0.5 s itself: only the live excess is overhead
-    sim_wait = [0.0] * 10 + [0.5] + [0.0] * 3
-    sim = pd.DataFrame({"class": classes, "arrival": arrivals, "start": [a + w for a, w in zip(arrivals, sim_wait)]})
-    rt, st_, batch = dispatch_samples(live, sim.iloc[::-1])  # paired by arrival, not by row order
-    assert rt == pytest.approx((0.08,) * 6)
-    assert st_ == pytest.approx((0.09, 0.1, 0.1, 0.1, 0.1, 0.3))
-    assert len(batch) == 14 and MIN_CLASS_SAMPLES > 2  # two batch jobs are too few: all classes' waits
-    assert min(batch) >= 0.0
+    rows = []
+    # worker w1 serves six realtime jobs back to back: each arrives while w1 is still busy
+    t = 0.0
+    for i in range(6):
+        arrival = t
+        enqueued = arrival + 0.04
+        start = max(enqueued, t) + 0.02 if i == 0 else prev_end + 0.02
+        end = start + 1.0
+        rows.append(("realtime", arrival, enqueued, start, end, "w1"))
+        prev_end, t = end, arrival + 0.5
+    # worker w2 is idle; six standard jobs, each receive takes 0.05 after its enqueue
+    for i in range(6):
+        arrival = 100.0 + 10 * i
+        rows.append(("standard", arrival, arrival + 0.03, arrival + 0.08, arrival + 1.08, "w2"))
+    rows.append(("batch", 200.0, 200.1, 200.4, 201.4, "w3"))
+    jobs = pd.DataFrame(rows, columns=["class", "arrival", "enqueued", "start", "end", "worker"]).assign(status="ok")
+    submit, receive = live_overheads(jobs)
+    assert submit[0] == pytest.approx((0.04,) * 6) and submit[1] == pytest.approx((0.03,) * 6)
+    # realtime jobs 2-6 waited ~0.5 s for w1, but only the 0.02 s after w1 was free is receive time
+    assert receive[0] == pytest.approx((0.02,) * 6)
+    assert receive[1] == pytest.approx((0.05,) * 6)
+    assert len(receive[2]) == 13 > MIN_CLASS_SAMPLES  # one batch job is too few: all classes' samples

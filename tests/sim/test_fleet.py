@@ -168,3 +168,27 @@ def test_dispatch_samples_must_cover_three_classes():
         FleetOptions(dispatch_samples=((0.1,), (0.2,)))
     with pytest.raises(ValueError, match="negative"):
         FleetOptions(dispatch_samples=((0.1,), (0.2,), (-1.0,)))
+
+
+def test_receive_samples_delay_every_pickup_and_hold_the_worker():
+    """A worker takes its drawn receive time to hold a job, whether the job waited for it or not:
+    a quiet fleet's waits are exactly the draws, and a queued job waits for the worker plus the draw."""
+    cfg = one_tenant()
+    wl = WorkloadSpec(duration_h=1.0, streams=(StreamSpec(tenant=T0, priority="standard", per_day=0.2 * 86400),))
+    base = simulate(cfg, wl, seed=6).runs[T0]
+    samples = ((0.01,), (0.3,), (0.01,))
+    run = simulate(cfg, wl, seed=6, options=SimOptions(fleet=FleetOptions(receive_samples=samples))).runs[T0]
+    ok = (base.status == OK) & (run.status == OK)
+    wait_base = (base.start - base.arrival)[ok]
+    wait = (run.start - run.arrival)[ok]
+    assert np.allclose(run.service[ok], base.service[ok])  # the draw is not execution time
+    quiet = wait_base < 1e-9
+    assert quiet.mean() > 0.8 and np.allclose(wait[quiet & (wait < 0.31)], 0.3)
+    assert (wait >= 0.3 - 1e-9).all()  # every pickup costs the draw, queued jobs included
+    busy = simulate(fixed_fleet(1), WorkloadSpec(duration_h=1.0, streams=(
+        StreamSpec(tenant=T0, priority="standard", per_day=3000 * 24),)), seed=1,
+        options=SimOptions(fleet=FleetOptions(receive_samples=samples))).runs[T0]
+    done = busy.status == OK
+    order = np.argsort(busy.start[done])
+    gaps = np.diff(busy.start[done][order]) - busy.service[done][order][:-1]
+    assert (gaps >= 0.3 - 1e-9).all()  # one worker: each next job starts 0.3 s after the last ended
