@@ -44,7 +44,7 @@ else
   # measured 2026-11-27: eager stage 114 s; one process compiling batch 1 then batch 4 ran out of
   # its 290 s after finishing batch 1: so each compiled batch size is a stage with its own budget,
   # and all three stages (up to 12 min) do not fit one device call: run compiled4 in a call of its own
-  T1=160; T2=300; T3=300
+  T1=160; T2=300; T3=480  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
 fi
 "$PY" - <<'PYEOF' || { echo "gpu_check: the Python stack is incomplete"; exit 3; }
 import torch, diffusers, transformers, pydantic, pandas
