@@ -254,3 +254,22 @@ def test_real_checkpoint_and_progress(tiny_bundle, tmp_path):
     summary = read_summary(result.csv)
     assert summary["checkpoint_bytes"] == ckpt.stat().st_size and len(summary["load_samples_s"]) == 2
     assert list(load_service_profile(result.csv)) == [("cpu", "tiny", 64, 1)]
+
+
+def test_gpu_check_verdict_uses_the_median_load_and_the_best_p50(tmp_path):
+    """scripts/gpu_check_report.py on the shipped H100 profiles: the figures of the closing note."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    for p in (root / "profiles").glob("h100-*.json"):
+        shutil.copy(p, tmp_path / p.name)
+    out = subprocess.run([sys.executable, str(root / "scripts" / "gpu_check_report.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "p50 per image at batch 1: 0.725 (target <= 0.85) MET" in out
+    assert "images/s (best, batched or not): 1.379 (target >= 1.8) NOT MET" in out
+    # three distinct cold loads (4.72, 5.05, 5.26 s): the median decides, not the best one
+    assert "checkpoint loads: 3, 4.72-5.26 s" in out
+    assert "checkpoint load s (median): 5.050 (target <= 5.0) NOT MET" in out
