@@ -142,15 +142,6 @@ def _prototype(sampler: str, scheduler: str, base_json: str):
     return cls(**{k: v for k, v in config.items() if k in accepted})
 
 
-def _match_length(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Repeat token windows so both contexts have the same length (as ComfyUI does)."""
-    la, lb = a.shape[1], b.shape[1]
-    if la == lb:
-        return a, b
-    lcm = la * lb // math.gcd(la, lb)
-    return a.repeat(1, lcm // la, 1), b.repeat(1, lcm // lb, 1)
-
-
 @torch.no_grad()
 def ksample(bundle: ModelBundle, positive: Conditioning | list[Conditioning],
             negative: Conditioning | list[Conditioning], latent: torch.Tensor,
@@ -189,21 +180,15 @@ def ksample(bundle: ModelBundle, positive: Conditioning | list[Conditioning],
 
     guided = cfg != 1.0
     groups = 2 if guided else 1  # the UNet sees [uncond x batch, cond x batch]
-    if isinstance(positive, list) or isinstance(negative, list):
-        pos_l = positive if isinstance(positive, list) else [positive] * batch
-        neg_l = negative if isinstance(negative, list) else [negative] * batch
-        if len(pos_l) != batch or len(neg_l) != batch:
-            raise SamplerError(f"{len(pos_l)} positive and {len(neg_l)} negative conditionings for a batch of {batch}")
-        conds = (neg_l + pos_l) if guided else pos_l
-        length = math.lcm(*(c.context.shape[1] for c in conds))
-        ctx = torch.cat([c.context.repeat(1, length // c.context.shape[1], 1) for c in conds])
-        pooled_all = [c.pooled for c in conds]
-    else:
-        pos_ctx, neg_ctx = _match_length(positive.context, negative.context)
-        contexts = [neg_ctx, pos_ctx] if guided else [pos_ctx]
-        ctx = torch.cat([c.expand(batch, -1, -1) for c in contexts])
-        pooled_all = [p for p in ([negative.pooled, positive.pooled] if guided else [positive.pooled])
-                      for _ in range(batch)]
+    pos_l = positive if isinstance(positive, list) else [positive] * batch
+    neg_l = negative if isinstance(negative, list) else [negative] * batch
+    if len(pos_l) != batch or len(neg_l) != batch:
+        raise SamplerError(f"{len(pos_l)} positive and {len(neg_l)} negative conditionings for a batch of {batch}")
+    conds = (neg_l + pos_l) if guided else pos_l
+    # token windows repeated to a common length, as ComfyUI does for a positive/negative pair
+    length = math.lcm(*(c.context.shape[1] for c in conds))
+    ctx = torch.cat([c.context.repeat(1, length // c.context.shape[1], 1) for c in conds])
+    pooled_all = [c.pooled for c in conds]
     ctx = ctx.to(device=device, dtype=dtype)
     added = None
     if bundle.arch.family == "sdxl":
