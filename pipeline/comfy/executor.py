@@ -238,20 +238,17 @@ class ExecutionService:
             entry = self.execute(*item)
             self.queue.done(task, entry)
 
-    def _batch_key(self, prompt: dict[str, Any]) -> str | None:
+    def _batchmates(self, item: tuple) -> list[tuple[tuple, int]]:
+        """Queued prompts to run with ``item``.  None while a fault hook is installed: the hook
+        judges each prompt when it executes, and must not be consulted for the whole queue."""
         from .batching import batch_key
 
-        if self._fault is not None and self._fault(prompt) is not None:
-            return None  # a prompt meant to fail fails alone
-        return batch_key(prompt)
-
-    def _batchmates(self, item: tuple) -> list[tuple[tuple, int]]:
-        if self.max_batch < 2 or not hasattr(self.engine, "run_batch"):
+        if self.max_batch < 2 or self._fault is not None or not hasattr(self.engine, "run_batch"):
             return []
-        key = self._batch_key(item[2])
+        key = batch_key(item[2])
         if key is None:
             return []
-        return self.queue.take_more(self.max_batch - 1, lambda other: self._batch_key(other[2]) == key)
+        return self.queue.take_more(self.max_batch - 1, lambda other: batch_key(other[2]) == key)
 
     def _execute_batch(self, pairs: list[tuple[tuple, int]]) -> None:
         """Sample and decode the prompts together, then run each one's graph with those results."""
