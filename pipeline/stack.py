@@ -9,6 +9,7 @@ client factory (embedded moto server, LocalStack or AWS).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import shutil
 import time
@@ -145,8 +146,6 @@ class Stack:
     def _start_executor_process(self) -> str:
         import tempfile
 
-        from comfyfab.child import ChildServer
-
         out = tempfile.mkdtemp(prefix="comfyfab-standin-")
         child = ChildServer("pipeline.comfy", ["--engine", self.engine, "--output-dir", out,
                                                "--cpu-threads", "1"], "the ComfyUI stand-in")
@@ -159,12 +158,10 @@ class Stack:
         """What ``python -m pipeline.router`` is configured with (API key digests, not keys)."""
         from cryptography.hazmat.primitives import serialization
 
-        spec = self.cloud.spec
         pem = self._cookie_key.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         return {"config": self.cfg.model_dump(mode="json"),
-                "backend": {"kind": spec.kind, "region": spec.region, "endpoint_url": spec.endpoint_url,
-                            "service_endpoints": dict(spec.service_endpoints)},
+                "backend": dataclasses.asdict(self.cloud.spec),
                 "api_keys": {key_digest(k): t for t, k in self.api_keys.items()},
                 "catalog": catalog,
                 "pool_sizes": {t.id: self.fleet.policies[t.id].min_workers for t in self.cfg.tenants},

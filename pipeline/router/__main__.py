@@ -38,9 +38,7 @@ def build(spec: dict[str, Any]):
     from .service import RouterService
 
     cfg = FabricConfig.model_validate(spec["config"])
-    b = spec["backend"]
-    cloud = Cloud(BackendSpec(kind=b["kind"], region=b["region"], endpoint_url=b.get("endpoint_url"),
-                              service_endpoints=b.get("service_endpoints") or {}))
+    cloud = Cloud(BackendSpec(**spec["backend"]))
     resources = discover(cloud, cfg)
     audit = AuditLog(cloud, cfg, source="router", flush_interval_s=float(spec.get("audit_flush_s", 1.0)))
     pools = {t: int(n) for t, n in spec.get("pool_sizes", {}).items()}

@@ -64,3 +64,14 @@ def test_router_process_serves_the_same_api_and_flushes_its_audit_on_exit(embedd
     accepted = [e for e in events if e.get("event") == "job_accepted" and e.get("jobId") == ok["jobId"]]
     assert refused and accepted, "the router process's audit events were lost when it stopped"
     assert "123-45-6789" not in str(refused)
+
+
+def test_the_router_spec_carries_the_whole_backend():
+    """A router process reaches the same AWS as its parent: every BackendSpec field (a profile too)."""
+    import dataclasses
+
+    from comfyfab.cloud import BackendSpec
+
+    spec = BackendSpec(kind="aws", region="eu-west-1", profile="prod-readonly",
+                       service_endpoints={"dynamodb": "http://127.0.0.1:8001"})
+    assert BackendSpec(**json.loads(json.dumps(dataclasses.asdict(spec)))) == spec
