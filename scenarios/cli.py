@@ -14,11 +14,11 @@ from comfyfab.config import ConfigError, FabricConfig, load_config
 
 from .errors import ScenarioError
 from .gate import agreement, compare, format_agreement
-
-DISPATCH_DRAWS = 25  # --mode both: simulator runs over independent draws of the measured dispatch times
 from .loader import library, load_scenario
 from .result import ReplayResult
 from .schema import Scenario
+
+DISPATCH_DRAWS = 25  # --mode both: simulator runs over independent draws of the measured overheads
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:

@@ -31,19 +31,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from comfyfab.config import FabricConfig
+from comfyfab.config import PRIORITY_ORDER, FabricConfig
 
 from .schema import LiveSpec, Scenario, TrafficSpec
 
 
 @dataclass(frozen=True)
 class PipelineOverheads:
-    dispatch_s: float     # fabric seconds from arrival to receivable (median over the probe)
     completion_s: float   # fabric seconds a worker is held after execution
     jobs: int             # probe jobs both runs completed
     time_scale: float
-    # per class (realtime, standard, batch): each probe job's dispatch, fabric seconds; the simulator
-    # draws every job's dispatch from its class's samples (a class with too few takes them all)
+    # per class (realtime, standard, batch), fabric seconds: each probe job's submit time (arrival to
+    # receivable); the simulator draws every job's from its class's samples (too few: all classes')
     dispatch_samples: tuple[tuple[float, ...], ...] | None = None
     # per class: from the moment a job is in SQS and a worker is free until the worker has it
     receive_samples: tuple[tuple[float, ...], ...] | None = None
@@ -53,10 +52,8 @@ class PipelineOverheads:
             every = np.concatenate([np.asarray(c) for c in samples])
             return (f"{name} p50 {np.percentile(every, 50) * 1000:.0f} / p95 {np.percentile(every, 95) * 1000:.0f} ms")
 
-        parts = [spread("submit", self.dispatch_samples) if self.dispatch_samples
-                 else f"dispatch {self.dispatch_s * 1000:.0f} ms"]
-        if self.receive_samples:
-            parts.append(spread("receive", self.receive_samples))
+        parts = [spread(name, samples) for name, samples in (("submit", self.dispatch_samples),
+                                                             ("receive", self.receive_samples)) if samples]
         parts.append(f"completion {self.completion_s * 1000:.0f} ms")
         return (f"pipeline overheads from a {self.jobs}-job live probe (fabric time at {self.time_scale:g}x): "
                 f"{', '.join(parts)}; the simulator draws each job's from its class's measured ones")
@@ -67,8 +64,6 @@ MIN_CLASS_SAMPLES = 5
 
 def _per_class(values, classes) -> tuple[tuple[float, ...], ...]:
     """Sorted samples per class (realtime, standard, batch); a class with too few takes all classes'."""
-    from comfyfab.config import PRIORITY_ORDER
-
     values = np.clip(np.asarray(values, dtype=float), 0.0, None)
     classes = np.asarray(classes)
     keep = ~np.isnan(values)
@@ -130,9 +125,7 @@ def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 100,
     s_ok = sim.jobs[sim.jobs["status"] == "ok"]
     l_ok = live.jobs[live.jobs["status"] == "ok"]
     if len(l_ok) == 0 or len(s_ok) == 0:
-        return PipelineOverheads(0.0, 0.0, 0, probe.live.time_scale)
+        return PipelineOverheads(0.0, 0, probe.live.time_scale)
     completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
     submit, receive = live_overheads(live.jobs)
-    dispatch = float(np.median(np.concatenate([np.asarray(c) for c in submit])))
-    return PipelineOverheads(dispatch, completion, int(min(len(l_ok), len(s_ok))),
-                             probe.live.time_scale, submit, receive)
+    return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), probe.live.time_scale, submit, receive)

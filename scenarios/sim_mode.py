@@ -125,7 +125,6 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
     tables, originals = _failover_shift(scenario, scfg, tables)
     options = SimOptions(fleet=FleetOptions(
         sample_s=max(1.0, min(60.0, scenario.duration_s / 500)),
-        dispatch_s=overheads.dispatch_s if overheads else 0.0,
         completion_s=overheads.completion_s if overheads else 0.0,
         dispatch_samples=overheads.dispatch_samples if overheads else None,
         receive_samples=overheads.receive_samples if overheads else None, dispatch_draw=dispatch_draw))
