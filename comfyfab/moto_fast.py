@@ -56,7 +56,7 @@ class _WithoutCounts:
 
 
 def apply() -> bool:
-    """Install both fixes once per process; returns whether they are in place."""
+    """Install the three fixes once per process; returns whether they are in place."""
     global _applied
     if _applied:
         return True

@@ -2,9 +2,9 @@
 
 The whole stack runs with ``workers`` workers per tenant on the no-op
 executor engine (full graph validation and HTTP round trips, no torch); the
-router, the embedded AWS and each tenant's ComfyUI stand-in are processes of
-their own, as Layer 1, AWS and ComfyUI are beside the workers of a real
-pipeline.
+embedded AWS and each tenant's ComfyUI stand-in are processes of their own,
+as AWS and ComfyUI are beside the workers of a real pipeline, and with
+``router_process`` (``--router-process``) so is the router.
 ``clients`` concurrent HTTP clients in a separate process (so they do not
 share the server's interpreter) submit jobs.
 
@@ -79,8 +79,7 @@ def _client_proc(url: str, keys: list[str], n: int, clients: int, jobs: list[dic
         t.start()
     for t in threads:
         t.join()
-    q.put({"latencies": lat, "codes": codes, "wall": time.perf_counter() - t0, "start": time.time(),
-           "cpu_s": _cpu_s(os.getpid())})
+    q.put({"latencies": lat, "codes": codes, "wall": time.perf_counter() - t0, "cpu_s": _cpu_s(os.getpid())})
 
 
 def _jobs(n: int) -> list[dict]:

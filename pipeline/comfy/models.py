@@ -122,8 +122,8 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
     fused into one QKV matmul (``fuse_qkv``, diffusers' ``fuse_qkv_projections``)
     and cuDNN picks its convolution algorithms by benchmark; ``compiled``
     wraps the UNet and the VAE decoder in ``torch.compile`` (:func:`compile_bundle`;
-    the first job of each shape then pays the compile).  A checkpoint file is read straight onto a CUDA device by
-    :func:`~pipeline.comfy.fastload.read_safetensors`."""
+    the first job of each shape then pays the compile).  A checkpoint file is read
+    straight onto a CUDA device by :func:`~pipeline.comfy.fastload.read_safetensors`."""
     from .tokenizer import HashTokenizer
 
     torch_device = torch.device(device)
