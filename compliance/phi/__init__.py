@@ -22,7 +22,11 @@ Detection is offline and regex-only, in two ways:
 The engine is built once, on the first scan (importing presidio takes a
 second or two), under a lock.  Verdicts per string are kept in a small LRU
 keyed by a digest of the string, never the string, so repeated workflow keys
-and node names cost nothing and no prompt text is held in memory.
+and node names cost nothing and no prompt text is held in memory.  A string
+that is exactly a UUID in canonical form (a job id) is software's identifier,
+not a place PHI can be written in any of the shapes above, so it skips the
+engine: a fresh one on every job would cost the router nearly a millisecond
+and push the workflow's verdicts out of the cache.
 
 Entities: SSN, MRN, DOB, PHONE, EMAIL, NPI, MBI (Medicare beneficiary id),
 PERSON (a name given with patient context), ADDRESS (a street address near
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 
 LANGUAGE = "en"
 CACHE_SIZE = 4096
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 ENTITIES: tuple[str, ...] = ("SSN", "MRN", "DOB", "PHONE", "EMAIL", "NPI", "MBI", "PERSON", "ADDRESS", "ICD10")
 
@@ -176,7 +181,7 @@ def engine() -> "AnalyzerEngine":
 def scan_text(text: str, entities: Iterable[str] = ENTITIES) -> list[str]:
     """Entity types present in one string, in a fixed order."""
     wanted = set(entities)
-    if not text.strip() or not wanted & set(ENTITIES):
+    if not text.strip() or not wanted & set(ENTITIES) or _UUID.fullmatch(text):
         return []
     hits = _GATE.entities_in(text)
     return [e for e in ENTITIES if e in hits and e in wanted]

@@ -67,6 +67,20 @@ def test_the_verdict_cache_keeps_digests_never_text():
     assert phi.scan_text(text) == ["SSN", "PERSON"]     # analysed again, same verdict
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.uuids(), st.sampled_from(["SSN 219-09-9999", "call 415-555-0134", "jane.roe@example.org"]))
+def test_a_canonical_uuid_skips_the_engine_and_nothing_around_it_does(u, phi_text):
+    phi.clear_cache()
+    for text in (str(u), str(u).upper()):
+        assert phi.scan_text(text) == []
+    assert not phi._GATE._verdicts                       # the engine never saw them
+    # PHI next to, around or in place of a job id is still analysed and found
+    for text in (f"{u} {phi_text}", f"{phi_text}, {u}", phi_text):
+        assert phi.scan_text(text), text
+    found = phi.scan({"jobId": phi_text.split()[-1], "note": str(u)})
+    assert [f.field for f in found] == ["jobId"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["phone_number", "ssn", "email", "free_email"]))
 def test_whatever_faker_writes_is_found(seed, kind):
