@@ -67,8 +67,8 @@ def save_pngs(images: list[np.ndarray], filename_prefix: str, ctx: NodeContext) 
     folder.mkdir(parents=True, exist_ok=True)
     subfolder = folder.relative_to(root).as_posix()
     subfolder = "" if subfolder == "." else subfolder
-    counter = 1 + max((int(m.group(1)) for p in folder.glob(f"{glob_escape(stem)}_*_.png")
-                       if (m := _COUNTER.search(p.name)) and p.name[:-len(m.group(0))] == stem), default=0)
+    with _COUNTERS_LOCK:
+        counter = _next_counter(folder, stem, len(images))
     results = []
     for array in images:
         meta = PngInfo()
@@ -80,6 +80,24 @@ def save_pngs(images: list[np.ndarray], filename_prefix: str, ctx: NodeContext) 
         results.append({"filename": name, "subfolder": subfolder, "type": "output"})
         counter += 1
     return {"images": results}
+
+
+# (folder, stem) -> the last counter this process handed out there.  ComfyUI lists the folder on
+# every save, which costs time in proportion to the images already saved; the folder is listed
+# once here, and again only when a name that should be free is taken (another writer).
+_COUNTERS: dict[tuple[Path, str], int] = {}
+_COUNTERS_LOCK = threading.Lock()
+
+
+def _next_counter(folder: Path, stem: str, n: int) -> int:
+    """The first of ``n`` counters for ``<stem>_<counter:05>_.png`` in ``folder``, reserved."""
+    key = (folder, stem)
+    last = _COUNTERS.get(key)
+    if last is None or any((folder / f"{stem}_{last + k:05}_.png").exists() for k in (1, n)):
+        last = max((int(m.group(1)) for p in folder.glob(f"{glob_escape(stem)}_*_.png")
+                    if (m := _COUNTER.search(p.name)) and p.name[:-len(m.group(0))] == stem), default=0)
+    _COUNTERS[key] = last + n
+    return last + 1
 
 
 def glob_escape(text: str) -> str:
