@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     p.add_argument("--out", type=Path, default=None, help="results folder (default runs/replay/SCENARIO)")
     p.add_argument("--time-scale", type=float, default=None, help="override the scenario's live time scale")
     p.add_argument("--window-h", type=float, default=None, help="override how much of it runs live (hours)")
+    p.add_argument("--live-runs", type=int, default=1, metavar="N",
+                   help="--mode both: replay the same arrivals live N times; the agreement compares the "
+                        "simulator with their median and shows how far live runs differ from each other")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--list", action="store_true", help="list the shipped scenarios")
     p.set_defaults(func=_replay)
@@ -113,6 +116,8 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
     if "live" in modes and s.live is None:
         raise CliError(f"scenario {s.name} has no live section (it is meant for the simulator); "
                        "give --time-scale and --window-h to replay part of it live")
+    if args.live_runs < 1 or (args.live_runs > 1 and args.mode != "both"):
+        raise CliError("--live-runs takes a count of 1 or more, and more than 1 only with --mode both")
     gating = args.candidate is not None or bool(args.candidate_set)
     if args.baseline is not None and not gating:
         raise CliError("--baseline needs --candidate (or --candidate-set)")
@@ -128,6 +133,7 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
         configs.append(("candidate", cand))
     out = args.out or Path("runs") / "replay" / s.name
     results: dict[tuple[str, str], ReplayResult] = {}
+    repeats: dict[str, list[ReplayResult]] = {label: [] for label, _ in configs}  # live runs after the first
     try:
         for mode in modes:
             for label, cfg in configs:
@@ -135,6 +141,11 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
                 results[(label, mode)] = r
                 r.save(out / "-".join(x for x in (label, mode) if x), plots=not args.no_plots)
                 _print_run(r)
+                for k in range(2, args.live_runs + 1) if mode == "live" else ():
+                    again = _run(s, cfg, mode, label)
+                    repeats[label].append(again)
+                    again.save(out / "-".join(x for x in (label, mode, str(k)) if x), plots=not args.no_plots)
+                    _print_run(again)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     ok = True
@@ -150,7 +161,8 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
         for label, _ in configs:
             sim, live = results[(label, "sim")], results[(label, "live")]
             draws = [sim, *sim.dispatch_draws]
-            report.append(format_agreement(agreement(draws, live), sim, live, draws=len(draws)))
+            lives = [live, *repeats[label]]
+            report.append(format_agreement(agreement(draws, lives), sim, live, draws=len(draws)))
     text = "\n\n".join(report)
     if text:
         print()

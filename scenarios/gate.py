@@ -100,14 +100,24 @@ class AgreementRow:
     """One statistic from the simulator and from the live pipeline on the same arrivals.
 
     ``sim`` is the median over the simulator's draws of the measured dispatch times (one when it
-    has none); ``live_lo``/``live_hi`` bound the live statistic's bootstrap 90 % interval, which
-    says how far one live run of this size can be from its own expectation."""
+    has none).  ``live`` is the statistic of the one live run, or the median over several live
+    runs of the same arrivals (``live_runs`` holds each run's).  ``live_lo``/``live_hi`` bound,
+    for one run, the statistic's bootstrap 90 % interval (how far one live run of this size can be
+    from its own expectation) and, for several, the lowest and highest run."""
 
     metric: str
     sim: float
     live: float
     live_lo: float = math.nan
     live_hi: float = math.nan
+    live_runs: tuple[float, ...] = ()
+
+    @property
+    def live_spread(self) -> float:
+        """How far apart the live runs are: (highest - lowest) / their median; nan for one run."""
+        if len(self.live_runs) < 2 or not self.live:
+            return math.nan
+        return (max(self.live_runs) - min(self.live_runs)) / abs(self.live)
 
     @property
     def abs_diff(self) -> float:
@@ -145,30 +155,42 @@ def _live_interval(live: ReplayResult, cls: str, stat: str, boot: int, seed: int
     return float(lo), float(hi)
 
 
-def agreement(sim: ReplayResult | list[ReplayResult], live: ReplayResult,
+def agreement(sim: ReplayResult | list[ReplayResult], live: ReplayResult | list[ReplayResult],
               classes: tuple[str, ...] = ("realtime", "standard", "batch", "all"),
               stats: tuple[str, ...] = ("wait_p50", "wait_p95", "p50", "p95"), boot: int = 2000) -> list[AgreementRow]:
     """Sim vs live on the same arrival sequence, per class and statistic.  ``sim`` may be several
-    runs (draws of the dispatch times): their median is compared."""
+    runs (draws of the dispatch times) and ``live`` several live runs: each side's median is
+    compared."""
     sims = sim if isinstance(sim, list) else [sim]
+    lives = live if isinstance(live, list) else [live]
+
+    def of(runs: list[ReplayResult], k: str) -> list[float]:
+        values = [x.metrics.get(k) for x in runs]
+        return [float(v) for v in values if v is not None and not _nan(v)]
+
     rows = []
     for c in classes:
         for s in stats:
             k = f"{c}.{s}"
-            values = [x.metrics.get(k) for x in sims]
-            values = [float(v) for v in values if v is not None and not _nan(v)]
-            b = live.metrics.get(k)
-            if values and b is not None and not _nan(b):
-                lo, hi = _live_interval(live, c, s, boot) if boot else (math.nan, math.nan)
-                rows.append(AgreementRow(k, float(np.median(values)), float(b), lo, hi))
+            values, seen = of(sims, k), of(lives, k)
+            if not values or len(seen) != len(lives):
+                continue
+            if len(lives) == 1:
+                lo, hi = _live_interval(lives[0], c, s, boot) if boot else (math.nan, math.nan)
+            else:
+                lo, hi = min(seen), max(seen)
+            rows.append(AgreementRow(k, float(np.median(values)), float(np.median(seen)), lo, hi, tuple(seen)))
     return rows
 
 
 def format_agreement(rows: list[AgreementRow], sim: ReplayResult, live: ReplayResult, draws: int = 1) -> str:
+    runs = max((len(r.live_runs) for r in rows), default=1)
     lines = [f"{sim.scenario.name}: simulator vs live pipeline on the same {live.metrics.get('jobs', 0):.0f} arrivals "
              f"(live time scale {live.scenario.live.time_scale if live.scenario.live else 1:g}x"
-             f"{f'; sim = median of {draws} draws of the measured dispatch times' if draws > 1 else ''})",
-             f"{'metric':<30} {'sim':>9} {'live':>9} {'live-sim':>9} {'rel':>8}  {'live 90% interval':>19}"]
+             f"{f'; sim = median of {draws} draws of the measured dispatch times' if draws > 1 else ''}"
+             f"{f'; live = median of {runs} runs' if runs > 1 else ''})",
+             f"{'metric':<30} {'sim':>9} {'live':>9} {'live-sim':>9} {'rel':>8}  "
+             f"{'live 90% interval' if runs < 2 else 'live runs low-high':>19}"]
     for r in rows:
         rel = "n/a" if math.isinf(r.rel_diff) else f"{r.rel_diff:+.1%}"
         inside = r.sim_in_live_interval
@@ -183,10 +205,17 @@ def format_agreement(rows: list[AgreementRow], sim: ReplayResult, live: ReplayRe
                      f"10 %, worst relative gap {worst:.0%}; largest absolute gap "
                      f"{max(abs(r.abs_diff) for r in waits):.3f} s")
         judged = [r for r in rows if r.sim_in_live_interval is not None]
-        if judged:
+        if judged and runs < 2:
             lines.append(f"the simulated value lies inside the live run's bootstrap 90 % interval for "
                          f"{sum(bool(r.sim_in_live_interval) for r in judged)} of {len(judged)} statistics "
                          f"(a gap inside it is within what one live run of this size varies by)")
+        elif judged:
+            spread = [r.live_spread for r in defined if not math.isnan(r.live_spread)]
+            lines.append(f"live vs live, {runs} runs of the same arrivals: the waits' statistics spread by up to "
+                         f"{max(spread, default=math.nan):.0%} of their median between runs (median spread "
+                         f"{float(np.median(spread)) if spread else math.nan:.0%}); the simulated value lies between "
+                         f"the lowest and the highest live run for {sum(bool(r.sim_in_live_interval) for r in judged)}"
+                         f" of {len(judged)} statistics")
     return "\n".join(lines)
 
 

@@ -159,6 +159,37 @@ def test_agreement_takes_the_median_of_draws_and_bounds_the_live_value(fabric_co
     assert "median of 3 draws" in text and "sim out" in text
 
 
+def test_several_live_runs_compare_their_median_and_show_their_spread(fabric_config):
+    import copy
+
+    r = sim(base_scenario(), fabric_config)
+    lives = []
+    for v in (0.30, 0.20, 0.25):
+        d = copy.copy(r)
+        d.metrics = {**r.metrics, "all.wait_p95": v}
+        lives.append(d)
+    sims = copy.copy(r)
+    sims.metrics = {**r.metrics, "all.wait_p95": 0.35}
+    row = {a.metric: a for a in agreement(sims, lives)}["all.wait_p95"]
+    assert row.live == 0.25 and row.live_runs == (0.30, 0.20, 0.25)
+    assert (row.live_lo, row.live_hi) == (0.20, 0.30) and row.sim_in_live_interval is False
+    assert row.live_spread == pytest.approx(0.4) and row.rel_diff == pytest.approx(-0.10 / 0.35)
+    text = format_agreement([row], sims, lives[0], draws=1)
+    assert "live = median of 3 runs" in text and "live runs low-high" in text
+    assert "spread by up to 40% of their median" in text
+    # one live run: the bootstrap interval, no spread
+    one = {a.metric: a for a in agreement(sims, [lives[0]])}["all.wait_p95"]
+    assert one.live == 0.30 and len(one.live_runs) == 1 and math.isnan(one.live_spread)
+
+
+def test_live_runs_is_refused_outside_both_mode(capsys):
+    from comfyfab.cli import main
+
+    assert main(["replay", "steady-40k", "--live-runs", "2"]) == 2
+    assert "--live-runs" in capsys.readouterr().err
+    assert main(["replay", "steady-40k", "--mode", "both", "--live-runs", "0"]) == 2
+
+
 @st.composite
 def job_frames(draw):
     n = draw(st.integers(0, 40))
