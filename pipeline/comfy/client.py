@@ -145,8 +145,11 @@ class ComfyClient:
             # A bounded buffer: an idle kept socket stops reading (and the
             # server stops queueing status for it) instead of growing without
             # end.  Unread messages are drained before reuse and before close,
-            # or the close handshake would wait behind them.
-            connection = connect(ws_url, open_timeout=self.timeout, max_size=None, max_queue=1024)
+            # or the close handshake would wait behind them.  No per-message
+            # compression: the messages are small JSON and the executor sits
+            # next to the worker, so deflating them only spends CPU on both ends.
+            connection = connect(ws_url, open_timeout=self.timeout, max_size=None, max_queue=1024,
+                                 compression=None)
         except (OSError, TimeoutError, WebSocketException):
             return None
         return connection.__enter__()

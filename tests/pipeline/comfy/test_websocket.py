@@ -64,3 +64,20 @@ def test_other_clients_do_not_get_my_execution_messages(noop_server):
         except TimeoutError:
             pass
     assert seen and all(m["type"] == "status" for m in seen)
+
+
+def test_the_worker_client_asks_for_no_compression_and_still_follows_progress(noop_server):
+    from pipeline.comfy.client import ComfyClient
+
+    with ComfyClient(noop_server.url, timeout=30) as client:
+        ws = client._connect()
+        assert ws is not None
+        try:
+            # nothing negotiated: the handshake offered no permessage-deflate
+            assert ws.protocol.extensions == []
+            assert "Sec-WebSocket-Extensions" not in ws.request.headers
+        finally:
+            ws.close()
+        seen = []
+        images = client.run(txt2img("x", steps=2), on_progress=lambda v, m: seen.append((v, m)))
+    assert images and seen[-1] == (2, 2)
