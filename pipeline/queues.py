@@ -37,8 +37,13 @@ class Delivery:
         return self.body["jobId"]
 
 
+def message_group_index(job_id: str, groups: int) -> int:
+    """Which of ``groups`` FIFO message groups a job id hashes to (the simulator models the same)."""
+    return int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) % groups
+
+
 def message_group(job_id: str, groups: int) -> str:
-    return f"g{int(hashlib.sha256(job_id.encode()).hexdigest()[:8], 16) % groups:04d}"
+    return f"g{message_group_index(job_id, groups):04d}"
 
 
 class JobQueues:

@@ -32,6 +32,7 @@ from comfyfab.policy import PollPolicy
 from pipeline.client import RouterClient
 from pipeline.comfy.workflows import txt2img
 from pipeline.fleet import FleetManager
+from pipeline.queues import message_group_index
 from pipeline.stack import Stack
 from pipeline.worker import Doorbell, TenantTarget, Worker
 from sim.service import ServiceModel
@@ -284,7 +285,8 @@ class LiveReplay:
             s = start.get(r.job_id, np.nan)
             rows.append({"tenant": r.tenant, "class": r.priority, "arrival": arrival, "start": s, "end": e,
                          "service": e - s if status == "ok" else np.nan, "status": status, "enqueued": enqueued,
-                         "worker": worker.get(r.job_id, "")})
+                         "worker": worker.get(r.job_id, ""), "job_id": r.job_id,
+                         "group": message_group_index(r.job_id, self.cfg.queues.message_groups)})
         if rejected:
             self.notes.append(f"live: the router refused {rejected} submissions (counted as lost)")
         counters = {tid: {k: float(v) for k, v in c.items()} for tid, c in self.fleet.counters.items()}

@@ -82,11 +82,17 @@ def live_overheads(jobs) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[flo
     *submit*: arrival until the router's answer (the job is then in SQS). *receive*: from when the
     job was in SQS and its worker was free (the end of that worker's previous job) until the worker
     held it -- the empty receives of higher classes, the receive and the start write, without any
-    wait for a free worker."""
+    wait for a free worker, nor (when the frame has a ``group`` column) for the job ahead of it in its
+    FIFO message group to finish."""
     ok = jobs[(jobs["status"] == "ok") & jobs["enqueued"].notna()].sort_values("start", kind="stable")
     submit = (ok["enqueued"] - ok["arrival"]).to_numpy(dtype=float)
     free_at = ok.groupby("worker")["end"].shift(1).fillna(-np.inf).to_numpy(dtype=float)
     ready = np.maximum(ok["enqueued"].to_numpy(dtype=float), free_at)
+    if "group" in ok.columns:
+        # nor any wait for the job before it in its FIFO message group (the simulator models that)
+        keys = [k for k in ("tenant", "class", "group") if k in ok.columns]
+        group_free = ok.groupby(keys, sort=False)["end"].shift(1).fillna(-np.inf).to_numpy(dtype=float)
+        ready = np.maximum(ready, group_free)
     receive = ok["start"].to_numpy(dtype=float) - ready
     return _per_class(submit, ok["class"]), _per_class(receive, ok["class"])
 

@@ -23,6 +23,7 @@ each in the simplest way that keeps its effect on the metrics:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -37,7 +38,7 @@ from sim.workload import JobTable
 
 from .errors import ReplayError
 from .result import TIMELINE_COLUMNS, ReplayResult
-from .schema import BlueGreen, PoisonJob, RegionFailover, Scenario, SpotStorm, WorkerCrash
+from .schema import BlueGreen, LiveSpec, PoisonJob, RegionFailover, Scenario, SpotStorm, WorkerCrash
 
 
 def sim_config(scenario: Scenario, cfg: FabricConfig) -> FabricConfig:
@@ -68,7 +69,7 @@ def _failover_shift(scenario: Scenario, cfg: FabricConfig,
         for tid, jt in out.items():
             t = jt.t.copy()
             t[(t >= a) & (t < b)] = b
-            out[tid] = JobTable(t, jt.cls, jt.key, jt.keys, jt.u, jt.horizon_s)
+            out[tid] = JobTable(t, jt.cls, jt.key, jt.keys, jt.u, jt.horizon_s, jt.group)
     return out, originals
 
 
@@ -106,7 +107,29 @@ def window(tables: dict[str, JobTable], window_s: float) -> dict[str, JobTable]:
     out = {}
     for tid, jt in tables.items():
         m = jt.t < window_s
-        out[tid] = JobTable(jt.t[m], jt.cls[m], jt.key[m], jt.keys, jt.u[m], min(jt.horizon_s, window_s))
+        out[tid] = JobTable(jt.t[m], jt.cls[m], jt.key[m], jt.keys, jt.u[m], min(jt.horizon_s, window_s),
+                            None if jt.group is None else jt.group[m])
+    return out
+
+
+def with_live_groups(scenario: Scenario, cfg: FabricConfig, tables: dict[str, JobTable]) -> dict[str, JobTable]:
+    """Each job's FIFO message group from the job id a live replay of ``scenario`` submits it under,
+    so that the simulator's group collisions are the live run's.  A tenant whose jobs cannot be
+    matched one to one keeps drawn groups."""
+    from pipeline.queues import message_group_index
+
+    from .live import plan_arrivals
+
+    plan = plan_arrivals(scenario, cfg, scenario.live or LiveSpec())
+    plan = plan[~plan["poison"].astype(bool)]
+    groups = cfg.queues.message_groups
+    out = dict(tables)
+    for tid, jt in tables.items():
+        mine = plan[plan["tenant"] == tid]
+        if len(mine) != len(jt) or not np.allclose(mine["arrival"].to_numpy(dtype=float), jt.t):
+            continue
+        grp = np.array([message_group_index(j, groups) for j in mine["job_id"]], dtype=np.int64)
+        out[tid] = dataclasses.replace(jt, group=grp)
     return out
 
 
@@ -122,8 +145,11 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
     tables = scenario_tables(scenario, scfg, rep)
     if window_h is not None:
         tables = window(tables, window_h * 3600)
+    if overheads is not None:  # compared with a live run of these arrivals: its very message groups
+        tables = with_live_groups(scenario, scfg, tables)
     tables, originals = _failover_shift(scenario, scfg, tables)
     options = SimOptions(fleet=FleetOptions(
+        message_groups=scfg.queues.message_groups,
         sample_s=max(1.0, min(60.0, scenario.duration_s / 500)),
         completion_s=overheads.completion_s if overheads else 0.0,
         dispatch_samples=overheads.dispatch_samples if overheads else None,

@@ -23,6 +23,13 @@ What is modelled, per tenant (tenants share nothing, so each runs alone):
 * spot interruptions: Poisson per spot worker; at the notice the worker
   takes no new job, and a job still running at the interruption is
   released and received again (nothing is lost);
+* SQS FIFO message groups (``FleetOptions.message_groups``, the config's
+  ``queues.message_groups``): a queued job whose group has a job in flight
+  in the same queue (received, not yet deleted) is skipped until that one
+  is done, as FIFO queues do; a worker takes the first receivable job.
+  When a job's group frees and the worker that finished it takes another
+  job, an idle worker takes the freed one at once (the live worker finds
+  it at its next poll);
 * the autoscaler is asked on its own cadence (``next_check``).  While a
   pool sits at its minimum with depth at or under the threshold the
   policy cannot act, so those calls are skipped and the pool is woken on
@@ -49,7 +56,7 @@ from comfyfab.policy import AutoscalePolicy, PollPolicy
 from .core import EventLoop
 from .state import DLQ, INF, OK, UNFINISHED, FleetOptions, Pool, TenantRun, Worker
 from .service import ServiceModel, cold_start_seconds
-from .workload import COLD_START, DISPATCH, RECEIVE, RETRY, SPOT, JobTable, component_rng
+from .workload import COLD_START, DISPATCH, GROUP, RECEIVE, RETRY, SPOT, JobTable, component_rng
 
 DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
 CHUNK = 1 << 16
@@ -95,6 +102,17 @@ class TenantFleet:
         if rcv is not None:
             svc += rcv  # ... and from the moment it is free until it holds its next job
         self.rcv: list[float] = rcv.tolist() if rcv is not None else [0.0] * n
+        # message groups: gk[j] indexes held[] by (class, group); held counts receives in flight
+        groups = options.message_groups
+        self.grouped = groups is not None
+        self.gk: list[int] = []
+        self.held: list[int] = []
+        if groups is not None:
+            grp = jobs.group if jobs.group is not None else \
+                component_rng(seed, rep, GROUP, ti).integers(0, groups, n)
+            self.gk = (jobs.cls.astype(np.int64) * groups + np.asarray(grp, dtype=np.int64) % groups).tolist()
+            self.held = [0] * (3 * groups)
+            self.groups = groups
         self.svc: list[float] = svc.tolist()
         self.start: list[float] = [math.nan] * n
         self.end: list[float] = [math.nan] * n
@@ -166,6 +184,7 @@ class TenantFleet:
         autoscale = self.options.autoscale
         vt = self.vt
         rare = self._rare
+        grouped, gk, held, pop = self.grouped, self.gk, self.held, self._pop
         for p in self.pools.values():
             if autoscale:
                 self._schedule_tick(p, 0.0)
@@ -181,14 +200,22 @@ class TenantFleet:
                 if heap and heap[0][0] <= next_arr:
                     t, _, _, kind, w = heappop(heap)
                     if kind <= WASTED:
+                        freed = -1
                         if kind == DONE:
                             j = w.job
                             end[j] = t
                             status[j] = OK
                             done += 1
+                            if grouped:
+                                freed = gk[j]
+                                held[freed] -= 1
                         for q in w.queues:
                             if q:
-                                j = q.popleft()
+                                j = pop(q) if grouped else q.popleft()
+                                if j < 0:
+                                    continue
+                                if grouped:
+                                    held[gk[j]] += 1
                                 s = svc[j]
                                 if hb_off and s > vt[cls[j]]:
                                     self._start_doomed(w, j, t)
@@ -206,6 +233,8 @@ class TenantFleet:
                                 w.pool.idle.append(w)
                             else:
                                 self._stop(w, t)
+                        if freed >= 0 and queues[freed // self.groups]:
+                            self._offer(freed // self.groups, t)
                     else:
                         self.arrived, self.finished = i, done + self.dead
                         rare(kind, t, w)
@@ -215,9 +244,11 @@ class TenantFleet:
                     i += 1
                     next_arr = arr[i] if i < bound else INF
                     c = cls[j]
-                    for idle in idle_for[c]:
+                    for idle in () if grouped and held[gk[j]] else idle_for[c]:
                         if idle:
                             w = idle.pop()
+                            if grouped:
+                                held[gk[j]] += 1
                             s = svc[j]
                             if hb_off and s > vt[c]:
                                 self._start_doomed(w, j, t)
@@ -241,12 +272,18 @@ class TenantFleet:
         while heap and done + self.dead < n:
             t, _, _, kind, w = heappop(heap)
             if kind <= WASTED:
+                freed = -1
                 if kind == DONE:
                     j = w.job
                     end[j] = t
                     status[j] = OK
                     done += 1
+                    if grouped:
+                        freed = gk[j]
+                        held[freed] -= 1
                 self._take_next(w, t)
+                if freed >= 0 and queues[freed // self.groups]:
+                    self._offer(freed // self.groups, t)
             else:
                 self.finished = done + self.dead
                 rare(kind, t, w)
@@ -294,11 +331,46 @@ class TenantFleet:
         heappush(self.loop.heap, (t + s, 0, self.loop.next_seq(), WASTED, w))
         self.loop.schedule(t + self.vt[c], EXPIRE, j, priority=0)
 
+    def _pop(self, q: deque) -> int:
+        """Receive from ``q``: its first job whose message group has nothing in flight (removed), or -1."""
+        held, gk = self.held, self.gk
+        for k, j in enumerate(q):
+            if not held[gk[j]]:
+                del q[k]
+                return j
+        return -1
+
+    def _receive(self, q: deque) -> int:
+        """The job a receive on ``q`` gets (its group now in flight), or -1."""
+        if not self.grouped:
+            return q.popleft() if q else -1
+        j = self._pop(q)
+        if j >= 0:
+            self.held[self.gk[j]] += 1
+        return j
+
+    def _release(self, j: int) -> None:
+        """``j``'s receive ended without completing (expired or released): its group is free again."""
+        if self.grouped:
+            self.held[self.gk[j]] -= 1
+
+    def _offer(self, c: int, t: float) -> None:
+        """Idle workers take class ``c``'s jobs that became receivable (their group freed)."""
+        q = self.queues[c]
+        for idle in self.idle_for[c]:
+            while idle and q:
+                j = self._receive(q)
+                if j < 0:
+                    return
+                self._begin(idle.pop(), j, t)
+
     def _take_next(self, w: Worker, t: float) -> None:
         for q in w.queues:
             if q:
-                self._begin(w, q.popleft(), t)
-                return
+                j = self._receive(q)
+                if j >= 0:
+                    self._begin(w, j, t)
+                    return
         w.job = -1
         w.idle_since = t
         if w.queues:
@@ -322,7 +394,9 @@ class TenantFleet:
         self.queues[c].appendleft(j)
         for idle in self.idle_for[c]:
             if idle:
-                self._begin(idle.pop(), self.queues[c].popleft(), t)
+                k = self._receive(self.queues[c])
+                if k >= 0:
+                    self._begin(idle.pop(), k, t)
                 return
         for p in self.wake_for[c]:
             if self.options.autoscale and not p.ticking:
@@ -397,6 +471,7 @@ class TenantFleet:
             if nxt <= self.jobs.horizon_s:
                 self.loop.schedule(nxt, SAMPLE, None, priority=2)
         elif kind == EXPIRE:
+            self._release(arg)
             self._redeliver(arg, t)
         elif kind == NOTICE:
             w = arg
@@ -423,7 +498,8 @@ class TenantFleet:
                     break
             j, w.job = w.job, -1
             self._stop(w, t)
-            if not doomed:  # a doomed receive is redelivered by its own expiry
+            if not doomed:  # a doomed receive is redelivered (and its group freed) by its own expiry
+                self._release(j)
                 self._redeliver(j, t)
 
     def _result(self, end_s: float, receives: int) -> TenantRun:

@@ -36,6 +36,10 @@ class FleetOptions:
     # start write); the worker is busy meanwhile and the job's wait includes it.
     receive_samples: tuple[tuple[float, ...], ...] | None = None
     dispatch_draw: int = 0  # another independent draw of the overheads alone (same arrivals, services)
+    # SQS FIFO message groups per queue (``queues.message_groups``): a job is not receivable while
+    # another job of its group in the same queue is in flight (received, not yet deleted).  None:
+    # an ideal queue, where any queued job can be received (queueing theory's model).
+    message_groups: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("dispatch_samples", "receive_samples"):
@@ -46,6 +50,8 @@ class FleetOptions:
                 raise ValueError(f"{name} needs a non-empty tuple of samples for each of the 3 classes")
             if min(min(c) for c in samples) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.message_groups is not None and self.message_groups < 1:
+            raise ValueError("message_groups must be at least 1 (or None for an ideal queue)")
 
 
 class Worker:

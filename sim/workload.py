@@ -40,7 +40,7 @@ OFFICE_HOURS: tuple[float, ...] = (
     1.6, 1.7, 1.7, 1.6, 1.5, 1.3, 1.1, 0.9, 0.7, 0.55, 0.45, 0.35)
 
 # Component ids in the seed's spawn key: (rep, component, index)
-ARRIVALS, SERVICE, COLD_START, SPOT, RETRY, DISPATCH, RECEIVE = range(7)
+ARRIVALS, SERVICE, COLD_START, SPOT, RETRY, DISPATCH, RECEIVE, GROUP = range(8)
 
 
 def component_rng(seed: int, rep: int, component: int, index: int = 0, draw: int = 0) -> np.random.Generator:
@@ -147,6 +147,9 @@ class JobTable:
     keys: list[tuple[str, int, int]]  # (model, resolution, steps)
     u: np.ndarray          # uniform draw for the service time
     horizon_s: float
+    # each job's SQS FIFO message group (0 .. queues.message_groups - 1), when known (a live replay's
+    # job ids fix it); None: the fleet draws one per job when it models message groups
+    group: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.t)

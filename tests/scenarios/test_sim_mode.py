@@ -260,3 +260,17 @@ def test_live_overheads_separate_submit_and_receive_from_waiting_for_a_worker():
     assert receive[0] == pytest.approx((0.02,) * 6)
     assert receive[1] == pytest.approx((0.05,) * 6)
     assert len(receive[2]) == 13 > MIN_CLASS_SAMPLES  # one batch job is too few: all classes' samples
+
+
+def test_a_wait_for_the_message_group_is_not_counted_as_receive_time():
+    from scenarios.overheads import live_overheads
+
+    # two idle workers; job b arrives while job a (same group) runs, so b waits for a's end
+    rows = [("standard", 0.0, 0.03, 0.08, 1.08, "w1", 7), ("standard", 0.5, 0.53, 1.13, 2.13, "w2", 7)]
+    rows += [("standard", 10.0 + i, 10.03 + i, 10.08 + i, 10.5 + i, "w1", 8 + i) for i in range(4)]
+    cols = ["class", "arrival", "enqueued", "start", "end", "worker", "group"]
+    jobs = pd.DataFrame(rows, columns=cols).assign(status="ok", tenant="t")
+    _, receive = live_overheads(jobs)
+    assert receive[1] == pytest.approx((0.05,) * 6)          # b: 1.13 - a's end 1.08, not 1.13 - 0.53
+    _, ungrouped = live_overheads(jobs.drop(columns=["group"]))
+    assert max(ungrouped[1]) == pytest.approx(0.60)
