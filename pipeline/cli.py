@@ -33,7 +33,10 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     b.add_argument("--requests", type=int, default=800, help="router requests in the latency phase")
     b.add_argument("--jobs", type=int, default=400, help="jobs in the end-to-end phase")
     b.add_argument("--workers", type=int, default=4, help="workers per tenant in the end-to-end phase")
-    b.add_argument("--rate", type=float, default=50.0, help="offered load of the open-loop router phase, req/s")
+    b.add_argument("--rates", type=_rates, default=None, metavar="R1,R2,...",
+                   help="offered loads of the open-loop router phase, req/s (default 10,20,30,40,50)")
+    b.add_argument("--seconds-per-rate", type=float, default=10.0, help="open-loop submissions last this long per rate")
+    b.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the latency plot goes")
     b.add_argument("--router-process", action="store_true",
                    help="run the router as its own process (default: in the workers' process)")
     b.set_defaults(func=_bench)
@@ -93,5 +96,19 @@ def _provision(args: argparse.Namespace, ctx: Context) -> int:
 def _bench(args: argparse.Namespace, ctx: Context) -> int:
     from .bench import run_bench
 
+    from .bench import RATES
+
     return run_bench(ctx.config(), ctx.backend(), clients=args.clients, requests=args.requests,
-                     jobs=args.jobs, workers=args.workers, rate=args.rate, router_process=args.router_process)
+                     jobs=args.jobs, workers=args.workers, rates=args.rates or RATES,
+                     router_process=args.router_process, seconds_per_rate=args.seconds_per_rate, out=args.out)
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    """``10,20,30``: positive offered loads in requests per second."""
+    try:
+        rates = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not rates or any(not (r > 0) or r == float("inf") for r in rates):
+        raise argparse.ArgumentTypeError(f"rates must be positive numbers: {text!r}")
+    return rates

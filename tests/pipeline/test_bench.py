@@ -1,0 +1,39 @@
+"""``comfyfab bench pipeline`` at a tiny scale: it runs, prints its figures, plots the sweep, and
+refuses bad rates with a message.  (It is a benchmark: nothing here judges a figure.)"""
+
+from __future__ import annotations
+
+import re
+
+import comfyfab.cli as comfy_cli
+from pipeline.bench import plot_sweep
+
+
+def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
+    rc = comfy_cli.main(["bench", "pipeline", "--clients", "2", "--requests", "6", "--jobs", "6", "--workers", "1",
+                         "--rates", "3,6", "--seconds-per-rate", "1", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    text = " ".join(out.split())
+    assert re.search(r"closed loop, 6 back-to-back submissions: POST /v1/jobs p50 [\d.]+ ms, p99 [\d.]+ ms", text)
+    for rate in ("3", "6"):
+        assert re.search(rf"open loop, \d+ submissions due at {rate} req/s: .*?p99 [\d.]+ ms", text)
+    assert "router p99 ≤ 40 ms" in text
+    assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
+    assert "CPU per job (ms)" in text
+    assert (tmp_path / "router_latency.png").stat().st_size > 1000
+
+
+def test_bad_rates_get_a_message_and_exit_2(capsys):
+    for bad in ("0,10", "ten", "-5", ""):
+        try:
+            rc = comfy_cli.main(["bench", "pipeline", "--rates", bad])
+        except SystemExit as exc:  # argparse's own exit for a bad value
+            rc = exc.code
+        assert rc == 2
+        assert "rates" in capsys.readouterr().err
+
+
+def test_the_sweep_plot_is_written(tmp_path):
+    path = plot_sweep([(10.0, 12.0, 30.0), (20.0, 15.0, 90.0)], tmp_path / "p" / "router.png")
+    assert path.exists() and path.stat().st_size > 1000
