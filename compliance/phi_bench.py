@@ -28,11 +28,17 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable
 
 from faker import Faker
 
 from . import phi
+
+# Faker's dates and timestamps default to "until now": fixed bounds keep a seed's corpus the same
+# from one second (and one day) to the next.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CORPUS_END = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 STRUCTURED = ("SSN", "MRN", "DOB", "PHONE", "EMAIL", "NPI", "MBI")
 CONTEXTUAL = ("PERSON", "ADDRESS", "ICD10")
@@ -117,8 +123,8 @@ BENIGN: tuple[Gen, ...] = (
                  f"batch {r.randint(1, 8)}",
     lambda f, r: f"asset id {f.uuid4()}",
     lambda f, r: f"sku {f.sha1()[:12]}, color {f.hex_color()}",
-    lambda f, r: f"price {f.pricetag()} on sale until {f.date()}",
-    lambda f, r: f"release date {f.date()}, version {f.numerify('#.#!.#!')}",
+    lambda f, r: f"price {f.pricetag()} on sale until {f.date(end_datetime=_CORPUS_END)}",
+    lambda f, r: f"release date {f.date(end_datetime=_CORPUS_END)}, version {f.numerify('#.#!.#!')}",
     lambda f, r: f"rendered on {r.choice(['H100', 'A100', 'L40S', 'A10G'])} in {r.uniform(0.5, 4):.2f} s",
     lambda f, r: f"portrait of {f.name()}, oil on canvas",
     lambda f, r: f"storefront at {f.street_address()}, {f.city()} at golden hour",
@@ -126,7 +132,8 @@ BENIGN: tuple[Gen, ...] = (
     lambda f, r: f"a patient golden retriever waiting by the door, {r.randint(2, 8)}k",
     lambda f, r: f"lens {r.choice([24, 35, 50, 85])}mm f/{r.choice([1.4, 1.8, 2.8])}, "
                  f"ISO {r.choice([100, 400, 3200])}, 1/{r.choice([60, 125, 250, 1000])} s",
-    lambda f, r: f"timestamp {f.unix_time():.0f}, job {f.hexify('^' * 16)}",
+    lambda f, r: f"timestamp {f.unix_time(end_datetime=_CORPUS_END, start_datetime=_EPOCH):.0f}, "
+                 f"job {f.hexify('^' * 16)}",
     lambda f, r: f"coordinates {f.latitude()}, {f.longitude()}, altitude {r.randint(0, 8848)} m",
     lambda f, r: f"highway A{r.randint(1, 99)} at night, long exposure, {r.randint(10, 99)}% fog",
     lambda f, r: f"invoice {f.numerify('###-####')}, total {r.randint(1, 500)} units",
