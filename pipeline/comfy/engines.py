@@ -100,6 +100,13 @@ def _next_counter(folder: Path, stem: str, n: int) -> int:
     return last + 1
 
 
+def _empty_latent(batch: int, width: int, height: int) -> Any:
+    """ComfyUI's EmptyLatentImage: zeros of 4 channels at an eighth of the image size."""
+    import torch
+
+    return torch.zeros(batch, 4, height // 8, width // 8)
+
+
 def glob_escape(text: str) -> str:
     return re.sub(r"([\[\]*?])", r"[\1]", text)
 
@@ -140,8 +147,6 @@ class TorchEngine:
     def run_batch(self, prompts: list[dict[str, Any]]) -> list[dict[str, tuple]]:
         """Text encodes, KSampler and VAE decode of same-key prompts (:mod:`.batching`) in one batch;
         per prompt, those nodes' results by node id."""
-        import torch
-
         from . import sampling
         from .batching import plan
 
@@ -152,7 +157,7 @@ class TorchEngine:
         pos = [sampling.encode_text(bundle, str(p[ids["positive"]]["inputs"]["text"])) for p in prompts]
         neg = [sampling.encode_text(bundle, str(p[ids["negative"]]["inputs"]["text"])) for p in prompts]
         size = first[ids["latent"]]["inputs"]
-        latent = torch.zeros(len(prompts), 4, int(size["height"]) // 8, int(size["width"]) // 8)
+        latent = _empty_latent(len(prompts), int(size["width"]), int(size["height"]))
         seeds = [int(p[ids["ksampler"]]["inputs"]["seed"]) for p in prompts]
         samples = sampling.ksample(bundle, pos, neg, latent, seeds, int(ks["steps"]), float(ks["cfg"]),
                                    str(ks["sampler_name"]), str(ks["scheduler"]))
@@ -162,8 +167,6 @@ class TorchEngine:
                 for i in range(len(prompts))]
 
     def run_node(self, class_type: str, inputs: dict[str, Any], ctx: NodeContext) -> tuple[tuple, dict | None]:
-        import torch
-
         from . import sampling
 
         if class_type == "CheckpointLoaderSimple":
@@ -172,8 +175,7 @@ class TorchEngine:
         if class_type == "CLIPTextEncode":
             return (sampling.encode_text(inputs["clip"], inputs["text"]),), None
         if class_type == "EmptyLatentImage":
-            shape = (inputs["batch_size"], 4, inputs["height"] // 8, inputs["width"] // 8)
-            return ({"samples": torch.zeros(shape)},), None
+            return ({"samples": _empty_latent(inputs["batch_size"], inputs["width"], inputs["height"])},), None
         if class_type == "KSampler":
             latent = dict(inputs["latent_image"])
             latent["samples"] = sampling.ksample(

@@ -163,6 +163,7 @@ class ExecutionService:
         self._last_remaining = 0
         self._status_lock = threading.Lock()
         self._interrupt = threading.Event()
+        self._batch_keys: OrderedDict[str, str | None] = OrderedDict()  # prompt id -> batch key (bounded)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.current: tuple[str, str | None, str | None] | None = None  # (prompt_id, node_id, client_id)
@@ -241,14 +242,25 @@ class ExecutionService:
     def _batchmates(self, item: tuple) -> list[tuple[tuple, int]]:
         """Queued prompts to run with ``item``.  None while a fault hook is installed: the hook
         judges each prompt when it executes, and must not be consulted for the whole queue."""
-        from .batching import batch_key
-
         if self.max_batch < 2 or self._fault is not None or not hasattr(self.engine, "run_batch"):
             return []
-        key = batch_key(item[2])
+        key = self._batch_key(item)
         if key is None:
             return []
-        return self.queue.take_more(self.max_batch - 1, lambda other: batch_key(other[2]) == key)
+        return self.queue.take_more(self.max_batch - 1, lambda other: self._batch_key(other) == key)
+
+    def _batch_key(self, item: tuple) -> str | None:
+        """The batch key of a queued prompt, worked out once per prompt rather than on every look
+        at the queue (only the executor thread calls this)."""
+        from .batching import batch_key
+
+        prompt_id = item[1]
+        if prompt_id in self._batch_keys:
+            return self._batch_keys[prompt_id]
+        key = self._batch_keys[prompt_id] = batch_key(item[2])
+        if len(self._batch_keys) > MAX_HISTORY:
+            self._batch_keys.popitem(last=False)
+        return key
 
     def _execute_batch(self, pairs: list[tuple[tuple, int]]) -> None:
         """Sample and decode the prompts together, then run each one's graph with those results."""
