@@ -94,9 +94,7 @@ def _provision(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _bench(args: argparse.Namespace, ctx: Context) -> int:
-    from .bench import run_bench
-
-    from .bench import RATES
+    from .bench import RATES, run_bench
 
     return run_bench(ctx.config(), ctx.backend(), clients=args.clients, requests=args.requests,
                      jobs=args.jobs, workers=args.workers, rates=args.rates or RATES,

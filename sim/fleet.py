@@ -103,7 +103,7 @@ class TenantFleet:
             svc += rcv  # ... and from the moment it is free until it holds its next job
         self.rcv: list[float] = rcv.tolist() if rcv is not None else [0.0] * n
         # message groups: gk[j] indexes held[] by (class, group); held counts receives in flight
-        groups = options.message_groups
+        groups = self.groups = options.message_groups
         self.grouped = groups is not None
         self.gk: list[int] = []
         self.held: list[int] = []
@@ -112,7 +112,6 @@ class TenantFleet:
                 component_rng(seed, rep, GROUP, ti).integers(0, groups, n)
             self.gk = (jobs.cls.astype(np.int64) * groups + np.asarray(grp, dtype=np.int64) % groups).tolist()
             self.held = [0] * (3 * groups)
-            self.groups = groups
         self.svc: list[float] = svc.tolist()
         self.start: list[float] = [math.nan] * n
         self.end: list[float] = [math.nan] * n
