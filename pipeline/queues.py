@@ -109,15 +109,36 @@ class JobQueues:
     def dlq_depth(self, tenant_id: str, priority: str) -> int:
         return self._count(self.dlq_urls[(tenant_id, priority)], in_flight=True)
 
-    def dlq_messages(self, tenant_id: str, priority: str, wait_s: float = 0.0) -> list[dict[str, Any]]:
-        """Peek at DLQ bodies (received with a zero visibility change, left in place)."""
+    def dlq_messages(self, tenant_id: str, priority: str, wait_s: float = 0.0,
+                     until: str | None = None) -> list[dict[str, Any]]:
+        """Peek at DLQ bodies, leaving every message in place.
+
+        Walks the queue: each receive holds what it got out of sight, so the next
+        one returns further messages, until a receive comes back empty; then all
+        are made visible again.  With ``until`` (a job id), walks again until that
+        job's message is there or ``wait_s`` has passed: a job whose record says
+        failed reaches the DLQ only on the next receive of its source queue.
+        """
         url = self.dlq_urls[(tenant_id, priority)]
         deadline = time.monotonic() + wait_s
         while True:
-            msgs = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            for m in msgs:
+            seen = self._walk(url)
+            bodies = [json.loads(m["Body"]) for m in seen]
+            found = until is None and bool(bodies) or until in {b.get("jobId") for b in bodies}
+            if found or time.monotonic() >= deadline:
+                return bodies
+            time.sleep(0.1)
+
+    def _walk(self, url: str) -> list[dict[str, Any]]:
+        held: list[dict[str, Any]] = []
+        try:
+            while True:
+                msgs = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                 VisibilityTimeout=30).get("Messages", [])
+                if not msgs:
+                    return held
+                held.extend(msgs)
+        finally:
+            for m in held:
                 self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"],
                                                     VisibilityTimeout=0)
-            if msgs or time.monotonic() >= deadline:
-                return [json.loads(m["Body"]) for m in msgs]
-            time.sleep(0.1)

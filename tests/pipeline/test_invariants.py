@@ -125,7 +125,7 @@ def test_every_accepted_job_ends_with_exactly_one_outcome(stack, clients, outcom
                                      Prefix=f"{tenant}/{j['jobId']}/").get("KeyCount", 0)
         if fails:
             assert status == "failed" and outputs == 0
-            dlq = stack.queues.dlq_messages(tenant, j["priority"], wait_s=15)
+            dlq = stack.queues.dlq_messages(tenant, j["priority"], wait_s=15, until=j["jobId"])
             assert j["jobId"] in [m["jobId"] for m in dlq]
         else:
             assert status == "succeeded" and outputs == 1

@@ -134,7 +134,7 @@ def test_executor_failing_twice_ends_in_the_dlq_with_status_failed(stack, client
     st = clients[a].wait(j["jobId"], 60)
     assert st["status"] == "failed" and "injected executor failure" in st["error"]
     assert st["attempts"] == 2
-    assert j["jobId"] in [m["jobId"] for m in stack.queues.dlq_messages(a, "realtime", wait_s=15)]
+    assert j["jobId"] in [m["jobId"] for m in stack.queues.dlq_messages(a, "realtime", wait_s=15, until=j["jobId"])]
     assert clients[a].result(j["jobId"]).status_code == 409
 
 

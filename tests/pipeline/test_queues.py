@@ -87,3 +87,29 @@ def test_two_failed_receives_move_the_message_to_the_dlq(queues):
         queues.release(d)
     assert queues.receive(t, "batch") == []
     assert [m["jobId"] for m in queues.dlq_messages(t, "batch")] == ["00000000-0000-4000-8000-000000000009"]
+
+
+def test_dlq_peek_sees_every_message_and_leaves_them_in_place(queues, cloud):
+    """More than one receive's worth (10): the peek walks past the first batch, then puts all back."""
+    t, sqs = "globex-retail", cloud.client("sqs")
+    url = queues.dlq_urls[(t, "standard")]
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(13)]
+    for i, job_id in enumerate(ids):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"jobId": job_id}), MessageGroupId=f"g{i}",
+                         MessageDeduplicationId=job_id)
+    assert sorted(m["jobId"] for m in queues.dlq_messages(t, "standard")) == ids
+    assert sorted(m["jobId"] for m in queues.dlq_messages(t, "standard")) == ids
+    assert queues.dlq_depth(t, "standard") == 13
+
+
+def test_dlq_peek_until_a_job_waits_for_it_and_gives_up_after_wait_s(queues):
+    t = "globex-retail"
+    first, second = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+    for job_id in (first, second):
+        queues.send(t, "realtime", {"jobId": job_id, "tenantId": t})
+        for _ in (1, 2):
+            queues.release(queues.receive(t, "realtime")[0])
+    queues.receive(t, "realtime")  # moves both to the DLQ
+    assert second in [m["jobId"] for m in queues.dlq_messages(t, "realtime", until=second)]
+    missing = "00000000-0000-4000-8000-00000000000c"
+    assert missing not in [m["jobId"] for m in queues.dlq_messages(t, "realtime", wait_s=0.3, until=missing)]
