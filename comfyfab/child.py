@@ -83,10 +83,11 @@ class ChildServer:
 
 
 def ready(port: int, announce_port: bool, banner: str, on_exit: Callable[[], None] | None = None) -> None:
-    """Child side, once serving: freeze the startup heap, then announce the port or print ``banner``."""
+    """Child side, once serving: freeze the startup heap and whatever survives later full
+    collections (:func:`comfyfab.serve.keep_heap_frozen`), then announce the port or print ``banner``."""
     from .serve import freeze_startup_heap
 
-    freeze_startup_heap()
+    freeze_startup_heap(keep_frozen=True)
     if announce_port:
         announce(port, on_exit)
     else:

@@ -32,6 +32,29 @@ THREADS = 192
 CONNECTIONS = 2000
 
 
+RESET_PATH = "/moto-api/reset"
+
+
+def compacting_on_reset(app: Any) -> Any:
+    """moto's app, but a reset also frees the state it dropped.
+
+    The server freezes what survives each full collection
+    (:func:`comfyfab.serve.keep_heap_frozen`), so the backends a reset lets go
+    of would stay in memory for good: each test module resets.  A reset is a
+    quiet moment, so it thaws, collects and freezes the heap again.
+    """
+    from .serve import compact_heap
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        body = app(environ, start_response)
+        if environ.get("PATH_INFO") == RESET_PATH and environ.get("REQUEST_METHOD") == "POST":
+            body = list(body)  # the reset has run once its response is read
+            compact_heap()
+        return body
+
+    return wrapped
+
+
 def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) -> Any:
     """A waitress server for moto's app, bound but not yet serving (``.run()`` serves)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -41,7 +64,7 @@ def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) 
 
     moto_fast.apply()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes under load
-    app = DomainDispatcherApplication(create_backend_app)
+    app = compacting_on_reset(DomainDispatcherApplication(create_backend_app))
     return create_server(app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS,
                          asyncore_use_poll=True, ident="comfyfab-moto", channel_timeout=300)
 
