@@ -20,8 +20,10 @@ simulator of the real comparison makes each job receivable its drawn submit
 time after arrival, and each worker takes its drawn receive time to pick a
 job up (:class:`sim.state.FleetOptions` ``dispatch_samples`` and
 ``receive_samples``, per class: an idle worker polls realtime, standard,
-batch in turn, so a batch job's receive includes two empty receives), and
-holds each worker ``completion_s`` longer after execution.  The comparison
+batch in turn, so a batch job's receive includes two empty receives; the
+samples are those of idle workers), a worker that comes straight from
+finishing another job takes ``turnaround_s`` longer than that, and each
+worker is held ``completion_s`` longer after execution.  The comparison
 itself is never used to tune the model that is compared with it.
 """
 
@@ -46,6 +48,8 @@ class PipelineOverheads:
     dispatch_samples: tuple[tuple[float, ...], ...] | None = None
     # per class: from the moment a job is in SQS and a worker is free until the worker has it
     receive_samples: tuple[tuple[float, ...], ...] | None = None
+    # a worker coming straight from another job takes this much longer to hold the next (:func:`turnaround`)
+    turnaround_s: float = 0.0
 
     def describe(self) -> str:
         def spread(name: str, samples) -> str:
@@ -55,6 +59,7 @@ class PipelineOverheads:
         parts = [spread(name, samples) for name, samples in (("submit", self.dispatch_samples),
                                                              ("receive", self.receive_samples)) if samples]
         parts.append(f"completion {self.completion_s * 1000:.0f} ms")
+        parts.append(f"turnaround {self.turnaround_s * 1000:.0f} ms")
         return (f"pipeline overheads from a {self.jobs}-job live probe (fabric time at {self.time_scale:g}x): "
                 f"{', '.join(parts)}; the simulator draws each job's from its class's measured ones")
 
@@ -76,25 +81,54 @@ def _per_class(values, classes) -> tuple[tuple[float, ...], ...]:
     return tuple(out)
 
 
-def live_overheads(jobs) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
-    """(submit, receive) samples per class, read off a live replay's jobs alone.
-
-    *submit*: arrival until the router's answer (the job is then in SQS). *receive*: from when the
-    job was in SQS and its worker was free (the end of that worker's previous job) until the worker
-    held it -- the empty receives of higher classes, the receive and the start write, without any
-    wait for a free worker, nor (when the frame has a ``group`` column) for the job ahead of it in its
-    FIFO message group to finish."""
+def _pickups(jobs):
+    """The ok jobs in start order, with each one's submit and receive times and whether its pickup was
+    *chained*: its worker came to it straight from finishing another job (the job was waiting), rather
+    than from idling (the job arrived to a free worker)."""
     ok = jobs[(jobs["status"] == "ok") & jobs["enqueued"].notna()].sort_values("start", kind="stable")
     submit = (ok["enqueued"] - ok["arrival"]).to_numpy(dtype=float)
     free_at = ok.groupby("worker")["end"].shift(1).fillna(-np.inf).to_numpy(dtype=float)
-    ready = np.maximum(ok["enqueued"].to_numpy(dtype=float), free_at)
+    enqueued = ok["enqueued"].to_numpy(dtype=float)
+    ready = np.maximum(enqueued, free_at)
     if "group" in ok.columns:
         # nor any wait for the job before it in its FIFO message group (the simulator models that)
         keys = [k for k in ("tenant", "class", "group") if k in ok.columns]
         group_free = ok.groupby(keys, sort=False)["end"].shift(1).fillna(-np.inf).to_numpy(dtype=float)
         ready = np.maximum(ready, group_free)
     receive = ok["start"].to_numpy(dtype=float) - ready
-    return _per_class(submit, ok["class"]), _per_class(receive, ok["class"])
+    chained = (free_at > enqueued) & (free_at >= ready)
+    return ok, submit, receive, chained
+
+
+def live_overheads(jobs, chained: bool = True) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+    """(submit, receive) samples per class, read off a live replay's jobs alone.
+
+    *submit*: arrival until the router's answer (the job is then in SQS). *receive*: from when the
+    job was in SQS and its worker was free (the end of that worker's previous job) until the worker
+    held it -- the empty receives of higher classes, the receive and the start write, without any
+    wait for a free worker, nor (when the frame has a ``group`` column) for the job ahead of it in its
+    FIFO message group to finish.  ``chained=False`` keeps only the receives of workers that were
+    idle (see :func:`turnaround`)."""
+    ok, submit, receive, is_chained = _pickups(jobs)
+    keep = np.ones(len(ok), dtype=bool) if chained else ~is_chained
+    return _per_class(submit, ok["class"]), _per_class(receive[keep], ok["class"].to_numpy()[keep])
+
+
+def turnaround(jobs) -> float:
+    """How much longer a worker takes to hold its next job when it comes straight from finishing one
+    than when it was idle (fabric seconds, >= 0; 0 with fewer than ``MIN_CLASS_SAMPLES`` such pickups).
+
+    An idle worker is woken by the arrival and polls at once; a worker that has just finished still
+    closes the job it ran (the tail of the delete and the event) before it polls.  Per chained pickup:
+    its receive minus the median idle receive of its class; the median of those."""
+    ok, _, receive, is_chained = _pickups(jobs)
+    classes = ok["class"].to_numpy()
+    extra = []
+    for c in PRIORITY_ORDER:
+        idle = receive[(classes == c) & ~is_chained]
+        if len(idle):
+            extra.extend(receive[(classes == c) & is_chained] - np.median(idle))
+    return max(0.0, float(np.median(extra))) if len(extra) >= MIN_CLASS_SAMPLES else 0.0
 
 
 def probe_scenario(scenario: Scenario, cfg: FabricConfig, jobs: int, gap_s: float) -> Scenario:
@@ -133,5 +167,6 @@ def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 100,
     if len(l_ok) == 0 or len(s_ok) == 0:
         return PipelineOverheads(0.0, 0, probe.live.time_scale)
     completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
-    submit, receive = live_overheads(live.jobs)
-    return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), probe.live.time_scale, submit, receive)
+    submit, receive = live_overheads(live.jobs, chained=False)
+    return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), probe.live.time_scale, submit, receive,
+                             turnaround(live.jobs))

@@ -153,7 +153,8 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
         sample_s=max(1.0, min(60.0, scenario.duration_s / 500)),
         completion_s=overheads.completion_s if overheads else 0.0,
         dispatch_samples=overheads.dispatch_samples if overheads else None,
-        receive_samples=overheads.receive_samples if overheads else None, dispatch_draw=dispatch_draw))
+        receive_samples=overheads.receive_samples if overheads else None,
+        turnaround_s=overheads.turnaround_s if overheads else 0.0, dispatch_draw=dispatch_draw))
     try:
         result = simulate(scfg, tables, seed=scenario.seed, rep=rep, options=options)
     except SimError as exc:

@@ -182,6 +182,7 @@ class TenantFleet:
         hb_off = not self.options.heartbeats
         autoscale = self.options.autoscale
         vt = self.vt
+        turn = self.options.turnaround_s
         rare = self._rare
         grouped, gk, held, pop = self.grouped, self.gk, self.held, self._pop
         for p in self.pools.values():
@@ -215,6 +216,9 @@ class TenantFleet:
                                     continue
                                 if grouped:
                                     held[gk[j]] += 1
+                                if turn:
+                                    svc[j] += turn
+                                    rcv[j] += turn
                                 s = svc[j]
                                 if hb_off and s > vt[cls[j]]:
                                     self._start_doomed(w, j, t)
@@ -307,8 +311,12 @@ class TenantFleet:
         return out
 
     # -- rare paths ----------------------------------------------------------
-    def _begin(self, w: Worker, j: int, t: float) -> None:
-        """Start job ``j`` on ``w`` (the slow path's copy of the inline start)."""
+    def _begin(self, w: Worker, j: int, t: float, chained: bool = False) -> None:
+        """Start job ``j`` on ``w`` (the slow path's copy of the inline start); ``chained``: ``w`` comes
+        straight from finishing another job."""
+        if chained and self.options.turnaround_s:
+            self.svc[j] += self.options.turnaround_s
+            self.rcv[j] += self.options.turnaround_s
         s = self.svc[j]
         if not self.options.heartbeats and s > self.vt[int(self.jobs.cls[j])]:
             self._start_doomed(w, j, t)
@@ -363,12 +371,12 @@ class TenantFleet:
                     return
                 self._begin(idle.pop(), j, t)
 
-    def _take_next(self, w: Worker, t: float) -> None:
+    def _take_next(self, w: Worker, t: float, chained: bool = True) -> None:
         for q in w.queues:
             if q:
                 j = self._receive(q)
                 if j >= 0:
-                    self._begin(w, j, t)
+                    self._begin(w, j, t, chained)
                     return
         w.job = -1
         w.idle_since = t
@@ -459,7 +467,7 @@ class TenantFleet:
             if not w.stopped:
                 w.starting = False
                 w.idle_since = t
-                self._take_next(w, t)
+                self._take_next(w, t, chained=False)  # a fresh worker: its first poll
         elif kind == SAMPLE:
             q = self.queues
             busy = sum(1 for p in self.pools.values() for w in p.workers if w.job >= 0)

@@ -35,6 +35,9 @@ class FleetOptions:
     # free, the worker has it this much later (the empty receives of higher classes, the receive, the
     # start write); the worker is busy meanwhile and the job's wait includes it.
     receive_samples: tuple[tuple[float, ...], ...] | None = None
+    # A worker that takes its next job straight after finishing one (the job was waiting) holds it this
+    # much later than an idle worker would (it still closes the previous job before it polls).
+    turnaround_s: float = 0.0
     dispatch_draw: int = 0  # another independent draw of the overheads alone (same arrivals, services)
     # SQS FIFO message groups per queue (``queues.message_groups``): a job is not receivable while
     # another job of its group in the same queue is in flight (received, not yet deleted).  None:
@@ -50,6 +53,8 @@ class FleetOptions:
                 raise ValueError(f"{name} needs a non-empty tuple of samples for each of the 3 classes")
             if min(min(c) for c in samples) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.turnaround_s < 0:
+            raise ValueError("turnaround_s must not be negative")
         if self.message_groups is not None and self.message_groups < 1:
             raise ValueError("message_groups must be at least 1 (or None for an ideal queue)")
 

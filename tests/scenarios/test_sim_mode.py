@@ -274,3 +274,25 @@ def test_a_wait_for_the_message_group_is_not_counted_as_receive_time():
     assert receive[1] == pytest.approx((0.05,) * 6)          # b: 1.13 - a's end 1.08, not 1.13 - 0.53
     _, ungrouped = live_overheads(jobs.drop(columns=["group"]))
     assert max(ungrouped[1]) == pytest.approx(0.60)
+
+
+def test_turnaround_is_how_much_longer_a_worker_takes_coming_straight_from_a_job():
+    from scenarios.overheads import live_overheads, turnaround
+
+    rows = []
+    for i in range(6):  # idle pickups: each standard job arrives to an idle w1 and is held 0.04 after its enqueue
+        a = 10.0 * i
+        rows.append(("standard", a, a + 0.03, a + 0.07, a + 1.07, "w1"))
+    end = 0.0
+    for i in range(7):  # a burst: the first finds w1 idle; each later one waits for the previous to end
+        a = 100.0 + 0.1 * i
+        start = a + 0.07 if i == 0 else end + 0.10  # ... and is held 0.10 after it
+        end = start + 1.0
+        rows.append(("standard", a, a + 0.03, start, end, "w1"))
+    jobs = pd.DataFrame(rows, columns=["class", "arrival", "enqueued", "start", "end", "worker"]).assign(status="ok")
+    assert turnaround(jobs) == pytest.approx(0.06)
+    _, idle_only = live_overheads(jobs, chained=False)
+    assert idle_only[1] == pytest.approx((0.04,) * 7)
+    _, every = live_overheads(jobs)
+    assert len(every[1]) == 13
+    assert turnaround(jobs.iloc[:9]) == 0.0  # two chained pickups are too few to say

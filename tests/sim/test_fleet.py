@@ -192,3 +192,22 @@ def test_receive_samples_delay_every_pickup_and_hold_the_worker():
     order = np.argsort(busy.start[done])
     gaps = np.diff(busy.start[done][order]) - busy.service[done][order][:-1]
     assert (gaps >= 0.3 - 1e-9).all()  # one worker: each next job starts 0.3 s after the last ended
+
+
+def test_turnaround_delays_only_pickups_straight_after_another_job():
+    """One worker, busy about 70 % of the time: a job that waited is held ``turnaround_s`` after the
+    previous job ended; a job that found the worker idle is held at once, as without it."""
+    cfg = fixed_fleet(1)
+    t = cfg.tenants[0].id
+    wl = poisson(t, {"realtime": 0.7}, hours=0.5)
+    base = simulate(cfg, wl, seed=5).runs[t]
+    run = simulate(cfg, wl, seed=5, options=SimOptions(fleet=FleetOptions(turnaround_s=0.3))).runs[t]
+    assert (run.status == OK).all() and np.allclose(run.service, base.service)
+    order = np.argsort(run.start)
+    start, arrival, end = run.start[order], run.arrival[order], run.end[order]
+    chained = end[:-1] > arrival[1:]
+    assert chained.sum() > 100 and (~chained).sum() > 100
+    assert np.allclose(start[1:][chained], end[:-1][chained] + 0.3)
+    assert np.allclose(start[1:][~chained], arrival[1:][~chained])
+    # longer turnarounds make the same arrivals wait longer, never shorter
+    assert (run.start - run.arrival).mean() > (base.start - base.arrival).mean()
