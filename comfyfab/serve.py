@@ -120,6 +120,4 @@ def keep_heap_frozen() -> None:
 def compact_heap() -> int:
     """Thaw, collect everything, freeze again: frees the frozen garbage, once, at a quiet moment."""
     gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
+    return freeze_startup_heap()

@@ -124,7 +124,7 @@ class JobQueues:
         while True:
             seen = self._walk(url)
             bodies = [json.loads(m["Body"]) for m in seen]
-            found = until is None and bool(bodies) or until in {b.get("jobId") for b in bodies}
+            found = bool(bodies) if until is None else until in {b.get("jobId") for b in bodies}
             if found or time.monotonic() >= deadline:
                 return bodies
             time.sleep(0.1)
