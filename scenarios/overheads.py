@@ -67,8 +67,9 @@ class PipelineOverheads:
 MIN_CLASS_SAMPLES = 5
 
 
-def _per_class(values, classes) -> tuple[tuple[float, ...], ...]:
-    """Sorted samples per class (realtime, standard, batch); a class with too few takes all classes'."""
+def _per_class(values, classes, pool: bool = False) -> tuple[tuple[float, ...], ...]:
+    """Sorted samples per class (realtime, standard, batch); a class with too few takes all classes',
+    and with ``pool`` every class does."""
     values = np.clip(np.asarray(values, dtype=float), 0.0, None)
     classes = np.asarray(classes)
     keep = ~np.isnan(values)
@@ -77,7 +78,7 @@ def _per_class(values, classes) -> tuple[tuple[float, ...], ...]:
     out = []
     for c in PRIORITY_ORDER:
         mine = values[classes == c]
-        out.append(tuple(float(x) for x in np.sort(mine)) if len(mine) >= MIN_CLASS_SAMPLES else pooled)
+        out.append(tuple(float(x) for x in np.sort(mine)) if len(mine) >= MIN_CLASS_SAMPLES and not pool else pooled)
     return tuple(out)
 
 
@@ -103,7 +104,12 @@ def _pickups(jobs):
 def live_overheads(jobs, chained: bool = True) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
     """(submit, receive) samples per class, read off a live replay's jobs alone.
 
-    *submit*: arrival until the router's answer (the job is then in SQS). *receive*: from when the
+    *submit*: arrival until the router's answer (the job is then in SQS); every class gets all
+    classes' samples, because the router does the same work for each (the class only names the
+    queue), and a class's share of a probe is too few jobs to pin its median down: with 20-25
+    realtime jobs in a 100-job probe, a realtime median moved by about 3 ms between resamples,
+    while the three classes' medians over 300 probe jobs were within 0.5 ms of each other.
+    *receive*: from when the
     job was in SQS and its worker was free (the end of that worker's previous job) until the worker
     held it -- the empty receives of higher classes, the receive and the start write, without any
     wait for a free worker, nor (when the frame has a ``group`` column) for the job ahead of it in its
@@ -111,7 +117,7 @@ def live_overheads(jobs, chained: bool = True) -> tuple[tuple[tuple[float, ...],
     idle (see :func:`turnaround`)."""
     ok, submit, receive, is_chained = _pickups(jobs)
     keep = np.ones(len(ok), dtype=bool) if chained else ~is_chained
-    return _per_class(submit, ok["class"]), _per_class(receive[keep], ok["class"].to_numpy()[keep])
+    return _per_class(submit, ok["class"], pool=True), _per_class(receive[keep], ok["class"].to_numpy()[keep])
 
 
 def turnaround(jobs) -> float:
@@ -142,7 +148,7 @@ def probe_scenario(scenario: Scenario, cfg: FabricConfig, jobs: int, gap_s: floa
                                   sample_wall_s=live.sample_wall_s))
 
 
-def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 100,
+def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 200,
                       progress=None) -> PipelineOverheads:
     """Replay a probe of ``scenario`` live and read the pipeline's overheads off it (fabric seconds).
 
