@@ -20,6 +20,12 @@ with the queue, and every request repeats work whose answer never changes:
    from CamelCase with a character loop.  Those three answers are the same
    every time; they are computed once and remembered.
 
+4. ``UpdateItem`` parses its update expression twice per call (once to
+   check the names and values it uses, once to apply it), and a parse was a
+   seventh of moto's own time for the job store's updates.  The parse of an
+   expression string is remembered: every use of the tree either only reads
+   it or works on a deep copy (moto's ``Validator`` copies it first).
+
 Nothing about what moto answers changes: the FIFO, deduplication, visibility
 and redrive tests run on this backend.  Each fix checks that moto still has
 the shape it relies on and otherwise leaves moto alone (slower, still right).
@@ -56,7 +62,7 @@ class _WithoutCounts:
 
 
 def apply() -> bool:
-    """Install the three fixes once per process; returns whether they are in place."""
+    """Install the fixes once per process; returns whether they are in place."""
     global _applied
     if _applied:
         return True
@@ -95,6 +101,7 @@ def apply() -> bool:
         return time.time() * 1000.0 if dt is None else slow_clock(dt)
 
     _remember_constant_answers()
+    _remember_update_parses()
     queue_cls.attributes = property(attributes)
     backend_cls.send_message = sending(backend_cls.send_message)
     backend_cls.send_message_batch = sending(backend_cls.send_message_batch)
@@ -115,6 +122,29 @@ def _remember_constant_answers() -> None:
         responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
     if callable(getattr(models, "camelcase_to_underscores", None)):
         models.camelcase_to_underscores = functools.lru_cache(maxsize=4096)(models.camelcase_to_underscores)
+
+
+def _remember_update_parses() -> None:
+    """Fix 4: one parse per update expression string (the trees are read, or copied before use)."""
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import Validator
+
+    make = UpdateExpressionParser.__dict__.get("make")
+    # only where moto still copies the tree before validating it
+    if not isinstance(make, classmethod) or "deepcopy(expression)" not in _source(Validator.__init__):
+        log.warning("moto's DynamoDB expression parser changed shape; its parse cache is not applied")
+        return
+    parse = functools.lru_cache(maxsize=1024)(make.__func__.__get__(UpdateExpressionParser))
+    UpdateExpressionParser.make = classmethod(lambda cls, expression_str: parse(expression_str))
+
+
+def _source(fn: Any) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
 
 
 def _measure(queued: int = 2000, sends: int = 100) -> None:  # pragma: no cover - a benchmark

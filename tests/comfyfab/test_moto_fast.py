@@ -56,3 +56,36 @@ def test_fifo_rules_still_hold(sqs):
     assert len(got) == 1
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
+
+
+@pytest.fixture(scope="module")
+def ddb():
+    with EmbeddedAws(mode="thread") as aws:
+        c = aws.cloud().client("dynamodb")
+        c.create_table(TableName="t", AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                       KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+        yield c
+
+
+def test_an_update_expression_is_parsed_once_and_its_tree_never_changes(ddb):
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    expr = "SET #s = :s, #n = :n ADD #c :one"
+    assert UpdateExpressionParser.make(expr) is UpdateExpressionParser.make(expr)
+    names = {"#s": "status", "#n": "note", "#c": "count"}
+    for k, status in (("a", "running"), ("b", "done"), ("a", "done")):
+        ddb.update_item(TableName="t", Key={"k": {"S": k}}, UpdateExpression=expr, ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={":s": {"S": status}, ":n": {"S": f"{k}-{status}"},
+                                                   ":one": {"N": "1"}})
+    a = ddb.get_item(TableName="t", Key={"k": {"S": "a"}}, ConsistentRead=True)["Item"]
+    b = ddb.get_item(TableName="t", Key={"k": {"S": "b"}}, ConsistentRead=True)["Item"]
+    # each call applied its own values to its own item: the shared tree was not filled in by an earlier call
+    assert (a["status"], a["note"], a["count"]) == ({"S": "done"}, {"S": "a-done"}, {"N": "2"})
+    assert (b["status"], b["note"], b["count"]) == ({"S": "done"}, {"S": "b-done"}, {"N": "1"})
+
+
+def test_a_bad_update_expression_is_refused_every_time(ddb):
+    for _ in range(2):  # a failed parse is not remembered as a success
+        with pytest.raises(ddb.exceptions.ClientError, match="ValidationException"):
+            ddb.update_item(TableName="t", Key={"k": {"S": "x"}}, UpdateExpression="SET = :v",
+                            ExpressionAttributeValues={":v": {"S": "1"}})
