@@ -102,6 +102,7 @@ class TenantFleet:
         if rcv is not None:
             svc += rcv  # ... and from the moment it is free until it holds its next job
         self.rcv: list[float] = rcv.tolist() if rcv is not None else [0.0] * n
+        self.rcv0 = tuple(self.rcv)  # each job's drawn receive, before any turnaround
         # message groups: gk[j] indexes held[] by (class, group); held counts receives in flight
         groups = self.groups = options.message_groups
         self.grouped = groups is not None
@@ -397,7 +398,11 @@ class TenantFleet:
         self.recv[j] = received
         self.redeliveries += 1
         key = self.jobs.keys[int(self.jobs.key[j])]
-        self.svc[j] = float(self.service.seconds(self.gpu, key, np.array([self.rng_retry.random()]))[0])
+        # a new attempt: a new execution, the same completion, and the job's drawn receive again (a
+        # turnaround is added afresh if the next pickup is chained)
+        self.rcv[j] = self.rcv0[j]
+        self.svc[j] = (float(self.service.seconds(self.gpu, key, np.array([self.rng_retry.random()]))[0])
+                       + self.options.completion_s + self.rcv[j])
         self.queues[c].appendleft(j)
         for idle in self.idle_for[c]:
             if idle:

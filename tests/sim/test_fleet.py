@@ -91,6 +91,19 @@ def test_heartbeats_keep_long_jobs_and_their_absence_redelivers():
     assert off.receives == len(off.arrival) + off.redeliveries
 
 
+def test_a_redelivered_attempt_keeps_the_pipeline_overheads():
+    cfg = fixed_fleet(2, **{"gpus.H100.service_times.0.min_s": 9.0, "gpus.H100.service_times.0.max_s": 11.0})
+    wl = poisson(cfg.tenants[0].id, {"realtime": 0.05}, hours=2)
+    fleet = FleetOptions(heartbeats=False, completion_s=0.4, receive_samples=((0.05,), (0.05,), (0.05,)))
+    r = simulate(cfg, wl, seed=1, options=SimOptions(fleet=fleet)).runs[cfg.tenants[0].id]
+    assert r.redeliveries > 0
+    ok = r.status == OK
+    assert ok.sum() > 0
+    # every finished attempt, first or not, held its worker for execution (>= 9 s) plus the completion
+    assert (r.service[ok] >= 9.0 + 0.4 - 1e-9).all()
+    assert (r.service[ok] <= 11.0 + 0.4 + 1e-9).all()
+
+
 def test_runs_repeat_and_configs_share_random_numbers():
     cfg = one_tenant()
     wl = WorkloadSpec.seed_month(cfg, days=0.5, bursts=False)
