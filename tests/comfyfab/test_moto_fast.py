@@ -26,7 +26,7 @@ def test_fixes_are_applied_to_this_moto():
     assert moto_fast.apply() is True
 
 
-def test_send_does_not_count_the_queue(sqs, monkeypatch):
+def test_send_and_receive_do_not_count_the_queue(sqs, monkeypatch):
     from moto.sqs.models import Queue
 
     url = sqs.create_queue(QueueName=f"c{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
@@ -39,10 +39,11 @@ def test_send_does_not_count_the_queue(sqs, monkeypatch):
     sqs.send_message_batch(QueueUrl=url, Entries=[
         {"Id": str(i), "MessageBody": "{}", "MessageGroupId": "g", "MessageDeduplicationId": str(uuid.uuid4())}
         for i in range(3)])
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=30)  # checks retention per message
     assert counted == []
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert counted, "GetQueueAttributes still counts"
-    assert attrs["ApproximateNumberOfMessages"] == "8"
+    assert attrs["ApproximateNumberOfMessages"] == "5"
     assert attrs["ContentBasedDeduplication"] == "false" and attrs["FifoQueue"] == "true"
 
 
@@ -89,3 +90,19 @@ def test_a_bad_update_expression_is_refused_every_time(ddb):
         with pytest.raises(ddb.exceptions.ClientError, match="ValidationException"):
             ddb.update_item(TableName="t", Key={"k": {"S": "x"}}, UpdateExpression="SET = :v",
                             ExpressionAttributeValues={":v": {"S": "1"}})
+
+
+def test_a_reset_still_empties_every_service_in_use(sqs, ddb):
+    # (last in this module: a reset empties the whole in-process moto)
+    import requests
+
+    url = sqs.create_queue(QueueName=f"z{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    for _ in range(2):  # the second time round, the backends exist before the reset and are found again
+        endpoint = sqs.meta.endpoint_url
+        assert requests.post(f"{endpoint}/moto-api/reset", timeout=10).ok
+        assert sqs.list_queues().get("QueueUrls", []) == []
+        assert ddb.list_tables()["TableNames"] == []
+        url = sqs.create_queue(QueueName="again")["QueueUrl"]
+        ddb.create_table(TableName="again", AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    assert sqs.list_queues()["QueueUrls"] == [url]
