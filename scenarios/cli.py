@@ -67,29 +67,52 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     return s
 
 
-def _run(s: Scenario, cfg: FabricConfig, mode: str, label: str, same_as_live: bool = False) -> ReplayResult:
+def _run(s: Scenario, cfg: FabricConfig, mode: str, label: str) -> ReplayResult:
     eff = s.effective_config(cfg)
     if mode == "sim":
         from .sim_mode import run_sim
 
-        if not same_as_live:
-            return run_sim(s, eff, label=label)
-        # --mode both: the simulator gets exactly the arrivals the live replay submits, and the
-        # per-job overheads of the live pipeline, measured first on a separate probe.
-        from .overheads import measure_overheads
-
-        over = measure_overheads(s, eff)
-        print(over.describe())
-        window = s.live.window_h if s.live else None
-        first = run_sim(s, eff, label=label, window_h=window, overheads=over)
-        # further draws of the measured dispatch times alone (same arrivals and services): the
-        # agreement compares their median, not one draw's luck
-        first.dispatch_draws = [run_sim(s, eff, label=label, window_h=window, overheads=over, dispatch_draw=k)
-                                for k in range(1, DISPATCH_DRAWS)]
-        return first
+        return run_sim(s, eff, label=label)
     from .live import run_live
 
     return run_live(s, eff, label=label)
+
+
+def _sim_against_live(s: Scenario, cfg: FabricConfig, label: str, over) -> ReplayResult:
+    """The simulator on exactly the arrivals the live replay submits, with the live pipeline's
+    measured per-job overheads; further draws of those overheads alone (same arrivals and
+    services), so that the agreement compares their median, not one draw's luck."""
+    from .sim_mode import run_sim
+
+    eff = s.effective_config(cfg)
+    window = s.live.window_h if s.live else None
+    first = run_sim(s, eff, label=label, window_h=window, overheads=over)
+    first.dispatch_draws = [run_sim(s, eff, label=label, window_h=window, overheads=over, dispatch_draw=k)
+                            for k in range(1, DISPATCH_DRAWS)]
+    return first
+
+
+def _both(s: Scenario, cfg: FabricConfig, label: str, live_runs: int, out: Path, plots: bool
+          ) -> tuple[ReplayResult, list[ReplayResult]]:
+    """--mode both for one config: the live runs, with the overhead probe in slices before, between and
+    after them (:class:`~scenarios.overheads.OverheadProbe`), then the simulator with what it measured."""
+    from .overheads import OverheadProbe
+
+    probe = OverheadProbe(s, s.effective_config(cfg), slices=live_runs + 1)
+    probe.run_slice()
+    lives = []
+    for k in range(1, live_runs + 1):
+        r = _run(s, cfg, "live", label)
+        r.save(out / "-".join(x for x in (label, "live", str(k) if k > 1 else "") if x), plots=plots)
+        _print_run(r)
+        lives.append(r)
+        probe.run_slice()
+    over = probe.result()
+    print(over.describe())
+    sim = _sim_against_live(s, cfg, label, over)
+    sim.save(out / "-".join(x for x in (label, "sim") if x), plots=plots)
+    _print_run(sim)
+    return sim, lives
 
 
 def _print_run(r: ReplayResult) -> None:
@@ -135,17 +158,15 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
     results: dict[tuple[str, str], ReplayResult] = {}
     repeats: dict[str, list[ReplayResult]] = {label: [] for label, _ in configs}  # live runs after the first
     try:
-        for mode in modes:
-            for label, cfg in configs:
-                r = _run(s, cfg, mode, label, same_as_live=args.mode == "both")
-                results[(label, mode)] = r
-                r.save(out / "-".join(x for x in (label, mode) if x), plots=not args.no_plots)
-                _print_run(r)
-                for k in range(2, args.live_runs + 1) if mode == "live" else ():
-                    again = _run(s, cfg, mode, label)
-                    repeats[label].append(again)
-                    again.save(out / "-".join(x for x in (label, mode, str(k)) if x), plots=not args.no_plots)
-                    _print_run(again)
+        for label, cfg in configs:
+            if args.mode == "both":
+                results[(label, "sim")], (results[(label, "live")], *repeats[label]) = \
+                    _both(s, cfg, label, args.live_runs, out, plots=not args.no_plots)
+                continue
+            r = _run(s, cfg, args.mode, label)
+            results[(label, args.mode)] = r
+            r.save(out / "-".join(x for x in (label, args.mode) if x), plots=not args.no_plots)
+            _print_run(r)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     ok = True

@@ -8,7 +8,7 @@ receive; after execution the upload, the record update and the delete --
 and, when time is compressed, every wall millisecond of it counts
 ``time_scale`` times in fabric time.
 
-:func:`measure_overheads` measures them on a *probe*: a separate live replay
+:class:`OverheadProbe` (or :func:`measure_overheads`, in one piece) measures them on a *probe*: a separate live replay
 of the scenario's own tenant, class mix and time scale, with other arrivals
 (the next seed), at the scenario's own mean rate (or lighter, to stay
 short).  Per job it reads two times: *submit*, from arrival until the
@@ -50,6 +50,7 @@ class PipelineOverheads:
     receive_samples: tuple[tuple[float, ...], ...] | None = None
     # a worker coming straight from another job takes this much longer to hold the next (:func:`turnaround`)
     turnaround_s: float = 0.0
+    slices: int = 1       # short probes the jobs came from, spread over the live runs (:class:`OverheadProbe`)
 
     def describe(self) -> str:
         def spread(name: str, samples) -> str:
@@ -60,7 +61,9 @@ class PipelineOverheads:
                                                              ("receive", self.receive_samples)) if samples]
         parts.append(f"completion {self.completion_s * 1000:.0f} ms")
         parts.append(f"turnaround {self.turnaround_s * 1000:.0f} ms")
-        return (f"pipeline overheads from a {self.jobs}-job live probe (fabric time at {self.time_scale:g}x): "
+        where = f"a {self.jobs}-job live probe" if self.slices == 1 else \
+            f"{self.jobs} jobs of live probes in {self.slices} slices around the live runs"
+        return (f"pipeline overheads from {where} (fabric time at {self.time_scale:g}x): "
                 f"{', '.join(parts)}; the simulator draws each job's from its class's measured ones")
 
 
@@ -137,15 +140,90 @@ def turnaround(jobs) -> float:
     return max(0.0, float(np.median(extra))) if len(extra) >= MIN_CLASS_SAMPLES else 0.0
 
 
-def probe_scenario(scenario: Scenario, cfg: FabricConfig, jobs: int, gap_s: float) -> Scenario:
+def probe_scenario(scenario: Scenario, cfg: FabricConfig, jobs: int, gap_s: float, seed_offset: int = 1) -> Scenario:
     """The scenario's first tenant and mix, one arrival every ``gap_s`` on average, nothing else."""
     tenant = (scenario.tenants or (cfg.tenants[0].id,))[0]
     live = scenario.live or LiveSpec()
     return Scenario(name=f"{scenario.name}-probe", description="pipeline overhead probe", duration_h=jobs * gap_s / 3600,
-                    seed=scenario.seed + 1, tenants=(tenant,), config=dict(scenario.config),
+                    seed=scenario.seed + seed_offset, tenants=(tenant,), config=dict(scenario.config),
                     traffic=TrafficSpec(per_day=86400 / gap_s, mix=dict(scenario.traffic.mix)),
                     live=LiveSpec(time_scale=live.time_scale, drain_wall_s=live.drain_wall_s,
                                   sample_wall_s=live.sample_wall_s))
+
+
+class OverheadProbe:
+    """Measures the live pipeline's overheads in ``slices`` short probes, run when :meth:`run_slice` is called.
+
+    This machine's speed drifts by 10-15 % over minutes (in one replay the same pipeline's median
+    submit time was 35 ms in one quarter of a live run and 47 ms in another), so a probe run once,
+    before the live runs it stands for, measured them about 8 % too fast.  Run in slices between
+    the live runs, the probe samples the same stretch of time as they do.  Each slice has other
+    arrivals (its own seed), never those of the compared run.
+    """
+
+    def __init__(self, scenario: Scenario, cfg: FabricConfig, jobs: int = 200, slices: int = 1, progress=None):
+        from .sim_mode import run_sim
+
+        self.scenario, self.cfg, self.progress = scenario, cfg, progress
+        self.slices = max(1, slices)
+        self.per_slice = max(MIN_SLICE_JOBS, -(-jobs // self.slices))
+        first = run_sim(probe_scenario(scenario, cfg, jobs, 60.0), cfg)
+        mean_service = float(np.nanmean(first.jobs["service"])) if len(first.jobs) else 1.0
+        gap = max(2.0, 4 * mean_service)
+        if scenario.traffic.per_day:
+            gap = min(gap, 86400 / (scenario.traffic.per_day / max(1, len(scenario.tenants or cfg.tenants))))
+        self.gap_s = gap
+        self._live: list = []
+        self._sim: list = []
+
+    @property
+    def done(self) -> int:
+        return len(self._live)
+
+    def run_slice(self) -> None:
+        """Replay the next slice live (and on the simulator, for the completion time)."""
+        from .live import run_live
+        from .sim_mode import run_sim
+
+        k = len(self._live)
+        probe = probe_scenario(self.scenario, self.cfg, self.per_slice, self.gap_s, seed_offset=1 + k)
+        self._sim.append(run_sim(probe, self.cfg).jobs)
+        self._live.append(run_live(probe, self.cfg, progress=self.progress).jobs)
+        self.time_scale = probe.live.time_scale
+
+    def result(self) -> PipelineOverheads:
+        """The overheads over every slice run so far (running one if none was)."""
+        import pandas as pd
+
+        if not self._live:
+            self.run_slice()
+        live, sim = pooled(self._live), pd.concat(self._sim, ignore_index=True)
+        s_ok = sim[sim["status"] == "ok"]
+        l_ok = live[live["status"] == "ok"]
+        if len(l_ok) == 0 or len(s_ok) == 0:
+            return PipelineOverheads(0.0, 0, self.time_scale)
+        completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
+        submit, receive = live_overheads(live, chained=False)
+        return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), self.time_scale, submit, receive,
+                                 turnaround(live), slices=len(self._live))
+
+
+MIN_SLICE_JOBS = 40
+
+
+def pooled(frames):
+    """Live jobs frames of separate runs as one: each run's workers and message groups kept apart
+    (every run names its workers from 1 again), so no pickup reads as following another run's job."""
+    import pandas as pd
+
+    parts = []
+    for k, f in enumerate(frames):
+        f = f.copy()
+        for col in ("worker", "group"):
+            if col in f.columns:
+                f[col] = f"{k}:" + f[col].astype(str)
+        parts.append(f)
+    return pd.concat(parts, ignore_index=True)
 
 
 def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 200,
@@ -156,23 +234,5 @@ def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 200,
     the CPU the rest of the load takes), or, for a lighter scenario, one arrival every four mean
     service times, so that the probe stays short.  Submit and receive times are measured per job
     (:func:`live_overheads`); the completion is the median live service time beyond the simulated
-    one on the same draws."""
-    from .live import run_live
-    from .sim_mode import run_sim
-
-    first = run_sim(probe_scenario(scenario, cfg, jobs, 60.0), cfg)
-    mean_service = float(np.nanmean(first.jobs["service"])) if len(first.jobs) else 1.0
-    gap = max(2.0, 4 * mean_service)
-    if scenario.traffic.per_day:
-        gap = min(gap, 86400 / (scenario.traffic.per_day / max(1, len(scenario.tenants or cfg.tenants))))
-    probe = probe_scenario(scenario, cfg, jobs, gap)
-    sim = run_sim(probe, cfg)
-    live = run_live(probe, cfg, progress=progress)
-    s_ok = sim.jobs[sim.jobs["status"] == "ok"]
-    l_ok = live.jobs[live.jobs["status"] == "ok"]
-    if len(l_ok) == 0 or len(s_ok) == 0:
-        return PipelineOverheads(0.0, 0, probe.live.time_scale)
-    completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
-    submit, receive = live_overheads(live.jobs, chained=False)
-    return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), probe.live.time_scale, submit, receive,
-                             turnaround(live.jobs))
+    one on the same draws.  In one piece; :class:`OverheadProbe` runs it in slices."""
+    return OverheadProbe(scenario, cfg, jobs, progress=progress).result()

@@ -297,3 +297,22 @@ def test_turnaround_is_how_much_longer_a_worker_takes_coming_straight_from_a_job
     _, every = live_overheads(jobs)
     assert len(every[1]) == 13
     assert turnaround(jobs.iloc[:9]) == 0.0  # two chained pickups are too few to say
+
+
+def test_probe_slices_pool_without_reading_one_run_as_following_another():
+    from scenarios.overheads import live_overheads, pooled, turnaround
+
+    cols = ["class", "arrival", "enqueued", "start", "end", "worker", "group"]
+    # each slice: w001 idle, then job b arrives at 5.0; the two runs share names and one clock origin
+    first = pd.DataFrame([("standard", 0.0, 0.03, 0.07, 1.07, "t-w001", 3),
+                          ("standard", 5.0, 5.03, 5.07, 6.07, "t-w001", 4)], columns=cols)
+    # slice 2's w001 starts a job at 0.5 while slice 1's w001 was busy until 1.07: not a chained pickup
+    second = pd.DataFrame([("standard", 0.4, 0.43, 0.5, 1.5, "t-w001", 3),
+                           ("standard", 6.0, 6.03, 6.08, 7.08, "t-w001", 5)], columns=cols)
+    frames = [f.assign(status="ok", tenant="t") for f in (first, second)]
+    _, receive = live_overheads(pooled(frames), chained=False)
+    assert receive[1] == pytest.approx(sorted((0.04, 0.04, 0.07, 0.05)))
+    assert turnaround(pooled(frames)) == 0.0
+    # pooled naively, slice 2's first job reads as waiting for slice 1's w001 and its group 3
+    _, naive = live_overheads(pd.concat(frames, ignore_index=True), chained=False)
+    assert len(naive[1]) < 4 or sorted(naive[1]) != pytest.approx(sorted((0.04, 0.04, 0.07, 0.05)))
