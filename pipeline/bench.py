@@ -9,8 +9,8 @@ as AWS and ComfyUI are beside the workers of a real pipeline, and with
 share the server's interpreter) submit jobs.
 
 Router -- the client-side latency of ``POST /v1/jobs`` (auth, validation, PHI
-scan, conditional DynamoDB write, SQS send, ETA) while the fleet drains, two
-ways: *closed loop* (each client sends its next request as soon as the last
+scan, conditional DynamoDB write, SQS send, ETA).  While the fleet drains, on
+the same two cores, two ways: *closed loop* (each client sends its next request as soon as the last
 one is answered: the router's capacity, and latency at saturation) and *open
 loop* at a fixed offered rate (requests are due on a schedule and latency is
 counted from when each was due, so a slow answer cannot hide the requests
@@ -20,6 +20,11 @@ target (``runs/bench/router_latency.png``).
 End to end -- jobs completed per second, from the first submission to the
 last output written to S3 and its record marked succeeded, and the CPU time
 each process spent per job (Linux), which says where the next gain lies.
+
+Router alone -- last, the workers are stopped and the open-loop sweep runs
+again: the router's own latency, with the embedded AWS and the stand-ins up,
+as on the separate instances it runs on in the architecture modelled.  The
+jobs it submits stay queued in SQS, so it comes after every other figure.
 """
 
 from __future__ import annotations
@@ -126,21 +131,26 @@ CASE_STUDY_P99_MS = 80.0      # what the case study promises
 RATES = (10.0, 20.0, 30.0, 40.0, 50.0)
 
 
-def plot_sweep(sweep: list[tuple[float, float, float]], path: Path) -> Path:
-    """Router latency p50/p99 against the offered load, with the target and the case study's promise."""
+def plot_sweep(sweep: list[tuple[float, float, float]], path: Path,
+               alone: list[tuple[float, float, float]] | None = None) -> Path:
+    """Router latency p50/p99 against the offered load (while the fleet drains, and ``alone`` when
+    given), with the target and the case study's promise."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates, p50, p99 = (list(x) for x in zip(*sweep))
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    ax.plot(rates, p99, "o-", label="p99")
-    ax.plot(rates, p50, "o-", label="p50")
+    for points, how, style in ((sweep, "fleet draining", "o-"), (alone or [], "router alone", "s--")):
+        if not points:
+            continue
+        rates, p50, p99 = (list(x) for x in zip(*points))
+        ax.plot(rates, p99, style, color="tab:blue", label=f"p99, {how}")
+        ax.plot(rates, p50, style, color="tab:orange", label=f"p50, {how}")
     ax.axhline(ROUTER_P99_TARGET_MS, color="tab:red", ls="--", lw=1, label=f"target p99 {ROUTER_P99_TARGET_MS:g} ms")
     ax.axhline(CASE_STUDY_P99_MS, color="grey", ls=":", lw=1, label=f"case study p99 {CASE_STUDY_P99_MS:g} ms")
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("offered load, POST /v1/jobs per second (open loop, fleet draining)")
+    ax.set_xlabel("offered load, POST /v1/jobs per second (open loop)")
     ax.set_ylabel("latency from when due, ms")
     ax.set_title("comfyfab router latency against offered load")
     ax.legend()
@@ -161,35 +171,21 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         done = _Done(stack)
         for t in cfg.tenants:
             stack.fleet.apply(t.id, ScaleDecision(add=workers), warm=True)
-        warm = _load(stack, min(48, jobs), clients)
+        warm = _load(stack, min(48, jobs), clients)  # warm-up: connections, caches
         done.wait(warm["codes"].get(202, 0), console)
         base = done()
 
-        console.print(f"[bold]router[/]: {clients} concurrent clients (separate process), "
-                      f"{workers} workers per tenant draining")
+        console.print(f"[bold]router while the fleet drains[/]: {clients} concurrent clients (separate process), "
+                      f"{workers} workers per tenant")
         r = _load(stack, requests, clients)
         done.wait(base + r["codes"].get(202, 0), console)
         base = done()
         console.print(f"  closed loop, {requests} back-to-back submissions: POST /v1/jobs {_pct(r['latencies'])}; "
                       f"[bold]{len(r['latencies']) / r['wall']:.0f} req/s[/] (the router's capacity); "
                       f"status codes {r['codes']}")
-        sweep = []
-        for rate in rates:
-            n_open = max(clients, int(rate * seconds_per_rate))
-            r = _load(stack, n_open, clients, rate=rate)
-            done.wait(base + r["codes"].get(202, 0), console)
-            base = done()
-            ms = np.array(r["latencies"]) * 1000
-            sweep.append((rate, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))))
-            console.print(f"  open loop, {n_open} submissions due at {rate:g} req/s: POST /v1/jobs "
-                          f"[bold]{_pct(r['latencies'])}[/] (from when each was due); status codes {r['codes']}")
-        held = [rate for rate, _, p99 in sweep if p99 <= ROUTER_P99_TARGET_MS]
-        console.print(f"  router p99 ≤ {ROUTER_P99_TARGET_MS:g} ms (target on this 2-core machine; case study "
-                      f"promise {CASE_STUDY_P99_MS:g} ms) " + (f"[bold]up to {max(held):g} req/s offered[/]" if held else
-                                            f"[bold]at none of {', '.join(f'{x:g}' for x in rates)} req/s[/]")
-                      + " while the fleet drains")
-        if out is not None and sweep:
-            console.print(f"  plot: {plot_sweep(sweep, out / 'router_latency.png')}")
+        sweep = _sweep(stack, clients, rates, seconds_per_rate, console, done)
+        base = done()
+        _held(sweep, "while the fleet drains", rates, console)
 
         console.print(f"[bold]end to end[/]: {jobs} jobs, {workers} workers per tenant, no-op executor")
         pids = {"router": stack.router_pid, "workers": os.getpid()} if router_process else \
@@ -209,7 +205,52 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
         if shown:
             console.print(f"  CPU per job (ms): {', '.join(shown)}; {os.cpu_count()} cores")
+
+        # last, so that the jobs it leaves queued touch no other figure
+        _stop_fleet(stack)
+        console.print(f"[bold]router alone[/]: {clients} concurrent clients (separate process), the workers "
+                      "stopped (the jobs wait in SQS)")
+        alone = _sweep(stack, clients, rates, seconds_per_rate, console)
+        _held(alone, "alone", rates, console)
+        if out is not None and sweep:
+            console.print(f"  plot: {plot_sweep(sweep, out / 'router_latency.png', alone=alone)}")
     return 0
+
+
+def _stop_fleet(stack: Stack, timeout_s: float = 15.0) -> None:
+    """Stop every worker and wait until none is left polling."""
+    for t in stack.cfg.tenants:
+        stack.fleet.apply(t.id, ScaleDecision(stop=tuple(m.worker.name for m in stack.fleet.pools[t.id])))
+    deadline = time.monotonic() + timeout_s
+    while any(w.alive for w in stack.fleet.workers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _sweep(stack: Stack, clients: int, rates: tuple[float, ...], seconds_per_rate: float, console: Console,
+           done: "_Done | None" = None) -> list[tuple[float, float, float]]:
+    """Open loop at each offered rate: (rate, p50 ms, p99 ms); with ``done``, each rate's jobs are
+    drained before the next rate starts."""
+    out = []
+    for rate in rates:
+        n_open = max(clients, int(rate * seconds_per_rate))
+        base = done() if done is not None else 0
+        r = _load(stack, n_open, clients, rate=rate)
+        if done is not None:
+            done.wait(base + r["codes"].get(202, 0), console)
+        ms = np.array(r["latencies"]) * 1000
+        out.append((rate, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))))
+        console.print(f"  open loop, {n_open} submissions due at {rate:g} req/s: POST /v1/jobs "
+                      f"[bold]{_pct(r['latencies'])}[/] (from when each was due); status codes {r['codes']}")
+    return out
+
+
+def _held(sweep: list[tuple[float, float, float]], how: str, rates: tuple[float, ...], console: Console) -> None:
+    held = [rate for rate, _, p99 in sweep if p99 <= ROUTER_P99_TARGET_MS]
+    console.print(f"  router p99 ≤ {ROUTER_P99_TARGET_MS:g} ms (target on this 2-core machine; case study "
+                  f"promise {CASE_STUDY_P99_MS:g} ms), {how}: "
+                  + (f"[bold]up to {max(held):g} req/s offered[/]" if held and len(held) == len(sweep) else
+                     f"[bold]at {', '.join(f'{x:g}' for x in held)} req/s offered[/]" if held else
+                     f"[bold]at none of {', '.join(f'{x:g}' for x in rates)} req/s[/]"))
 
 
 class _Done:

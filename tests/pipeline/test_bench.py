@@ -16,9 +16,10 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     assert rc == 0
     text = " ".join(out.split())
     assert re.search(r"closed loop, 6 back-to-back submissions: POST /v1/jobs p50 [\d.]+ ms, p99 [\d.]+ ms", text)
-    for rate in ("3", "6"):
-        assert re.search(rf"open loop, \d+ submissions due at {rate} req/s: .*?p99 [\d.]+ ms", text)
-    assert "router p99 ≤ 40 ms" in text
+    for rate in ("3", "6"):  # alone, then while the fleet drains
+        assert len(re.findall(rf"open loop, \d+ submissions due at {rate} req/s: .*?p99 [\d.]+ ms", text)) == 2
+    assert "router p99 ≤ 40 ms" in text and ", alone: " in text and ", while the fleet drains: " in text
+    assert text.index("jobs/s") < text.index("router alone")  # nothing queued by it touches the other figures
     assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
     assert "CPU per job (ms)" in text
     assert (tmp_path / "router_latency.png").stat().st_size > 1000
@@ -35,5 +36,6 @@ def test_bad_rates_get_a_message_and_exit_2(capsys):
 
 
 def test_the_sweep_plot_is_written(tmp_path):
-    path = plot_sweep([(10.0, 12.0, 30.0), (20.0, 15.0, 90.0)], tmp_path / "p" / "router.png")
+    path = plot_sweep([(10.0, 12.0, 30.0), (20.0, 15.0, 90.0)], tmp_path / "p" / "router.png",
+                      alone=[(10.0, 8.0, 20.0), (20.0, 9.0, 25.0)])
     assert path.exists() and path.stat().st_size > 1000
