@@ -160,8 +160,8 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
     try:
         for label, cfg in configs:
             if args.mode == "both":
-                results[(label, "sim")], (results[(label, "live")], *repeats[label]) = \
-                    _both(s, cfg, label, args.live_runs, out, plots=not args.no_plots)
+                sim, lives = _both(s, cfg, label, args.live_runs, out, plots=not args.no_plots)
+                results[(label, "sim")], results[(label, "live")], repeats[label] = sim, lives[0], lives[1:]
                 continue
             r = _run(s, cfg, args.mode, label)
             results[(label, args.mode)] = r

@@ -8,7 +8,7 @@ receive; after execution the upload, the record update and the delete --
 and, when time is compressed, every wall millisecond of it counts
 ``time_scale`` times in fabric time.
 
-:class:`OverheadProbe` (or :func:`measure_overheads`, in one piece) measures them on a *probe*: a separate live replay
+:class:`OverheadProbe` measures them on a *probe*: a separate live replay
 of the scenario's own tenant, class mix and time scale, with other arrivals
 (the next seed), at the scenario's own mean rate (or lighter, to stay
 short).  Per job it reads two times: *submit*, from arrival until the
@@ -159,14 +159,20 @@ class OverheadProbe:
     before the live runs it stands for, measured them about 8 % too fast.  Run in slices between
     the live runs, the probe samples the same stretch of time as they do.  Each slice has other
     arrivals (its own seed), never those of the compared run.
+
+    The probe runs at the scenario's own mean rate per tenant (the pipeline's overheads grow with
+    the CPU the rest of the load takes), or, for a lighter scenario, one arrival every four mean
+    service times, so that it stays short.  Submit and receive times are measured per job
+    (:func:`live_overheads`); the completion is the median live service time beyond the simulated
+    one on the same draws.
     """
 
     def __init__(self, scenario: Scenario, cfg: FabricConfig, jobs: int = 200, slices: int = 1, progress=None):
         from .sim_mode import run_sim
 
         self.scenario, self.cfg, self.progress = scenario, cfg, progress
-        self.slices = max(1, slices)
-        self.per_slice = max(MIN_SLICE_JOBS, -(-jobs // self.slices))
+        self.per_slice = max(MIN_SLICE_JOBS, -(-jobs // max(1, slices)))
+        self.time_scale = (scenario.live or LiveSpec()).time_scale  # the probe's, as probe_scenario sets it
         first = run_sim(probe_scenario(scenario, cfg, jobs, 60.0), cfg)
         mean_service = float(np.nanmean(first.jobs["service"])) if len(first.jobs) else 1.0
         gap = max(2.0, 4 * mean_service)
@@ -175,10 +181,6 @@ class OverheadProbe:
         self.gap_s = gap
         self._live: list = []
         self._sim: list = []
-
-    @property
-    def done(self) -> int:
-        return len(self._live)
 
     def run_slice(self) -> None:
         """Replay the next slice live (and on the simulator, for the completion time)."""
@@ -189,7 +191,6 @@ class OverheadProbe:
         probe = probe_scenario(self.scenario, self.cfg, self.per_slice, self.gap_s, seed_offset=1 + k)
         self._sim.append(run_sim(probe, self.cfg).jobs)
         self._live.append(run_live(probe, self.cfg, progress=self.progress).jobs)
-        self.time_scale = probe.live.time_scale
 
     def result(self) -> PipelineOverheads:
         """The overheads over every slice run so far (running one if none was)."""
@@ -224,15 +225,3 @@ def pooled(frames):
                 f[col] = f"{k}:" + f[col].astype(str)
         parts.append(f)
     return pd.concat(parts, ignore_index=True)
-
-
-def measure_overheads(scenario: Scenario, cfg: FabricConfig, jobs: int = 200,
-                      progress=None) -> PipelineOverheads:
-    """Replay a probe of ``scenario`` live and read the pipeline's overheads off it (fabric seconds).
-
-    The probe runs at the scenario's own mean rate per tenant (the pipeline's overheads grow with
-    the CPU the rest of the load takes), or, for a lighter scenario, one arrival every four mean
-    service times, so that the probe stays short.  Submit and receive times are measured per job
-    (:func:`live_overheads`); the completion is the median live service time beyond the simulated
-    one on the same draws.  In one piece; :class:`OverheadProbe` runs it in slices."""
-    return OverheadProbe(scenario, cfg, jobs, progress=progress).result()
