@@ -30,6 +30,11 @@ with the queue, and every request repeats work whose answer never changes:
    comparing it with every service on that list, a Python ``__eq__`` each.
    Once the account's backend exists the service is on the list (a reset
    empties both together), so the check is skipped then.
+6. ``UpdateItem`` then runs ten passes over a copy of the expression's tree.
+   Each pass asked its processor for the node types it handles twice per
+   node, and the processor built that mapping anew each time; it is now
+   built once per pass.  The copy itself, a ``copy.deepcopy`` of some forty
+   nodes, is made by a pickle round trip, three times faster for the same tree.
 
 Nothing about what moto answers changes: the FIFO, deduplication, visibility
 and redrive tests run on this backend.  Each fix checks that moto still has
@@ -107,6 +112,7 @@ def apply() -> bool:
 
     _remember_constant_answers()
     _remember_update_parses()
+    _quicker_update_validation()
     queue_cls.attributes = property(attributes)
     backend_cls.send_message = uncounted(backend_cls.send_message)
     backend_cls.send_message_batch = uncounted(backend_cls.send_message_batch)
@@ -161,6 +167,59 @@ def _remember_update_parses() -> None:
         return
     parse = functools.lru_cache(maxsize=1024)(make.__func__.__get__(UpdateExpressionParser))
     UpdateExpressionParser.make = classmethod(lambda cls, expression_str: parse(expression_str))
+
+
+def _quicker_update_validation() -> None:
+    """Fix 6: each validation pass builds its processor's type map once; the tree copy is a pickle round trip."""
+    import copy
+    import pickle
+
+    from moto.dynamodb.parsing import ast_nodes, validators
+
+    traverser = ast_nodes.DepthFirstTraverser
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    overridden = [c for c in subclasses(traverser)
+                  if {"nodes_to_be_processed", "process"} & set(vars(c))]
+    shaped = (all(callable(traverser.__dict__.get(n)) for n in ("_processing_map", "nodes_to_be_processed", "process"))
+              and "self.nodes_to_be_processed()" in _source(traverser.traverse_node_recursively)
+              and getattr(validators, "deepcopy", None) is copy.deepcopy
+              and "deepcopy(expression)" in _source(validators.Validator.__init__))
+    if overridden or not shaped:
+        log.warning("moto's DynamoDB expression validators changed shape; their speed fix is not applied")
+        return
+
+    def processing_map(self: Any) -> dict[type, Any]:
+        # moto's processors answer a fixed map of their own bound methods
+        found = self.__dict__.get("_comfyfab_map")
+        if found is None:
+            found = self.__dict__["_comfyfab_map"] = self._processing_map()
+        return found
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        found = self.__dict__.get("_comfyfab_types")
+        if found is None:
+            found = self.__dict__["_comfyfab_types"] = tuple(processing_map(self))
+        return found
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in processing_map(self).items():
+            if isinstance(node, class_key):
+                return processor(node)
+
+    def copy_tree(x: Any, memo: Any = None) -> Any:
+        if memo is None and isinstance(x, ast_nodes.Node):
+            try:
+                return pickle.loads(pickle.dumps(x, protocol=pickle.HIGHEST_PROTOCOL))
+            except (pickle.PicklingError, TypeError, AttributeError):
+                pass
+        return copy.deepcopy(x, memo)
+
+    traverser.nodes_to_be_processed = nodes_to_be_processed
+    traverser.process = process
+    validators.deepcopy = copy_tree
 
 
 def _source(fn: Any) -> str:

@@ -155,11 +155,14 @@ class ComfyClient:
         return connection.__enter__()
 
     def wait(self, prompt_id: str, timeout: float = 120.0, on_progress: ProgressCallback | None = None,
-             _socket: Any = None) -> dict[str, Any]:
-        """Block until ``prompt_id`` is in the history; its history entry.
+             prompt: dict[str, Any] | None = None, _socket: Any = None) -> dict[str, Any]:
+        """Block until ``prompt_id`` has finished; its history entry.
 
         Progress comes from the websocket (``on_progress(value, max)``); the
-        history is polled whenever the socket is silent or unavailable.
+        history is polled whenever the socket is silent or unavailable.  Given
+        the ``prompt``, a run the socket followed from its start is answered
+        from the socket alone (see :class:`_Followed`), as ComfyUI's own front
+        end does, without a ``/history`` round trip.
         Raises ComfyExecutionError if the prompt failed, ComfyTimeout.
         """
         from websockets.exceptions import ConnectionClosed
@@ -169,12 +172,14 @@ class ComfyClient:
         # A socket opened before the prompt was queued has all its events:
         # read them first.  One opened now may have missed them: ask /history.
         follow_first = _socket is not None
+        seen = _Followed(prompt_id, prompt if follow_first else None)
         try:
             while True:
                 if ws is not None and follow_first:
                     follow_first = False
                     try:
-                        self._follow(ws, prompt_id, deadline, on_progress)
+                        if self._follow(ws, seen, deadline, on_progress):
+                            return self._checked(prompt_id, seen.entry())
                     except ConnectionClosed:
                         ws = None
                 entry = self.history(prompt_id).get(prompt_id)
@@ -187,35 +192,44 @@ class ComfyClient:
                     time.sleep(min(self.poll_interval, remaining))
                     continue
                 try:
-                    self._follow(ws, prompt_id, deadline, on_progress)
+                    if self._follow(ws, seen, deadline, on_progress):
+                        return self._checked(prompt_id, seen.entry())
                 except ConnectionClosed:
                     ws = None
         finally:
             if ws is not None and _socket is None:
                 _close(ws)
 
-    def _follow(self, ws: Any, prompt_id: str, deadline: float, on_progress: ProgressCallback | None) -> None:
-        """Read socket messages until ours ends or the socket is silent a while."""
+    def _follow(self, ws: Any, seen: "_Followed", deadline: float, on_progress: ProgressCallback | None) -> bool:
+        """Read socket messages until ours ends or the socket is silent a while.
+
+        True when the socket told the whole outcome (``seen.entry()``); False
+        when the caller must read ``/history``: silence, or an end the socket
+        alone cannot vouch for (then the history entry is awaited first).
+        """
         while True:
             wait_for = min(1.0, deadline - time.monotonic())
             if wait_for <= 0:
-                return
+                return False
             try:
                 raw = ws.recv(timeout=wait_for)
             except TimeoutError:
-                return
+                return False
             if isinstance(raw, bytes):
                 continue  # binary preview frames carry no state
             message = json.loads(raw)
             data = message.get("data") or {}
-            if data.get("prompt_id") != prompt_id:
+            if data.get("prompt_id") != seen.prompt_id:
                 continue
             kind = message.get("type")
             if kind == "progress" and on_progress is not None:
                 on_progress(int(data["value"]), int(data["max"]))
+            seen.note(kind, data)
             if kind in TERMINAL_EVENTS or (kind == "executing" and data.get("node") is None):
-                self._await_history(prompt_id, deadline)
-                return
+                if seen.complete():
+                    return True
+                self._await_history(seen.prompt_id, deadline)
+                return False
 
     def _await_history(self, prompt_id: str, deadline: float) -> None:
         while prompt_id not in self.history(prompt_id) and time.monotonic() < deadline:
@@ -246,7 +260,7 @@ class ComfyClient:
         else:
             ws = self._connect()
             try:
-                entry = self.wait(self.queue_prompt(prompt), timeout, on_progress, _socket=ws)
+                entry = self.wait(self.queue_prompt(prompt), timeout, on_progress, prompt=prompt, _socket=ws)
             finally:
                 if ws is not None:
                     _close(ws)
@@ -261,10 +275,58 @@ class ComfyClient:
             self._ws = self._connect()
         prompt_id = self.queue_prompt(prompt)
         try:
-            return self.wait(prompt_id, timeout, on_progress, _socket=self._ws)
+            return self.wait(prompt_id, timeout, on_progress, prompt=prompt, _socket=self._ws)
         finally:
             if self._ws is not None and self._ws.protocol.state.name == "CLOSED":
                 self._ws = None
+
+
+class _Followed:
+    """What a socket that saw a prompt from its start says about the run.
+
+    ComfyUI sends ``executed`` (with the node's UI output, the images) for
+    each output node, then ``execution_success``; or ``execution_error`` /
+    ``execution_interrupted`` with the details ``/history`` would repeat.  A
+    success is complete only if no sink of the graph (a node no other node
+    reads: where output nodes sit) was served from cache without an
+    ``executed`` message, as ComfyUI versions before cached UI outputs were
+    replayed do; then the caller reads ``/history`` instead.
+    """
+
+    def __init__(self, prompt_id: str, prompt: dict[str, Any] | None):
+        self.prompt_id = prompt_id
+        self.sinks: set[str] | None = None
+        if isinstance(prompt, dict):
+            fed = {v[0] for node in prompt.values() if isinstance(node, dict)
+                   for v in (node.get("inputs") or {}).values()
+                   if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)}
+            self.sinks = set(prompt) - fed
+        self.outputs: dict[str, Any] = {}
+        self.cached: set[str] = set()
+        self.end: tuple[str, dict[str, Any]] | None = None
+
+    def note(self, kind: str | None, data: dict[str, Any]) -> None:
+        if kind == "executed" and data.get("node") is not None and data.get("output") is not None:
+            self.outputs[str(data["node"])] = data["output"]
+        elif kind == "execution_cached":
+            self.cached.update(str(n) for n in data.get("nodes") or ())
+        elif kind in TERMINAL_EVENTS and self.end is None:
+            self.end = (kind, data)
+
+    def complete(self) -> bool:
+        if self.sinks is None or self.end is None:
+            return False
+        if self.end[0] != "execution_success":
+            return True  # the failure's details came with the event
+        return bool(self.outputs) and not (self.sinks & self.cached) - set(self.outputs)
+
+    def entry(self) -> dict[str, Any]:
+        """A history entry of the run, as ``/history/{prompt_id}`` would hold it."""
+        kind, data = self.end  # type: ignore[misc]
+        ok = kind == "execution_success"
+        return {"outputs": self.outputs if ok else {},
+                "status": {"status_str": "success" if ok else "error", "completed": ok,
+                           "messages": [[kind, data]]}}
 
 
 def _drain(ws: Any) -> bool:

@@ -22,6 +22,7 @@ import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -33,6 +34,7 @@ from .executor import ExecutionService, PromptRejected
 from .archs import checkpoint_names
 
 COMFY_VERSION = "0.3.0-comfyfab"
+_INLINE_VIEW_BYTES = 8 << 20  # /view answers files up to this size from memory
 
 
 class WebsocketHub:
@@ -188,8 +190,14 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
         path = folder / filename
         if not path.is_file():
             return Response(status_code=404)
-        return FileResponse(path, media_type="image/png", filename=filename,
-                            content_disposition_type="inline")
+        if path.stat().st_size > _INLINE_VIEW_BYTES:
+            return FileResponse(path, media_type="image/png", filename=filename,
+                                content_disposition_type="inline")
+        # An image of a few hundred kB is read at once: FileResponse would hop to a
+        # worker thread three times (stat, open, read) for it.
+        quoted = quote(filename)
+        disposition = f'inline; filename="{filename}"' if quoted == filename else f"inline; filename*=utf-8''{quoted}"
+        return Response(path.read_bytes(), media_type="image/png", headers={"content-disposition": disposition})
 
     @app.get("/system_stats")
     async def system_stats() -> dict[str, Any]:

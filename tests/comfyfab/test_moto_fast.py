@@ -92,6 +92,57 @@ def test_a_bad_update_expression_is_refused_every_time(ddb):
                             ExpressionAttributeValues={":v": {"S": "1"}})
 
 
+@pytest.mark.parametrize("expr, names, values, refusal", [
+    ("SET #a = :v, #a = :w", {"#a": "a"}, {":v": {"S": "1"}, ":w": {"S": "2"}}, "Two document paths overlap"),
+    ("SET #a = :v SET #b = :w", {"#a": "a", "#b": "b"}, {":v": {"S": "1"}, ":w": {"S": "2"}}, "SET"),
+    ("SET #k = :v", {"#k": "k"}, {":v": {"S": "other"}}, "part of the key"),
+    ("SET #n = #missing + :v", {"#n": "n", "#missing": "missing"}, {":v": {"N": "1"}}, "does not exist"),
+    ("SET #n = #s + :v", {"#n": "n", "#s": "s"}, {":v": {"N": "1"}}, "operand type"),
+    ("SET #e = :v", {"#e": "e"}, {":v": {"S": "x"}}, None),
+])
+def test_every_validation_pass_still_refuses_what_it_should(ddb, expr, names, values, refusal):
+    # Fix 6 changes how the passes walk the tree and how it is copied: each pass still runs.
+    ddb.put_item(TableName="t", Item={"k": {"S": "v"}, "s": {"S": "text"}})
+    call = dict(TableName="t", Key={"k": {"S": "v"}}, UpdateExpression=expr, ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values)
+    for _ in range(2):  # a first call and one through the remembered parse
+        if refusal is None:
+            ddb.update_item(**call)
+        else:
+            with pytest.raises(ddb.exceptions.ClientError, match=refusal):
+                ddb.update_item(**call)
+
+
+def test_functions_and_arithmetic_apply_through_the_copied_tree(ddb):
+    expr = "SET #n = if_not_exists(#n, :zero) + :one, #l = list_append(if_not_exists(#l, :empty), :item)"
+    names = {"#n": "n", "#l": "l"}
+    for i in range(3):
+        ddb.update_item(TableName="t", Key={"k": {"S": "f"}}, UpdateExpression=expr, ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}, ":empty": {"L": []},
+                                                   ":item": {"L": [{"S": f"i{i}"}]}})
+    item = ddb.get_item(TableName="t", Key={"k": {"S": "f"}}, ConsistentRead=True)["Item"]
+    assert item["n"] == {"N": "3"} and item["l"] == {"L": [{"S": "i0"}, {"S": "i1"}, {"S": "i2"}]}
+
+
+def test_the_validator_copies_the_tree_by_pickle():
+    import copy
+
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    def shape(node):
+        kids = getattr(node, "children", None)
+        if kids is None or isinstance(node, str):
+            return node
+        return (type(node).__name__, tuple(shape(k) for k in kids))
+
+    tree = UpdateExpressionParser.make("SET #a = :v, #b = list_append(#b, :w)")
+    copied = validators.deepcopy(tree)
+    assert validators.deepcopy is not copy.deepcopy
+    assert copied is not tree and shape(copied) == shape(tree) == shape(copy.deepcopy(tree))
+    assert copied.children[0].parent is copied  # the parent links survive the round trip
+
+
 def test_a_reset_still_empties_every_service_in_use(sqs, ddb):
     # (last in this module: a reset empties the whole in-process moto)
     import requests

@@ -7,7 +7,8 @@ import threading
 import pytest
 from PIL import Image
 
-from pipeline.comfy.client import ComfyClient, ComfyError, ComfyTimeout, ComfyValidationError
+from pipeline.comfy.client import (ComfyClient, ComfyError, ComfyExecutionError, ComfyTimeout,
+                                   ComfyValidationError, _Followed)
 from pipeline.comfy.server import ComfyServer
 from pipeline.comfy.workflows import txt2img
 
@@ -69,3 +70,57 @@ def test_kept_socket_survives_idle_time_and_shared_use(noop_server):
             results = list(pool.map(lambda s: busy.run(txt2img("x", seed=1000 + s)), range(8)))
         assert all(len(r) == 1 for r in results)
         assert len({r[0][0] for r in results}) == 8
+
+
+def _count_history(client, monkeypatch):
+    calls = []
+    real = client.history
+
+    def counted(prompt_id=None):
+        calls.append(prompt_id)
+        return real(prompt_id)
+
+    monkeypatch.setattr(client, "history", counted)
+    return calls
+
+
+def test_a_followed_run_is_answered_from_the_socket_alone(tmp_path, monkeypatch):
+    def fault(prompt):
+        return "out of memory" if "boom" in prompt["6"]["inputs"]["text"] else None
+
+    with ComfyServer(engine="noop", output_dir=tmp_path, fault=fault) as server, ComfyClient(server.url) as client:
+        calls = _count_history(client, monkeypatch)
+        for seed in range(3):  # the loader is cached after the first run; SaveImage never is
+            (name, png), = client.run(txt2img("x", seed=seed))
+            assert png == (tmp_path / name).read_bytes()
+        with pytest.raises(ComfyExecutionError, match="out of memory") as failure:
+            client.run(txt2img("boom"))
+        assert failure.value.details["node_type"] == "CLIPTextEncode"
+        assert calls == []  # outputs from `executed`, the failure from `execution_error`
+    with ComfyServer(engine="noop", output_dir=tmp_path) as server, ComfyClient(server.url) as client:
+        calls = _count_history(client, monkeypatch)
+        monkeypatch.setattr(client, "_connect", lambda: None)  # no socket: /history answers
+        assert len(client.run(txt2img("x", seed=7))) == 1 and calls
+
+
+def _followed(prompt, *messages):
+    seen = _Followed("p1", prompt)
+    for kind, data in messages:
+        seen.note(kind, {"prompt_id": "p1", **data})
+    return seen
+
+
+def test_the_socket_answer_needs_every_output_node_seen():
+    wf = txt2img("x")  # node 9 (SaveImage) is the graph's only sink
+    image = {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}
+    ok = _followed(wf, ("execution_cached", {"nodes": ["4"]}), ("executed", {"node": "9", "output": image}),
+                   ("execution_success", {}))
+    assert ok.complete() and ComfyClient.images(ok.entry()) == image["images"]
+    # A ComfyUI that serves a cached output node without `executed`: ask /history.
+    assert not _followed(wf, ("execution_cached", {"nodes": ["4", "9"]}), ("execution_success", {})).complete()
+    assert not _followed(wf, ("execution_success", {})).complete()  # no output seen at all
+    assert not _followed(None, ("executed", {"node": "9", "output": image}),
+                         ("execution_success", {})).complete()  # the graph is unknown
+    assert not _followed(wf, ("executing", {"node": None})).complete()  # an end without its outcome
+    failed = _followed(wf, ("execution_error", {"node_id": "3", "exception_message": "boom"}))
+    assert failed.complete() and failed.entry()["status"]["status_str"] == "error"

@@ -37,7 +37,7 @@ def test_fault_hook_fails_the_prompt_like_a_node_exception(tmp_path):
         assert details["node_id"] == "6" and details["node_type"] == "CLIPTextEncode"
         assert details["executed"] == ["4"]  # the cached loader
         assert isinstance(details["traceback"], list)
-        entry = client.history(failure.value.prompt_id)[failure.value.prompt_id]
+        entry = _wait_entry(server.url, failure.value.prompt_id)  # the socket may report before it is stored
         assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False
         assert entry["outputs"] == {}
         assert [m[0] for m in entry["status"]["messages"]][-1] == "execution_error"

@@ -33,6 +33,7 @@ def _png(base, prompt):
     (ref,) = entry["outputs"]["9"]["images"]
     view = httpx.get(f"{base}/view", params=ref)
     assert view.status_code == 200 and view.headers["content-type"] == "image/png"
+    assert view.headers["content-disposition"] == f'inline; filename="{ref["filename"]}"'
     return entry, ref, view.content
 
 
@@ -149,3 +150,16 @@ def test_system_stats_queue_and_history_routes(noop_server):
     assert httpx.post(f"{base}/history", json={"delete": ["fixed-id-1"]}).status_code == 200
     assert httpx.get(f"{base}/history/fixed-id-1").json() == {}
     assert httpx.get(f"{base}/queue").json() == {"queue_running": [], "queue_pending": []}
+
+
+def test_view_streams_a_large_file_and_reads_a_small_one_at_once(noop_server, monkeypatch):
+    import pipeline.comfy.server as server_module
+
+    (noop_server.output_dir / "big.png").write_bytes(b"\x89PNG" + bytes(4096))
+    small = httpx.get(f"{noop_server.url}/view", params={"filename": "big.png"})
+    monkeypatch.setattr(server_module, "_INLINE_VIEW_BYTES", 1024)
+    large = httpx.get(f"{noop_server.url}/view", params={"filename": "big.png"})
+    for reply in (small, large):
+        assert reply.status_code == 200 and reply.content == b"\x89PNG" + bytes(4096)
+        assert reply.headers["content-disposition"] == 'inline; filename="big.png"'
+    assert "etag" in large.headers and "etag" not in small.headers  # FileResponse for the large one
