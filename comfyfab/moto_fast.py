@@ -231,11 +231,13 @@ def _source(fn: Any) -> str:
         return ""
 
 
-def _measure(queued: int = 2000, sends: int = 100) -> None:  # pragma: no cover - a benchmark
+def _measure(queued: int = 2000, sends: int = 100, updates: int = 400) -> None:  # pragma: no cover - a benchmark
+    """SendMessage with a long queue, and the job store's two conditional updates, on the embedded backend."""
     import json
     import uuid
 
     from comfyfab.cloud import EmbeddedAws
+    from pipeline.jobs import JobRecord, JobStore
 
     with EmbeddedAws() as aws:  # the fixes are applied in the server's process
         sqs = aws.cloud().client("sqs")
@@ -250,6 +252,23 @@ def _measure(queued: int = 2000, sends: int = 100) -> None:  # pragma: no cover 
             if phase == "measure":
                 print(f"SendMessage with {queued} queued: {(time.perf_counter() - t0) / n * 1000:.1f} ms "
                       "(embedded backend, speed fixes on)")
+        ddb = aws.cloud().client("dynamodb")
+        ddb.create_table(TableName="m", KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+                         BillingMode="PAY_PER_REQUEST")
+        store = JobStore(aws.cloud(), "m")
+        ids = [str(uuid.uuid4()) for _ in range(updates)]
+        for job_id in ids:
+            store.create(JobRecord.model_validate({
+                "jobId": job_id, "tenantId": "t", "priority": "standard", "status": "queued", "model": "m",
+                "promptHash": "0" * 64, "resolution": [64, 64], "seed": 1, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+                "ttl": 1}))
+        t0 = time.perf_counter()
+        for job_id in ids:
+            store.start(job_id, "w", 1)
+            store.succeed(job_id, "w", ["t/o.png"], "arn:aws:kms:us-east-1:000000000000:key/k")
+        print(f"UpdateItem (the job store's start and succeed, client included): "
+              f"{(time.perf_counter() - t0) / (2 * updates) * 1000:.2f} ms")
 
 
 if __name__ == "__main__":  # pragma: no cover
