@@ -13,7 +13,7 @@ from comfyfab.cli import CliError, Context, parse_set
 from comfyfab.config import ConfigError, FabricConfig, load_config
 
 from .errors import ScenarioError
-from .gate import agreement, compare, format_agreement
+from .gate import agreement, compare, format_agreement, format_model_check
 from .loader import library, load_scenario
 from .result import ReplayResult
 from .schema import Scenario
@@ -90,6 +90,28 @@ def _sim_against_live(s: Scenario, cfg: FabricConfig, label: str, over) -> Repla
     first.dispatch_draws = [run_sim(s, eff, label=label, window_h=window, overheads=over, dispatch_draw=k)
                             for k in range(1, DISPATCH_DRAWS)]
     return first
+
+
+def _model_check(s: Scenario, cfg: FabricConfig, label: str, lives: list[ReplayResult]) -> list[list[ReplayResult]]:
+    """Per live run, the simulator on the same arrivals fed *that run's own* overheads (its submit,
+    receive, turnaround and completion times), in ``DISPATCH_DRAWS`` draws.
+
+    Not a prediction -- the overheads come from the run compared -- but it separates the model's own
+    error from the drift of this machine between the probe and the live runs: if the simulator
+    matches each run given that run's overheads, what is left between the prediction and the runs
+    is how far the overheads moved, not how the queues, the workers and the autoscaler are modelled."""
+    from .overheads import measured_overheads
+    from .sim_mode import run_sim
+
+    eff = s.effective_config(cfg)
+    window = s.live.window_h if s.live else None
+    plain = run_sim(s, eff, label=label, window_h=window)  # the same arrivals and service draws, no overheads
+    checks = []
+    for live in lives:
+        over = measured_overheads(live.jobs, plain.jobs, live.scenario.live.time_scale if live.scenario.live else 1.0)
+        checks.append([run_sim(s, eff, label=label, window_h=window, overheads=over, dispatch_draw=k)
+                       for k in range(DISPATCH_DRAWS)])
+    return checks
 
 
 def _both(s: Scenario, cfg: FabricConfig, label: str, live_runs: int, out: Path, plots: bool
@@ -184,6 +206,9 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
             draws = [sim, *sim.dispatch_draws]
             lives = [live, *repeats[label]]
             report.append(format_agreement(agreement(draws, lives), sim, live, draws=len(draws)))
+            checks = _model_check(s, dict(configs)[label], label, lives)
+            report.append(format_model_check([agreement(c, lv, boot=0) for c, lv in zip(checks, lives)],
+                                             draws=DISPATCH_DRAWS))
     text = "\n\n".join(report)
     if text:
         print()

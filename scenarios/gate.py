@@ -219,6 +219,30 @@ def format_agreement(rows: list[AgreementRow], sim: ReplayResult, live: ReplayRe
     return "\n".join(lines)
 
 
+def format_model_check(per_run: list[list[AgreementRow]], draws: int) -> str:
+    """The simulator fed each live run's own overheads against that run (see ``scenarios.cli._model_check``):
+    the waits' relative gap per run."""
+    if not per_run or not per_run[0]:
+        return ""
+    metrics = [r.metric for r in per_run[0] if ".wait_" in r.metric]
+    gaps = {m: [next((r.rel_diff for r in rows if r.metric == m), math.nan) for rows in per_run] for m in metrics}
+    lines = [f"model check: the simulator fed each live run's own overheads, against that run (median of {draws} "
+             "draws; not a prediction, since the overheads come from the run compared: this is the model's error "
+             "without the machine's drift between the probe and the live runs)",
+             f"{'metric':<30} " + " ".join(f"{f'run {k}':>9}" for k in range(1, len(per_run) + 1))]
+    for m in metrics:
+        lines.append(f"{m:<30} " + " ".join("      n/a" if math.isnan(g) or math.isinf(g) else f"{g:>+9.1%}"
+                                             for g in gaps[m]))
+    # as in the agreement: a relative gap is judged only where the simulated wait is at least 50 ms
+    sims = {m: [next((r.sim for r in rows if r.metric == m), math.nan) for rows in per_run] for m in metrics}
+    every = [abs(g) for m in metrics for g, v in zip(gaps[m], sims[m])
+             if not (math.isnan(g) or math.isinf(g)) and v >= 0.05]
+    if every:
+        lines.append(f"model check: {sum(g <= 0.10 for g in every)} of {len(every)} run-statistics (simulated wait "
+                     f">= 50 ms) within 10 %, median gap {float(np.median(every)):.1%}, worst {max(every):.1%}")
+    return "\n".join(lines)
+
+
 def _fmt(v: float | None) -> str:
     if v is None or _nan(v):
         return "-"

@@ -50,6 +50,9 @@ class PipelineOverheads:
     receive_samples: tuple[tuple[float, ...], ...] | None = None
     # a worker coming straight from another job takes this much longer to hold the next (:func:`turnaround`)
     turnaround_s: float = 0.0
+    # per idle probe pickup: (rank of its submit among the submit samples, rank of its receive among its
+    # class's receive samples); the simulator draws a job's two times together from one pair
+    rank_pairs: tuple[tuple[float, float], ...] | None = None
     slices: int = 1       # short probes the jobs came from, spread over the live runs (:class:`OverheadProbe`)
 
     def describe(self) -> str:
@@ -63,8 +66,9 @@ class PipelineOverheads:
         parts.append(f"turnaround {self.turnaround_s * 1000:.0f} ms")
         where = f"a {self.jobs}-job live probe" if self.slices == 1 else \
             f"{self.jobs} jobs of live probes in {self.slices} slices around the live runs"
+        together = "; a job's submit and receive together, as one probe pickup's" if self.rank_pairs else ""
         return (f"pipeline overheads from {where} (fabric time at {self.time_scale:g}x): "
-                f"{', '.join(parts)}; the simulator draws each job's from its class's measured ones")
+                f"{', '.join(parts)}; the simulator draws each job's from its class's measured ones{together}")
 
 
 MIN_CLASS_SAMPLES = 5
@@ -198,18 +202,50 @@ class OverheadProbe:
 
         if not self._live:
             self.run_slice()
-        live, sim = pooled(self._live), pd.concat(self._sim, ignore_index=True)
-        s_ok = sim[sim["status"] == "ok"]
-        l_ok = live[live["status"] == "ok"]
-        if len(l_ok) == 0 or len(s_ok) == 0:
-            return PipelineOverheads(0.0, 0, self.time_scale)
-        completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
-        submit, receive = live_overheads(live, chained=False)
-        return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), self.time_scale, submit, receive,
-                                 turnaround(live), slices=len(self._live))
+        return measured_overheads(pooled(self._live), pd.concat(self._sim, ignore_index=True), self.time_scale,
+                                  slices=len(self._live))
 
 
 MIN_SLICE_JOBS = 40
+
+
+def measured_overheads(live, sim, time_scale: float, slices: int = 1) -> PipelineOverheads:
+    """The overheads a live jobs frame shows: submit and receive times per job (:func:`live_overheads`,
+    idle pickups), the turnaround, and the completion (median live service time beyond the median
+    simulated one of ``sim``, the simulator's jobs frame on the same arrivals and service draws)."""
+    s_ok = sim[sim["status"] == "ok"]
+    l_ok = live[live["status"] == "ok"]
+    if len(l_ok) == 0 or len(s_ok) == 0:
+        return PipelineOverheads(0.0, 0, time_scale)
+    completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
+    submit, receive = live_overheads(live, chained=False)
+    return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), time_scale, submit, receive,
+                             turnaround(live), rank_pairs=rank_pairs(live, submit, receive), slices=slices)
+
+
+def rank_pairs(jobs, submit_samples, receive_samples) -> tuple[tuple[float, float], ...] | None:
+    """Per idle pickup, the mid-rank in (0, 1) of its submit time among ``submit_samples`` of its class and
+    of its receive time among ``receive_samples`` of its class (as :func:`live_overheads` gives them).
+
+    Live, the two move together: a moment when the machine is slow slows the router's answer and the
+    worker's receive alike (rank correlation +0.35 to +0.53 over six steady-40k runs), so drawing
+    them independently thins the tail of the wait.  None with fewer than ``MIN_CLASS_SAMPLES`` pickups."""
+    ok, submit, receive, is_chained = _pickups(jobs)
+    idle = ~is_chained & ~np.isnan(submit) & ~np.isnan(receive)
+    if idle.sum() < MIN_CLASS_SAMPLES:
+        return None
+    classes = ok["class"].to_numpy()[idle]
+
+    def mid_rank(samples, x: float) -> float:
+        s = np.asarray(samples, dtype=float)
+        lo, hi = np.searchsorted(s, x, "left"), np.searchsorted(s, x, "right")
+        return float(min(max((lo + hi) / 2, 0.5), len(s) - 0.5) / len(s))
+
+    out = []
+    for c, sub, rec in zip(classes, np.clip(submit[idle], 0, None), np.clip(receive[idle], 0, None)):
+        k = PRIORITY_ORDER.index(c)
+        out.append((mid_rank(submit_samples[k], sub), mid_rank(receive_samples[k], rec)))
+    return tuple(out)
 
 
 def pooled(frames):

@@ -303,7 +303,13 @@ class TenantFleet:
         if samples is None:
             return None
         seed, rep, ti = self._seed
-        u = component_rng(seed, rep, component, ti, draw=self.options.dispatch_draw).random(len(self.jobs))
+        ranks = self.options.overhead_ranks
+        if ranks is None:
+            u = component_rng(seed, rep, component, ti, draw=self.options.dispatch_draw).random(len(self.jobs))
+        else:  # one measured pair per job, the same pair for its dispatch and its receive
+            k = component_rng(seed, rep, DISPATCH, ti, draw=self.options.dispatch_draw).integers(
+                0, len(ranks), len(self.jobs))
+            u = np.asarray(ranks, dtype=float)[k, 0 if component == DISPATCH else 1]
         out = np.empty(len(self.jobs))
         for c, values in enumerate(samples):
             m = self.jobs.cls == c

@@ -38,6 +38,11 @@ class FleetOptions:
     # A worker that takes its next job straight after finishing one (the job was waiting) holds it this
     # much later than an idle worker would (it still closes the previous job before it polls).
     turnaround_s: float = 0.0
+    # Measured (submit, receive) rank pairs in (0, 1), one per probe pickup: each job draws one pair and
+    # takes its dispatch at the first rank of its class's dispatch samples and its receive at the second
+    # of its class's receive samples -- the same marginals, but together as they happen live, where a
+    # slow moment of the machine slows both (an empirical copula).  None: drawn independently.
+    overhead_ranks: tuple[tuple[float, float], ...] | None = None
     dispatch_draw: int = 0  # another independent draw of the overheads alone (same arrivals, services)
     # SQS FIFO message groups per queue (``queues.message_groups``): a job is not receivable while
     # another job of its group in the same queue is in flight (received, not yet deleted).  None:
@@ -53,6 +58,9 @@ class FleetOptions:
                 raise ValueError(f"{name} needs a non-empty tuple of samples for each of the 3 classes")
             if min(min(c) for c in samples) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.overhead_ranks is not None and (not self.overhead_ranks or not all(
+                len(p) == 2 and 0.0 <= p[0] < 1.0 and 0.0 <= p[1] < 1.0 for p in self.overhead_ranks)):
+            raise ValueError("overhead_ranks needs (submit, receive) pairs of ranks in [0, 1)")
         if self.turnaround_s < 0:
             raise ValueError("turnaround_s must not be negative")
         if self.message_groups is not None and self.message_groups < 1:

@@ -33,6 +33,15 @@ def test_steady_40k_live(fabric_config, cloud):
     assert r.metrics["jobs"] == len(plan) == r.metrics["completed"] > 20
     assert r.wall_s < 60
     assert len(r.timeline) > 0 and r.timeline["workers"].max() == 2, "the warm pool serves a steady 40k/day"
+    # The model check of --mode both: fed this run's own overheads, the simulator lands near this run.
+    # (Without them it would put every wait near zero: the pipeline's own overheads are most of it.)
+    from scenarios.cli import _model_check
+    from scenarios.gate import agreement
+
+    (check,) = _model_check(r.scenario, fabric_config, "", [r])
+    rows = {row.metric: row for row in agreement(check, r, boot=0)}
+    assert abs(rows["all.wait_p50"].rel_diff) < 0.25, rows["all.wait_p50"]
+    assert rows["all.wait_p50"].sim > 0.03
 
 
 def test_poison_pill_live_dead_letters_exactly_the_poison(fabric_config, cloud):

@@ -316,3 +316,70 @@ def test_probe_slices_pool_without_reading_one_run_as_following_another():
     # pooled naively, slice 2's first job reads as waiting for slice 1's w001 and its group 3
     _, naive = live_overheads(pd.concat(frames, ignore_index=True), chained=False)
     assert len(naive[1]) < 4 or sorted(naive[1]) != pytest.approx(sorted((0.04, 0.04, 0.07, 0.05)))
+
+
+def test_measured_overheads_read_completion_submit_receive_and_turnaround_off_one_run():
+    from scenarios.overheads import measured_overheads
+
+    cols = ["class", "arrival", "enqueued", "start", "end", "worker", "service"]
+    # six idle pickups on w1: submit 0.03, receive 0.04, live service 1.02 against a simulated 1.0
+    live = pd.DataFrame([("standard", 10.0 * i, 10.0 * i + 0.03, 10.0 * i + 0.07, 10.0 * i + 1.09, "w1", 1.02)
+                         for i in range(6)], columns=cols).assign(status="ok")
+    sim = pd.DataFrame({"service": [1.0] * 6, "status": ["ok"] * 6})
+    over = measured_overheads(live, sim, time_scale=3.0)
+    assert over.completion_s == pytest.approx(0.02) and over.jobs == 6 and over.time_scale == 3.0
+    assert over.dispatch_samples[1] == pytest.approx((0.03,) * 6)
+    assert over.receive_samples[1] == pytest.approx((0.04,) * 6)
+    assert over.turnaround_s == 0.0
+    assert measured_overheads(live.assign(status="failed"), sim, 3.0).jobs == 0
+
+
+def test_the_model_check_table_judges_each_run_where_the_simulated_wait_is_50_ms_or_more():
+    from scenarios.gate import AgreementRow, format_model_check
+
+    def run(p50_live, p95_live):
+        return [AgreementRow("all.wait_p50", 0.080, p50_live), AgreementRow("all.wait_p95", 0.400, p95_live),
+                AgreementRow("realtime.wait_p50", 0.010, 0.020),  # under 50 ms: shown, not judged
+                AgreementRow("all.p50", 1.0, 1.5)]                # not a wait: not shown
+    text = format_model_check([run(0.084, 0.380), run(0.100, 0.404)], draws=25)
+    lines = text.splitlines()
+    assert "run 1" in lines[1] and "run 2" in lines[1]
+    assert lines[2].split()[1:] == ["+5.0%", "+25.0%"] and lines[3].split()[1:] == ["-5.0%", "+1.0%"]
+    assert lines[4].split()[1:] == ["+100.0%", "+100.0%"] and "all.p50" not in text
+    assert lines[-1].startswith("model check: 3 of 4 run-statistics") and "worst 25.0%" in lines[-1]
+
+
+def test_rank_pairs_keep_a_pickups_submit_and_receive_together():
+    from scenarios.overheads import live_overheads, rank_pairs
+
+    cols = ["class", "arrival", "enqueued", "start", "end", "worker"]
+    # eight idle pickups: the slower the router answered, the slower the worker's receive (a slow moment)
+    rows = [("standard", 10.0 * i, 10.0 * i + 0.01 * (i + 1), 10.0 * i + 0.03 * (i + 1) + 0.01 * (i + 1), 0, "w1")
+            for i in range(8)]
+    jobs = pd.DataFrame(rows, columns=cols).assign(status="ok")
+    jobs["end"] = jobs["start"] + 1.0
+    submit, receive = live_overheads(jobs, chained=False)
+    pairs = rank_pairs(jobs, submit, receive)
+    assert len(pairs) == 8 and all(0 < a < 1 and 0 < b < 1 for a, b in pairs)
+    assert [a for a, _ in pairs] == pytest.approx([b for _, b in pairs])  # co-monotone: equal ranks
+    assert sorted(a for a, _ in pairs) == pytest.approx([(k + 0.5) / 8 for k in range(8)])
+    assert rank_pairs(jobs.iloc[:3], submit, receive) is None  # too few pickups to say
+
+
+@pytest.mark.parametrize("coupled", [True, False])
+def test_coupled_overheads_draw_a_jobs_submit_and_receive_from_one_pair(fabric_config, coupled):
+    from scenarios.overheads import PipelineOverheads
+
+    s = load_scenario("steady-40k")
+    fast_slow = ((0.01, 0.10),) * 3, ((0.02, 0.20),) * 3
+    over = PipelineOverheads(0.0, 100, 3.0, *fast_slow,
+                             rank_pairs=((0.25, 0.25), (0.75, 0.75)) if coupled else None)
+    r = run_sim(s, s.effective_config(fabric_config), window_h=0.4, overheads=over)
+    wait = (r.jobs["start"] - r.jobs["arrival"]).to_numpy()
+    both_fast, both_slow = np.isclose(wait, 0.03).sum(), np.isclose(wait, 0.30).sum()
+    mixed = np.isclose(wait, 0.12).sum() + np.isclose(wait, 0.21).sum()
+    assert both_fast > 100 and both_slow > 100  # most jobs find an idle worker
+    if coupled:
+        assert mixed == 0  # a fast router answer never comes with a slow receive, nor the reverse
+    else:
+        assert mixed > 100
