@@ -155,6 +155,7 @@ def run_sim(scenario: Scenario, cfg: FabricConfig, rep: int = 0, label: str = ""
         dispatch_samples=overheads.dispatch_samples if overheads else None,
         receive_samples=overheads.receive_samples if overheads else None,
         turnaround_s=overheads.turnaround_s if overheads else 0.0,
+        turnaround_samples=overheads.turnaround_samples if overheads else None,
         overhead_ranks=overheads.rank_pairs if overheads else None, dispatch_draw=dispatch_draw))
     try:
         result = simulate(scfg, tables, seed=scenario.seed, rep=rep, options=options)

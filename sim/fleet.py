@@ -56,7 +56,7 @@ from comfyfab.policy import AutoscalePolicy, PollPolicy
 from .core import EventLoop
 from .state import DLQ, INF, OK, UNFINISHED, FleetOptions, Pool, TenantRun, Worker
 from .service import ServiceModel, cold_start_seconds
-from .workload import COLD_START, DISPATCH, GROUP, RECEIVE, RETRY, SPOT, JobTable, component_rng
+from .workload import COLD_START, DISPATCH, GROUP, RECEIVE, RETRY, SPOT, TURNAROUND, JobTable, component_rng
 
 DONE, WASTED, READY, TICK, SAMPLE, EXPIRE, NOTICE, INTERRUPT = range(8)
 CHUNK = 1 << 16
@@ -103,6 +103,13 @@ class TenantFleet:
             svc += rcv  # ... and from the moment it is free until it holds its next job
         self.rcv: list[float] = rcv.tolist() if rcv is not None else [0.0] * n
         self.rcv0 = tuple(self.rcv)  # each job's drawn receive, before any turnaround
+        # each job's turnaround, added if its pickup is chained: drawn from the samples, or the constant
+        if options.turnaround_samples:
+            u = component_rng(seed, rep, TURNAROUND, ti, draw=options.dispatch_draw).random(n)
+            vals = np.asarray(options.turnaround_samples, dtype=float)
+            self.trn: list[float] = vals[np.minimum((u * len(vals)).astype(int), len(vals) - 1)].tolist()
+        else:
+            self.trn = [options.turnaround_s] * n
         # message groups: gk[j] indexes held[] by (class, group); held counts receives in flight
         groups = self.groups = options.message_groups
         self.grouped = groups is not None
@@ -183,7 +190,7 @@ class TenantFleet:
         hb_off = not self.options.heartbeats
         autoscale = self.options.autoscale
         vt = self.vt
-        turn = self.options.turnaround_s
+        trn = self.trn
         rare = self._rare
         grouped, gk, held, pop = self.grouped, self.gk, self.held, self._pop
         for p in self.pools.values():
@@ -217,6 +224,7 @@ class TenantFleet:
                                     continue
                                 if grouped:
                                     held[gk[j]] += 1
+                                turn = trn[j]
                                 if turn:
                                     svc[j] += turn
                                     rcv[j] += turn
@@ -321,9 +329,9 @@ class TenantFleet:
     def _begin(self, w: Worker, j: int, t: float, chained: bool = False) -> None:
         """Start job ``j`` on ``w`` (the slow path's copy of the inline start); ``chained``: ``w`` comes
         straight from finishing another job."""
-        if chained and self.options.turnaround_s:
-            self.svc[j] += self.options.turnaround_s
-            self.rcv[j] += self.options.turnaround_s
+        if chained and self.trn[j]:
+            self.svc[j] += self.trn[j]
+            self.rcv[j] += self.trn[j]
         s = self.svc[j]
         if not self.options.heartbeats and s > self.vt[int(self.jobs.cls[j])]:
             self._start_doomed(w, j, t)

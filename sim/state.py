@@ -38,6 +38,9 @@ class FleetOptions:
     # A worker that takes its next job straight after finishing one (the job was waiting) holds it this
     # much later than an idle worker would (it still closes the previous job before it polls).
     turnaround_s: float = 0.0
+    # Measured turnarounds, fabric seconds (pooled over the classes): with them, each job's turnaround,
+    # should its pickup be chained, is drawn from these (its own random stream) instead of ``turnaround_s``.
+    turnaround_samples: tuple[float, ...] | None = None
     # Measured (submit, receive) rank pairs in (0, 1), one per probe pickup: each job draws one pair and
     # takes its dispatch at the first rank of its class's dispatch samples and its receive at the second
     # of its class's receive samples -- the same marginals, but together as they happen live, where a
@@ -61,6 +64,8 @@ class FleetOptions:
         if self.overhead_ranks is not None and (not self.overhead_ranks or not all(
                 len(p) == 2 and 0.0 <= p[0] < 1.0 and 0.0 <= p[1] < 1.0 for p in self.overhead_ranks)):
             raise ValueError("overhead_ranks needs (submit, receive) pairs of ranks in [0, 1)")
+        if self.turnaround_samples is not None and (not self.turnaround_samples or min(self.turnaround_samples) < 0):
+            raise ValueError("turnaround_samples needs non-negative samples")
         if self.turnaround_s < 0:
             raise ValueError("turnaround_s must not be negative")
         if self.message_groups is not None and self.message_groups < 1:

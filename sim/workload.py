@@ -40,7 +40,7 @@ OFFICE_HOURS: tuple[float, ...] = (
     1.6, 1.7, 1.7, 1.6, 1.5, 1.3, 1.1, 0.9, 0.7, 0.55, 0.45, 0.35)
 
 # Component ids in the seed's spawn key: (rep, component, index)
-ARRIVALS, SERVICE, COLD_START, SPOT, RETRY, DISPATCH, RECEIVE, GROUP = range(8)
+ARRIVALS, SERVICE, COLD_START, SPOT, RETRY, DISPATCH, RECEIVE, GROUP, TURNAROUND = range(9)
 
 
 def component_rng(seed: int, rep: int, component: int, index: int = 0, draw: int = 0) -> np.random.Generator:

@@ -383,3 +383,37 @@ def test_coupled_overheads_draw_a_jobs_submit_and_receive_from_one_pair(fabric_c
         assert mixed == 0  # a fast router answer never comes with a slow receive, nor the reverse
     else:
         assert mixed > 100
+
+
+def test_turnaround_samples_are_every_chained_pickups_extra():
+    from scenarios.overheads import turnaround, turnaround_samples
+
+    rows = [("standard", 10.0 * i, 10.0 * i + 0.03, 10.0 * i + 0.07, 10.0 * i + 1.07, "w1") for i in range(6)]
+    end = 0.0
+    for i, extra in enumerate((0.0, 0.01, 0.02, 0.05, 0.10, 0.30, 0.04)):  # a burst: each chained but the first
+        a = 100.0 + 0.1 * i
+        start = a + 0.07 if i == 0 else end + 0.04 + extra
+        end = start + 1.0
+        rows.append(("standard", a, a + 0.03, start, end, "w1"))
+    jobs = pd.DataFrame(rows, columns=["class", "arrival", "enqueued", "start", "end", "worker"]).assign(status="ok")
+    assert turnaround_samples(jobs) == pytest.approx((0.01, 0.02, 0.04, 0.05, 0.10, 0.30))
+    assert turnaround(jobs) == pytest.approx(0.045)  # their median, what the constant was
+    assert turnaround_samples(jobs.iloc[:9]) is None
+
+
+def test_the_simulator_draws_each_jobs_turnaround_from_the_samples(fabric_config):
+    from scenarios.overheads import PipelineOverheads
+
+    s = load_scenario("steady-40k")
+    cfg = s.effective_config(fabric_config)
+
+    def waits(**kw):
+        over = PipelineOverheads(0.0, 100, 3.0, ((0.04,),) * 3, ((0.03,),) * 3, **kw)
+        r = run_sim(s, cfg, window_h=0.4, overheads=over)
+        return (r.jobs["start"] - r.jobs["arrival"]).to_numpy()
+
+    one = waits(turnaround_s=0.3)
+    assert np.array_equal(one, waits(turnaround_samples=(0.3,)))  # one sample: the constant
+    none, most, mixed = waits(), waits(turnaround_s=0.6), waits(turnaround_samples=(0.0, 0.6))
+    assert none.mean() < mixed.mean() < most.mean()  # chained pickups took 0 or 0.6, about half each
+    assert not np.array_equal(mixed, one)
