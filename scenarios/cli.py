@@ -103,14 +103,13 @@ def _model_check(s: Scenario, cfg: FabricConfig, label: str, lives: list[ReplayR
     from .overheads import measured_overheads
     from .sim_mode import run_sim
 
-    eff = s.effective_config(cfg)
     window = s.live.window_h if s.live else None
-    plain = run_sim(s, eff, label=label, window_h=window)  # the same arrivals and service draws, no overheads
+    plain = run_sim(s, s.effective_config(cfg), label=label, window_h=window)  # same draws, no overheads
     checks = []
     for live in lives:
         over = measured_overheads(live.jobs, plain.jobs, live.scenario.live.time_scale if live.scenario.live else 1.0)
-        checks.append([run_sim(s, eff, label=label, window_h=window, overheads=over, dispatch_draw=k)
-                       for k in range(DISPATCH_DRAWS)])
+        first = _sim_against_live(s, cfg, label, over)
+        checks.append([first, *first.dispatch_draws])
     return checks
 
 

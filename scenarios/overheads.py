@@ -114,7 +114,8 @@ def _pickups(jobs):
     return ok, submit, receive, chained
 
 
-def live_overheads(jobs, chained: bool = True) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+def live_overheads(jobs, chained: bool = True, pickups=None
+                   ) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
     """(submit, receive) samples per class, read off a live replay's jobs alone.
 
     *submit*: arrival until the router's answer (the job is then in SQS); every class gets all
@@ -127,33 +128,33 @@ def live_overheads(jobs, chained: bool = True) -> tuple[tuple[tuple[float, ...],
     held it -- the empty receives of higher classes, the receive and the start write, without any
     wait for a free worker, nor (when the frame has a ``group`` column) for the job ahead of it in its
     FIFO message group to finish.  ``chained=False`` keeps only the receives of workers that were
-    idle (see :func:`turnaround`)."""
-    ok, submit, receive, is_chained = _pickups(jobs)
+    idle (see :func:`turnaround`).  ``pickups``: :func:`_pickups` of ``jobs``, when the caller has it."""
+    ok, submit, receive, is_chained = pickups or _pickups(jobs)
     keep = np.ones(len(ok), dtype=bool) if chained else ~is_chained
     return _per_class(submit, ok["class"], pool=True), _per_class(receive[keep], ok["class"].to_numpy()[keep])
 
 
-def turnaround(jobs) -> float:
+def turnaround(jobs, pickups=None) -> float:
     """How much longer a worker takes to hold its next job when it comes straight from finishing one
     than when it was idle (fabric seconds, >= 0; 0 with fewer than ``MIN_CLASS_SAMPLES`` such pickups).
 
     An idle worker is woken by the arrival and polls at once; a worker that has just finished still
     closes the job it ran (the tail of the delete and the event) before it polls.  Per chained pickup:
     its receive minus the median idle receive of its class; the median of those."""
-    extra = _turnarounds(jobs)
+    extra = _turnarounds(pickups or _pickups(jobs))
     return max(0.0, float(np.median(extra))) if len(extra) >= MIN_CLASS_SAMPLES else 0.0
 
 
-def turnaround_samples(jobs) -> tuple[float, ...] | None:
+def turnaround_samples(jobs, pickups=None) -> tuple[float, ...] | None:
     """Every chained pickup's turnaround (as :func:`turnaround` reads them, clipped at 0), sorted; None
     with fewer than ``MIN_CLASS_SAMPLES``.  They spread far beyond their median (over six steady-40k
     runs: median 9-12 ms, 90th percentile about 30 ms, up to 77 ms)."""
-    extra = _turnarounds(jobs)
+    extra = _turnarounds(pickups or _pickups(jobs))
     return tuple(float(x) for x in np.sort(np.clip(extra, 0.0, None))) if len(extra) >= MIN_CLASS_SAMPLES else None
 
 
-def _turnarounds(jobs) -> list[float]:
-    ok, _, receive, is_chained = _pickups(jobs)
+def _turnarounds(pickups) -> list[float]:
+    ok, _, receive, is_chained = pickups
     classes = ok["class"].to_numpy()
     extra: list[float] = []
     for c in PRIORITY_ORDER:
@@ -237,20 +238,21 @@ def measured_overheads(live, sim, time_scale: float, slices: int = 1) -> Pipelin
     if len(l_ok) == 0 or len(s_ok) == 0:
         return PipelineOverheads(0.0, 0, time_scale)
     completion = max(0.0, float(np.median(l_ok["service"]) - np.median(s_ok["service"])))
-    submit, receive = live_overheads(live, chained=False)
+    pk = _pickups(live)  # read once, for every time below
+    submit, receive = live_overheads(live, chained=False, pickups=pk)
     return PipelineOverheads(completion, int(min(len(l_ok), len(s_ok))), time_scale, submit, receive,
-                             turnaround(live), rank_pairs=rank_pairs(live, submit, receive),
-                             turnaround_samples=turnaround_samples(live), slices=slices)
+                             turnaround(live, pk), rank_pairs=rank_pairs(live, submit, receive, pk),
+                             turnaround_samples=turnaround_samples(live, pk), slices=slices)
 
 
-def rank_pairs(jobs, submit_samples, receive_samples) -> tuple[tuple[float, float], ...] | None:
+def rank_pairs(jobs, submit_samples, receive_samples, pickups=None) -> tuple[tuple[float, float], ...] | None:
     """Per idle pickup, the mid-rank in (0, 1) of its submit time among ``submit_samples`` of its class and
     of its receive time among ``receive_samples`` of its class (as :func:`live_overheads` gives them).
 
     Live, the two move together: a moment when the machine is slow slows the router's answer and the
     worker's receive alike (rank correlation +0.35 to +0.53 over six steady-40k runs), so drawing
     them independently thins the tail of the wait.  None with fewer than ``MIN_CLASS_SAMPLES`` pickups."""
-    ok, submit, receive, is_chained = _pickups(jobs)
+    ok, submit, receive, is_chained = pickups or _pickups(jobs)
     idle = ~is_chained & ~np.isnan(submit) & ~np.isnan(receive)
     if idle.sum() < MIN_CLASS_SAMPLES:
         return None
