@@ -60,8 +60,9 @@ def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from waitress.server import create_server
 
-    from . import moto_fast
+    from . import moto_fast, moto_threads
 
+    moto_threads.apply()  # the server answers on several threads
     moto_fast.apply()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes under load
     app = compacting_on_reset(DomainDispatcherApplication(create_backend_app))

@@ -1,0 +1,145 @@
+"""Thread safety for moto's SQS queues and DynamoDB writes, applied by the embedded backend.
+
+The embedded AWS serves requests on several threads (waitress), and moto's
+models were written for one caller at a time.  Three races matter to a
+pipeline that sends, receives and deletes at the same time:
+
+1. **A send lost to a delete.**  ``Queue.delete_message`` builds a new list of
+   the queue's messages without the deleted one and then replaces the old list.
+   A message that a concurrent ``SendMessage`` appended in between is in the old
+   list only, so it disappears: the sender got a ``MessageId``, and no receiver
+   ever sees the message.  This is how a bench job was accepted (202, record
+   ``queued``) and then never ran, with no message left in any queue or DLQ.
+2. **One message received twice.**  ``ReceiveMessage`` checks that a message
+   is visible and then marks it received; two receives in between both take
+   it.  A FIFO queue delivers a message to one consumer at a time.
+   ``ReceiveMessage`` also reads the set of in-flight messages while other
+   threads change it, which can fail with "Set changed size during iteration"
+   (a 500 to the caller).
+3. **Conditional writes that are not atomic.**  DynamoDB's ``PutItem`` and
+   ``UpdateItem`` read the item, evaluate the condition, then write.  Two
+   concurrent writes can both pass a condition that only one may pass, such as
+   ``attribute_not_exists(jobId)`` or "status is queued".
+
+Each queue's operations now run under the lock that moto already keeps per
+queue (``Queue._messages_lock``, a condition variable over a re-entrant lock).
+A long poll waits on that condition, which releases the lock while waiting, so
+a receive that waits does not hold up sends.  DynamoDB's writes, and the scans
+and queries that iterate a table, run under one lock.  These are operations
+of a millisecond or less that the interpreter lock already runs one at a time,
+so nothing becomes slower that could have run in parallel.
+
+What SQS and DynamoDB promise does not change; moto now keeps those promises
+under concurrent callers.  Each wrapper checks that moto still has the shape
+it relies on, and otherwise warns and leaves moto alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+_applied = False
+_DDB_LOCKED = ("put_item", "update_item", "delete_item", "transact_write_items", "execute_statement",
+               "execute_transaction", "batch_execute_statement", "scan", "query")
+_ddb_lock = threading.RLock()
+
+
+def _queue_locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A ``Queue`` method run under the queue's own lock."""
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._messages_lock:
+            return method(self, *args, **kwargs)
+    wrapper.__comfyfab_locked__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _named_queue_locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``SQSBackend`` method whose first argument is a queue name, run under that queue's lock."""
+    @functools.wraps(method)
+    def wrapper(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            queue = self.get_queue(queue_name)
+        except Exception:  # unknown queue: moto's own call raises the proper error
+            return method(self, queue_name, *args, **kwargs)
+        with queue._messages_lock:
+            return method(self, queue_name, *args, **kwargs)
+    wrapper.__comfyfab_locked__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _ddb_locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _ddb_lock:
+            return method(*args, **kwargs)
+    wrapper.__comfyfab_locked__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _locked(fn: Any) -> bool:
+    return bool(getattr(fn, "__comfyfab_locked__", False))
+
+
+def apply() -> bool:
+    """Install the locks once per process; returns whether all of them are in place."""
+    global _applied
+    if _applied:
+        return True
+    ok = _lock_queues() & _lock_tables()
+    _applied = True
+    return ok
+
+
+def _lock_queues() -> bool:
+    try:
+        from moto.sqs import models
+    except ImportError:  # pragma: no cover - moto is a dependency
+        return False
+    queue_cls, backend_cls = models.Queue, models.SQSBackend
+    queue_methods = ("add_message", "delete_message")
+    backend_methods = ("receive_message", "change_message_visibility", "purge_queue")
+    shaped = (all(callable(getattr(queue_cls, m, None)) for m in queue_methods)
+              and all(callable(getattr(backend_cls, m, None)) for m in backend_methods)
+              and callable(getattr(backend_cls, "get_queue", None))
+              and "_messages_lock" in _init_names(queue_cls))
+    if not shaped:
+        log.warning("moto's SQS model changed shape; its queues are left without locks")
+        return False
+    for m in queue_methods:
+        if not _locked(getattr(queue_cls, m)):
+            setattr(queue_cls, m, _queue_locked(getattr(queue_cls, m)))
+    for m in backend_methods:
+        if not _locked(getattr(backend_cls, m)):
+            setattr(backend_cls, m, _named_queue_locked(getattr(backend_cls, m)))
+    return True
+
+
+def _init_names(cls: type) -> str:
+    """The source of ``cls.__init__`` (to check an attribute it sets), or '' when unavailable."""
+    import inspect
+
+    try:
+        return inspect.getsource(cls.__init__)
+    except (OSError, TypeError):
+        return ""
+
+
+def _lock_tables() -> bool:
+    try:
+        from moto.dynamodb.models import DynamoDBBackend
+    except ImportError:  # pragma: no cover - moto is a dependency
+        return False
+    missing = [m for m in _DDB_LOCKED if not callable(getattr(DynamoDBBackend, m, None))]
+    if missing:
+        log.warning("moto's DynamoDB backend has no %s; its writes are left without a lock", ", ".join(missing))
+        return False
+    for m in _DDB_LOCKED:
+        if not _locked(getattr(DynamoDBBackend, m)):
+            setattr(DynamoDBBackend, m, _ddb_locked(getattr(DynamoDBBackend, m)))
+    return True
