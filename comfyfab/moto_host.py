@@ -57,7 +57,7 @@ def compacting_on_reset(app: Any) -> Any:
 
 def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) -> Any:
     """A waitress server for moto's app, bound but not yet serving (``.run()`` serves)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from waitress.server import create_server
 
     from . import moto_fast, moto_threads
@@ -65,7 +65,7 @@ def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) 
     moto_threads.apply()  # the server answers on several threads
     moto_fast.apply()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes under load
-    app = compacting_on_reset(DomainDispatcherApplication(create_backend_app))
+    app = compacting_on_reset(DomainDispatcherApplication(moto_fast.create_backend_app))
     return create_server(app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS,
                          asyncore_use_poll=True, ident="comfyfab-moto", channel_timeout=300)
 

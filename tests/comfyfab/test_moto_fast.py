@@ -157,3 +157,52 @@ def test_a_reset_still_empties_every_service_in_use(sqs, ddb):
         ddb.create_table(TableName="again", AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
                          KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
     assert sqs.list_queues()["QueueUrls"] == [url]
+
+
+def test_the_backend_for_a_host_is_moto_s_answer_found_once():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from comfyfab.moto_fast import create_backend_app
+
+    assert moto_fast.apply() is True
+    app = DomainDispatcherApplication(create_backend_app)
+    cached = DomainDispatcherApplication.get_backend_for_host
+    moto_s = cached.__wrapped__
+    hosts = [None, "moto_api", "sqs.us-east-1.amazonaws.com", "dynamodb.eu-west-1.amazonaws.com",
+             "my-bucket.s3.amazonaws.com", "s3.us-east-1.amazonaws.com", "kms.us-east-1.amazonaws.com",
+             "127.0.0.1:5000", "localhost"]
+    for host in hosts:
+        assert cached(app, host) == moto_s(app, host), host
+    calls = []
+    cached.__wrapped__ = lambda app_, host: calls.append(host) or moto_s(app_, host)
+    try:
+        for _ in range(3):
+            assert cached(app, "sqs.ap-south-1.amazonaws.com") == moto_s(app, "sqs.ap-south-1.amazonaws.com")
+    finally:
+        cached.__wrapped__ = moto_s
+    assert calls == ["sqs.ap-south-1.amazonaws.com"]  # looked up once, then answered from the cache
+
+
+def test_random_strings_keep_their_length_alphabet_and_seed():
+    import string
+
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    assert moto_fast.apply() is True
+    a, b = MotoRandom(7), MotoRandom(7)
+    assert a.get_random_string(52) == b.get_random_string(52)  # a seeded moto still repeats itself
+    s = MotoRandom().get_random_string(500)
+    assert len(s) == 500 and set(s) <= set(string.ascii_letters + string.digits)
+    assert set(s) & set(string.digits) and set(s) & set(string.ascii_uppercase)
+    s = MotoRandom().get_random_string(300, include_digits=False, lower_case=True)
+    assert len(s) == 300 and set(s) <= set(string.ascii_lowercase)
+    h = MotoRandom().get_random_hex(400)
+    assert len(h) == 400 and set(h) == set("0123456789abcdef")
+
+
+def test_the_server_s_apps_run_without_flask_debug_mode_and_still_answer_errors(sqs):
+    from comfyfab.moto_fast import create_backend_app
+
+    assert create_backend_app("sqs").debug is False
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName="no-such-queue")
