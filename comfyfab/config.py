@@ -169,6 +169,10 @@ class EncryptionConfig(Frozen):
     kms_rotation_days: int = Field(90, ge=90, le=2560)
     algorithm: Literal["aws:kms"] = "aws:kms"
     bucket_key: bool = True
+    queue_key: Literal["tenant", "sqs-managed"] = Field(
+        "tenant", description="SSE of a tenant's queues: SSE-KMS under the tenant's own key, or SQS-managed SSE")
+    queue_data_key_reuse_s: int = Field(
+        300, ge=60, le=86400, description="how long SQS reuses a data key before asking KMS again (SSE-KMS)")
 
 
 class MonitoringConfig(Frozen):

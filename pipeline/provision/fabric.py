@@ -111,7 +111,8 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         lambda: {"router": iam.router_policy(
             [a for tr in tenants.values() for a in tr.queue_arns.values()],
             [f"arn:{step.partition}:s3:::{tr.bucket}" for tr in tenants.values()],
-            [tr.key_arn for tr in tenants.values()], _given(table_arn), _given(audit_group))},
+            [tr.key_arn for tr in tenants.values()], _given(table_arn), _given(audit_group),
+            queues_under_tenant_keys=cfg.encryption.queue_key == "tenant")},
         shared("router"), f"{cfg.name} inference router"))
 
     if run.missing:
@@ -192,7 +193,7 @@ def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode |
         for cls in cfg.queues.classes:
             try:
                 qs[cls.name], dlqs[cls.name] = sqs.ensure_class_queues(
-                    step, tid, cls, {**tags("queue"), "comfyfab:class": cls.name})
+                    step, tid, cls, {**tags("queue"), "comfyfab:class": cls.name}, key.arn if key else None)
             except MissingResourceError as exc:   # only in discovery: name every missing class
                 missing.extend(exc.missing)
         if missing:

@@ -96,12 +96,18 @@ def worker_policy(queue_arns: list[str], bucket: str, key_arn: str, table_arn: s
 
 
 def router_policy(queue_arns: list[str], bucket_arns: list[str], key_arns: list[str], table_arn: str,
-                  audit_log_group_arn: str) -> dict:
-    """What the router does: enqueue, read depths, write and read job records, presign GETs, audit."""
+                  audit_log_group_arn: str, queues_under_tenant_keys: bool = True) -> dict:
+    """What the router does: enqueue, read depths, write and read job records, presign GETs, audit.
+
+    A send to a queue encrypted under a tenant's key needs that key's data key (``kms:GenerateDataKey``).
+    """
+    enqueue_keys = [{"Sid": "EnqueueEncrypted", "Effect": "Allow", "Action": ["kms:GenerateDataKey"],
+                     "Resource": sorted(key_arns)}] if queues_under_tenant_keys and key_arns else []
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "Enqueue", "Effect": "Allow",
          "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
          "Resource": sorted(queue_arns)},
+        *enqueue_keys,
         {"Sid": "JobRecords", "Effect": "Allow",
          "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
          "Resource": [table_arn, f"{table_arn}/index/*"]},

@@ -37,7 +37,8 @@ def _ensure(step: Step, name: str, attributes: dict[str, str], tags: dict[str, s
         if not step.create:
             raise step.absent(f"SQS queue {name}")
         step.say(f"creating SQS queue {name}")
-        url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", **attributes}, tags=tags)["QueueUrl"]
+        given = {k: v for k, v in attributes.items() if v != ""}  # "" only switches an existing queue off SSE-KMS
+        url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", **given}, tags=tags)["QueueUrl"]
     elif step.create:
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         sqs.tag_queue(QueueUrl=url, Tags=tags)
@@ -45,17 +46,36 @@ def _ensure(step: Step, name: str, attributes: dict[str, str], tags: dict[str, s
     return Queue(url=url, arn=arn)
 
 
-def _common(step: Step, cls: PriorityClass, retention_s: int) -> dict[str, str]:
+def sse_attributes(step: Step, key_arn: str | None) -> dict[str, str]:
+    """Encryption at rest of a tenant's queues, as ``encryption.queue_key`` asks.
+
+    ``tenant``: SSE-KMS under the tenant's own key, so its key policy (and its
+    CloudTrail record of every use) governs the tenant's messages as it does
+    the tenant's images.  ``sqs-managed``: SSE-SQS.  Each names the other off,
+    since SQS takes one kind at a time and converging must switch a queue over.
+    """
+    enc = step.cfg.encryption
+    if enc.queue_key == "tenant" and key_arn:
+        return {"KmsMasterKeyId": key_arn, "KmsDataKeyReusePeriodSeconds": str(enc.queue_data_key_reuse_s),
+                "SqsManagedSseEnabled": "false"}
+    return {"SqsManagedSseEnabled": "true", "KmsMasterKeyId": ""}
+
+
+def _common(step: Step, cls: PriorityClass, retention_s: int, key_arn: str | None) -> dict[str, str]:
     return {
         "ContentBasedDeduplication": "false",   # the pipeline sets dedup ids from the job id
-        "SqsManagedSseEnabled": "true",
+        **sse_attributes(step, key_arn),
         "VisibilityTimeout": str(cls.visibility_timeout_s),
         "MessageRetentionPeriod": str(retention_s),
     }
 
 
-def ensure_class_queues(step: Step, tenant_id: str, cls: PriorityClass, tags: dict[str, str]) -> tuple[Queue, Queue]:
-    """(queue, dlq) of one class; the queue redrives to the DLQ after the class's maxReceiveCount."""
+def ensure_class_queues(step: Step, tenant_id: str, cls: PriorityClass, tags: dict[str, str],
+                        key_arn: str | None = None) -> tuple[Queue, Queue]:
+    """(queue, dlq) of one class; the queue redrives to the DLQ after the class's maxReceiveCount.
+
+    ``key_arn`` is the tenant's KMS key, which encrypts both (see :func:`sse_attributes`).
+    """
     cfg = step.cfg
     if not step.create:   # discovery: name both queues of the class when they are missing
         names = [cfg.queue_name(tenant_id, cls.name, dlq=True), cfg.queue_name(tenant_id, cls.name)]
@@ -63,10 +83,10 @@ def ensure_class_queues(step: Step, tenant_id: str, cls: PriorityClass, tags: di
         if missing:
             raise MissingResourceError(missing)
     dlq = _ensure(step, cfg.queue_name(tenant_id, cls.name, dlq=True),
-                  _common(step, cls, cfg.queues.dlq_retention_s), {**tags, "comfyfab:dlq": "true"})
+                  _common(step, cls, cfg.queues.dlq_retention_s, key_arn), {**tags, "comfyfab:dlq": "true"})
     redrive = json.dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": cls.max_receive_count})
     queue = _ensure(step, cfg.queue_name(tenant_id, cls.name),
-                    {**_common(step, cls, cfg.queues.message_retention_s), "RedrivePolicy": redrive},
+                    {**_common(step, cls, cfg.queues.message_retention_s, key_arn), "RedrivePolicy": redrive},
                     {**tags, "comfyfab:dlq": "false"})
     if step.create:
         # Only this class's queue may redrive into its DLQ.

@@ -267,8 +267,9 @@ BREAKS: tuple[Break, ...] = (
     Break("kms_key_enabled", lambda f: _c(f, "kms").disable_key(KeyId=_t(f).key_id),
           lambda f, _: _c(f, "kms").enable_key(KeyId=_t(f).key_id), lambda f: _t(f).key_alias),
     Break("sqs_queue_fifo", _delete_queue, _recreate_queue, _qname),
-    Break("sqs_queue_encrypted", lambda f: _sqs_set(f, _queue(f), SqsManagedSseEnabled="false"),
-          lambda f, _: _sqs_set(f, _queue(f), SqsManagedSseEnabled="true"), _qname),
+    # the queue is put under a key that is not its tenant's: encrypted still, but under another key policy
+    Break("sqs_queue_encrypted", lambda f: _sqs_set(f, _queue(f), KmsMasterKeyId=f.res.audit_key_arn),
+          lambda f, _: _sqs_set(f, _queue(f), KmsMasterKeyId=_t(f).key_arn), _qname),
     Break("sqs_queue_dlq_redrive",
           lambda f: _sqs_set(f, _queue(f), RedrivePolicy=json.dumps(
               {"deadLetterTargetArn": _t(f).dlq_arns["realtime"], "maxReceiveCount": 5})),

@@ -93,3 +93,28 @@ def test_rerun_after_the_audit_trail_holds_objects(fabric):
     cloud, cfg = fabric.cloud, fabric.cfg
     cloud.client("s3").put_object(Bucket=fabric.res.audit_bucket, Key="audit/probe.jsonl", Body=b"{}")
     assert provision(cloud, cfg) == fabric.res
+
+
+def test_queue_encryption_switches_between_the_tenant_key_and_sqs_managed_sse(fabric):
+    cloud, cfg, res = fabric.cloud, fabric.cfg, fabric.res
+    sqs = cloud.client("sqs")
+    tr = res.tenants[cfg.tenants[0].id]
+
+    def sse(url):
+        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return a.get("KmsMasterKeyId") or None, a.get("SqsManagedSseEnabled")
+
+    managed = cfg.with_overrides({"encryption": {"queue_key": "sqs-managed"}})
+    try:
+        provision(cloud, managed)
+        assert {sse(u) for u in [*tr.queue_urls.values(), *tr.dlq_urls.values()]} == {(None, "true")}
+        router = cloud.client("iam").get_role_policy(RoleName=res.router_role_arn.rsplit("/", 1)[1],
+                                                    PolicyName="router")["PolicyDocument"]
+        assert "EnqueueEncrypted" not in {s.get("Sid") for s in router["Statement"]}
+    finally:
+        provision(cloud, cfg)  # back to the shared fabric's own settings
+    assert {sse(u) for u in [*tr.queue_urls.values(), *tr.dlq_urls.values()]} == {(tr.key_arn, "false")}
+    router = cloud.client("iam").get_role_policy(RoleName=res.router_role_arn.rsplit("/", 1)[1],
+                                                PolicyName="router")["PolicyDocument"]
+    keys = [s for s in router["Statement"] if s.get("Sid") == "EnqueueEncrypted"]
+    assert keys and tr.key_arn in keys[0]["Resource"] and keys[0]["Action"] == ["kms:GenerateDataKey"]

@@ -21,7 +21,10 @@ def test_three_fifo_queues_and_dlqs_per_tenant_with_the_class_settings(fabric):
             for attrs in (q, d):
                 assert attrs["FifoQueue"] == "true"
                 assert attrs["ContentBasedDeduplication"] == "false"
-                assert attrs["SqsManagedSseEnabled"] == "true"
+                # SSE-KMS under the tenant's own key (encryption.queue_key: tenant), not SQS's key
+                assert attrs["KmsMasterKeyId"] == tr.key_arn
+                assert attrs["KmsDataKeyReusePeriodSeconds"] == str(cfg.encryption.queue_data_key_reuse_s)
+                assert attrs.get("SqsManagedSseEnabled", "false") == "false"
                 assert attrs["VisibilityTimeout"] == str(cls.visibility_timeout_s)
             assert q["QueueArn"] == tr.queue_arns[cls.name] and d["QueueArn"] == tr.dlq_arns[cls.name]
             assert q["MessageRetentionPeriod"] == str(cfg.queues.message_retention_s)
