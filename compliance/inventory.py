@@ -186,6 +186,7 @@ class LogGroup:
     name: str
     exists: bool = True
     retention_days: int | None = None
+    kms_key_id: str | None = None   # the key its events are encrypted under (None: CloudWatch Logs' own)
 
 
 @dataclass(frozen=True)

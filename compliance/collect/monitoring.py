@@ -17,7 +17,8 @@ def collect_log_groups(cloud: Cloud, cfg: FabricConfig) -> tuple[LogGroup, ...]:
         for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):
             for g in page.get("logGroups", []):
                 if g["logGroupName"] == name:
-                    found[name] = LogGroup(name=name, retention_days=g.get("retentionInDays"))
+                    found[name] = LogGroup(name=name, retention_days=g.get("retentionInDays"),
+                                           kms_key_id=g.get("kmsKeyId"))
     return tuple(found.get(n, LogGroup(name=n, exists=False)) for n in wanted)
 
 

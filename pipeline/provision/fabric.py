@@ -19,7 +19,7 @@ from . import iam, isolation, monitoring, network, sqs
 from .context import Step
 from .dynamodb import ensure_jobs_table
 from .errors import MissingResourceError, ProvisioningError
-from .kms import ensure_key
+from .kms import cloudtrail_grants, ensure_key, logs_grants
 from .names import (audit_key_alias, flow_log_role_name, router_role_name, table_key_alias, tag_dict,
                     worker_role_name)
 from .resources import FabricResources, TenantResources
@@ -87,12 +87,15 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         step, table_key_alias(cfg), f"{cfg.name}: jobs table encryption", shared("jobs")))
     table_arn = run.section("jobs table", lambda: ensure_jobs_table(step, table_key, shared("jobs")))
     audit_key = run.section("audit key", lambda: ensure_key(
-        step, audit_key_alias(cfg), f"{cfg.name}: audit trail encryption", shared("audit")))
+        step, audit_key_alias(cfg), f"{cfg.name}: audit trail encryption", shared("audit"),
+        grants=[*cloudtrail_grants(step.partition, step.account, monitoring.trail_arn(step)),
+                *logs_grants(step.partition, step.region, step.account, [cfg.audit_log_group()])]))
     audit_group = run.section("audit log group", lambda: monitoring.ensure_log_group(
-        step, cfg.audit_log_group(), cfg.audit.log_retention_days, shared("audit")))
+        step, cfg.audit_log_group(), cfg.audit.log_retention_days, shared("audit"),
+        key_arn=audit_key.arn if audit_key else None))
     audit_bucket_mode = run.section("audit bucket", lambda: _bucket(
         step, cfg.audit_bucket_name(), audit_key, shared("audit"), mode,
-        object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days)))
+        object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days), trail_arn=monitoring.trail_arn(step)))
     trail = audit_key and audit_bucket_mode and run.section("audit trail", lambda: monitoring.ensure_trail(
         step, cfg.audit_bucket_name(), audit_key.arn, shared("audit")))
 
@@ -135,14 +138,14 @@ def _given(value: T | None) -> T:
 
 
 def _bucket(step: Step, bucket: str, key: Any, tags: dict[str, str], mode: BucketPolicyMode | None,
-            object_lock: tuple[str, int] | None = None) -> BucketPolicyMode:
+            object_lock: tuple[str, int] | None = None, trail_arn: str | None = None) -> BucketPolicyMode:
     """Ensure the bucket; in discovery (``mode`` None) its policy mode is read back from its tag."""
     chosen = mode
     if chosen is None:
         if not bucket_exists(step, bucket):
             raise step.absent(f"S3 bucket {bucket}")
         chosen = bucket_policy_mode(step, bucket)
-    ensure_bucket(step, bucket, key, tags, chosen, object_lock=object_lock)
+    ensure_bucket(step, bucket, key, tags, chosen, object_lock=object_lock, trail_arn=trail_arn)
     return chosen
 
 
@@ -183,7 +186,8 @@ def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode |
     group = cfg.flow_log_group(tid)
     step.say(f"tenant {tid}")
     key = run.section(f"{tid}: KMS key", lambda: ensure_key(
-        step, cfg.key_alias(tid), f"{cfg.name}: outputs of tenant {tid}", tags("tenant-key")))
+        step, cfg.key_alias(tid), f"{cfg.name}: outputs of tenant {tid}", tags("tenant-key"),
+        grants=logs_grants(step.partition, step.region, step.account, [group])))
     bucket_mode = run.section(f"{tid}: bucket", lambda: _bucket(step, bucket, key, tags("outputs"), mode))
 
     def queues() -> tuple[dict[str, sqs.Queue], dict[str, sqs.Queue]]:
@@ -209,7 +213,7 @@ def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode |
     endpoints = net and run.section(f"{tid}: VPC endpoints", lambda: isolation.ensure_endpoints(
         step, net, sgs[1] if sgs else None, bucket, tags("endpoint"), name))
     group_arn = run.section(f"{tid}: flow log group", lambda: monitoring.ensure_log_group(
-        step, group, cfg.network.flow_log_retention_days, tags("flow-logs")))
+        step, group, cfg.network.flow_log_retention_days, tags("flow-logs"), key_arn=key.arn if key else None))
     fl_role = run.section(f"{tid}: flow log role", lambda: iam.ensure_role(
         step, flow_log_role_name(cfg, tid), iam.trust("vpc-flow-logs.amazonaws.com", step.account),
         lambda: {"deliver-flow-logs": iam.flow_log_policy(_given(group_arn))}, tags("flow-logs"),

@@ -1,8 +1,19 @@
-"""KMS customer-managed keys: one per tenant, one for the audit trail, one for the jobs table."""
+"""KMS customer-managed keys: one per tenant, one for the audit trail, one for the jobs table.
+
+Each key's policy lets the account's IAM policies govern it (the statement
+AWS puts on a new key) and names the AWS services that encrypt with it on
+the fabric's behalf, each scoped to the fabric's own resources: CloudTrail
+for the audit trail's log files, CloudWatch Logs for the log groups under the
+key.  Without those grants a real account refuses the trail and the log
+groups' encryption; the emulators accept either way, so the documents are
+tested as documents (``tests/pipeline/provision/test_key_policies.py``).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 from botocore.exceptions import ClientError
 
@@ -37,8 +48,45 @@ def find_key(step: Step, alias: str) -> Key | None:
     return Key(key_id=meta["KeyId"], arn=meta["Arn"], alias=alias)
 
 
-def ensure_key(step: Step, alias: str, description: str, tags: dict[str, str]) -> Key:
-    """The symmetric CMK under ``alias`` with automatic rotation at the configured period."""
+def key_policy(partition: str, account: str, grants: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The account administers the key through IAM, plus the service ``grants``."""
+    return {"Version": "2012-10-17", "Id": "comfyfab-key-policy", "Statement": [
+        {"Sid": "AccountAdministersThroughIam", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"},
+        *grants]}
+
+
+def cloudtrail_grants(partition: str, account: str, trail_arn: str) -> list[dict[str, Any]]:
+    """CloudTrail encrypts this trail's log files under the key (and may describe it)."""
+    service = {"Service": "cloudtrail.amazonaws.com"}
+    return [
+        {"Sid": "CloudTrailEncryptsTheAuditTrail", "Effect": "Allow", "Principal": service,
+         "Action": "kms:GenerateDataKey*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn},
+                       "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
+                                      f"arn:{partition}:cloudtrail:*:{account}:trail/*"}}},
+        {"Sid": "CloudTrailDescribesTheKey", "Effect": "Allow", "Principal": service,
+         "Action": "kms:DescribeKey", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}},
+    ]
+
+
+def logs_grants(partition: str, region: str, account: str, groups: Sequence[str]) -> list[dict[str, Any]]:
+    """CloudWatch Logs encrypts exactly these log groups under the key."""
+    return [{
+        "Sid": "CloudWatchLogsEncryptsTheseGroups", "Effect": "Allow",
+        "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "Resource": "*",
+        "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [
+            f"arn:{partition}:logs:{region}:{account}:log-group:{g}" for g in groups]}},
+    }]
+
+
+def ensure_key(step: Step, alias: str, description: str, tags: dict[str, str],
+               grants: Sequence[dict[str, Any]] = ()) -> Key:
+    """The symmetric CMK under ``alias`` with automatic rotation at the configured period,
+    and the key policy :func:`key_policy` gives with ``grants``."""
     key = find_key(step, alias)
     if key is None:
         if not step.create:
@@ -50,12 +98,15 @@ def ensure_key(step: Step, alias: str, description: str, tags: dict[str, str]) -
         step.client("kms").create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
         key = Key(key_id=meta["KeyId"], arn=meta["Arn"], alias=alias)
     if step.create:
-        _converge(step, key, tags)
+        _converge(step, key, tags, key_policy(step.partition, step.account, grants))
     return key
 
 
-def _converge(step: Step, key: Key, tags: dict[str, str]) -> None:
+def _converge(step: Step, key: Key, tags: dict[str, str], policy: dict[str, Any]) -> None:
     kms = step.client("kms")
+    current = kms.get_key_policy(KeyId=key.key_id, PolicyName="default").get("Policy")
+    if current is None or json.loads(current) != policy:
+        kms.put_key_policy(KeyId=key.key_id, PolicyName="default", Policy=json.dumps(policy))
     days = step.cfg.encryption.kms_rotation_days
     kms.enable_key_rotation(KeyId=key.key_id, RotationPeriodInDays=days)
     # The rotation period is also written as a tag: some emulators (moto 5.2)

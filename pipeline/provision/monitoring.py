@@ -9,8 +9,11 @@ from .errors import ProvisioningError
 from .names import dlq_alarm_name, gpu_alarm_name, tag_list
 
 
-def ensure_log_group(step: Step, name: str, retention_days: int, tags: dict[str, str]) -> str:
-    """The log group ``name`` with its retention; returns its ARN (without the ``:*`` suffix)."""
+def ensure_log_group(step: Step, name: str, retention_days: int, tags: dict[str, str],
+                     key_arn: str | None = None) -> str:
+    """The log group ``name`` with its retention, encrypted under ``key_arn`` when given; returns its ARN
+    (without the ``:*`` suffix).  The key's policy must let CloudWatch Logs use it for this group
+    (:func:`pipeline.provision.kms.logs_grants`)."""
     logs = step.client("logs")
     found = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
     if not found:
@@ -18,14 +21,38 @@ def ensure_log_group(step: Step, name: str, retention_days: int, tags: dict[str,
             raise step.absent(f"CloudWatch Logs group {name}")
         step.say(f"creating log group {name}")
         try:
-            logs.create_log_group(logGroupName=name, tags=tags)
+            logs.create_log_group(logGroupName=name, tags=tags, **({"kmsKeyId": key_arn} if key_arn else {}))
         except ClientError as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":   # created concurrently: fine
                 raise
+    elif step.create and key_arn and found[0].get("kmsKeyId") != key_arn:
+        step.say(f"encrypting log group {name} under its key")
+        try:
+            logs.associate_kms_key(logGroupName=name, kmsKeyId=key_arn)
+        except ClientError as exc:
+            if not _unimplemented(exc):
+                raise
+            step.not_supported(f"logs:AssociateKmsKey {name}", exc)
     if step.create:
         logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
         logs.tag_log_group(logGroupName=name, tags=tags)
     return step.arn("logs", f"log-group:{name}")
+
+
+def _unimplemented(exc: ClientError) -> bool:
+    """The backend lacks the operation (moto 5.2 has no AssociateKmsKey): 501, or moto's 'not implemented'."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 501 or "not yet implemented" in str(exc).lower() or error_code(exc) in (
+        "NotImplemented", "NotImplementedError", "InternalFailure")
+
+
+def trail_name(step: Step) -> str:
+    return f"{step.cfg.name}-audit"
+
+
+def trail_arn(step: Step) -> str:
+    """The audit trail's ARN, known before the trail exists (the bucket and key policies name it)."""
+    return step.arn("cloudtrail", f"trail/{trail_name(step)}")
 
 
 def ensure_topic(step: Step, tags: dict[str, str]) -> str:
@@ -103,7 +130,7 @@ def ensure_trail(step: Step, bucket: str, key_arn: str, tags: dict[str, str]) ->
     audit bucket (CC6.1's "logged to CloudTrail with immutable storage").
     """
     ct = step.client("cloudtrail")
-    name = f"{step.cfg.name}-audit"
+    name = trail_name(step)
     try:
         listed = ct.describe_trails(trailNameList=[name]).get("trailList", [])
     except ClientError as exc:

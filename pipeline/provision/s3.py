@@ -52,13 +52,32 @@ def default_policy_mode(backend_kind: str) -> BucketPolicyMode:
     return "embedded" if backend_kind == "embedded" else "full"
 
 
-def canonical_bucket_policy(partition: str, bucket: str, key_arn: str) -> dict:
-    """The bucket policy as AWS should enforce it (see the module docstring for the embedded mode)."""
+def cloudtrail_delivery(partition: str, bucket: str, account: str, trail_arn: str) -> list[dict]:
+    """CloudTrail may check the bucket's ACL and write this trail's log files under ``AWSLogs/<account>/``."""
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    service = {"Service": "cloudtrail.amazonaws.com"}
+    return [
+        {"Sid": "CloudTrailChecksTheBucket", "Effect": "Allow", "Principal": service, "Action": "s3:GetBucketAcl",
+         "Resource": bucket_arn, "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}},
+        {"Sid": "CloudTrailDeliversTheAuditTrail", "Effect": "Allow", "Principal": service, "Action": "s3:PutObject",
+         "Resource": f"{bucket_arn}/AWSLogs/{account}/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}}},
+    ]
+
+
+def canonical_bucket_policy(partition: str, bucket: str, key_arn: str,
+                            trail: tuple[str, str] | None = None) -> dict:
+    """The bucket policy as AWS should enforce it (see the module docstring for the embedded mode).
+
+    ``trail`` = (account, trail ARN) for the audit bucket: CloudTrail delivers that trail into it.
+    """
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
     objects = f"{bucket_arn}/*"
+    delivery = cloudtrail_delivery(partition, bucket, *trail) if trail else []
     return {
         "Version": "2012-10-17",
         "Statement": [
+            *delivery,
             {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
              "Resource": [bucket_arn, objects],
              "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
@@ -101,8 +120,9 @@ def bucket_exists(step: Step, name: str) -> bool:
 
 
 def ensure_bucket(step: Step, name: str, key: Key | None, tags: dict[str, str], mode: BucketPolicyMode,
-                  object_lock: tuple[str, int] | None = None) -> None:
-    """A private, versioned, KMS-encrypted bucket; ``object_lock`` = (mode, days) enables Object Lock.
+                  object_lock: tuple[str, int] | None = None, trail_arn: str | None = None) -> None:
+    """A private, versioned, KMS-encrypted bucket; ``object_lock`` = (mode, days) enables Object Lock;
+    ``trail_arn`` names the CloudTrail trail that delivers into it.
 
     ``key`` is needed only to create and converge; discovery may pass None.
     """
@@ -136,7 +156,8 @@ def ensure_bucket(step: Step, name: str, key: Key | None, tags: dict[str, str], 
         if (current.get("ObjectLockEnabled"), retention.get("Mode"), retention.get("Days"),
                 retention.get("Years") or 0) != ("Enabled", lock_mode, days, 0):
             s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=wanted)
-    policy = attached_policy(canonical_bucket_policy(step.partition, name, key.arn), mode)
+    trail = (step.account, trail_arn) if trail_arn else None
+    policy = attached_policy(canonical_bucket_policy(step.partition, name, key.arn, trail), mode)
     s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
     s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list({**tags, POLICY_MODE_TAG: mode})})
 

@@ -188,6 +188,25 @@ def _retention(fab, group, days):
     _c(fab, "logs").put_retention_policy(logGroupName=group, retentionInDays=days)
 
 
+def _group_without_key(fab):
+    """Re-create the tenant's flow-log group under CloudWatch Logs' own key (moto has no DisassociateKmsKey)."""
+    logs, name = _c(fab, "logs"), fab.cfg.flow_log_group(_t(fab).tenant_id)
+    [g] = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+    tags = logs.list_tags_log_group(logGroupName=name).get("tags", {})
+    logs.delete_log_group(logGroupName=name)
+    logs.create_log_group(logGroupName=name, tags=tags)
+    logs.put_retention_policy(logGroupName=name, retentionInDays=g["retentionInDays"])
+    return g, tags
+
+
+def _group_with_key(fab, saved):
+    g, tags = saved
+    logs = _c(fab, "logs")
+    logs.delete_log_group(logGroupName=g["logGroupName"])
+    logs.create_log_group(logGroupName=g["logGroupName"], tags=tags, kmsKeyId=g["kmsKeyId"])
+    logs.put_retention_policy(logGroupName=g["logGroupName"], retentionInDays=g["retentionInDays"])
+
+
 def _queue(fab, cls="realtime", dlq=False):
     t = _t(fab)
     return (t.dlq_urls if dlq else t.queue_urls)[cls]
@@ -327,6 +346,8 @@ BREAKS: tuple[Break, ...] = (
     Break("logs_audit_log_retention", lambda f: _retention(f, f.res.audit_log_group, 30),
           lambda f, _: _retention(f, f.res.audit_log_group, f.cfg.audit.log_retention_days),
           lambda f: f.res.audit_log_group),
+    Break("logs_log_group_encrypted", _group_without_key, _group_with_key,
+          lambda f: f.cfg.flow_log_group(_t(f).tenant_id)),
     Break("config_tls_minimum", overrides={"delivery.tls_min_version": "TLSv1.2"}),
     Break("config_presign_expiry", overrides={"delivery.presign_expiry_s": 3600}),
     Break("config_cache_control_no_store", overrides={"delivery.cache_control": "public, max-age=300"}),

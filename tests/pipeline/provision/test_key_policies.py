@@ -1,0 +1,94 @@
+"""Key policies, log-group encryption and the audit bucket's CloudTrail grants.
+
+No emulator evaluates key policies or checks that CloudTrail may write to a
+bucket: moto and LocalStack accept a trail, or a log group's key, whatever
+the policies say, while a real account refuses them.  So the documents are
+tested here as documents (what they allow, to whom, scoped to what), and read
+back from the emulator to show that provisioning attached them.
+"""
+from __future__ import annotations
+
+import json
+
+from pipeline.provision import canonical_bucket_policy
+from pipeline.provision.kms import cloudtrail_grants, key_policy, logs_grants
+from pipeline.provision.names import audit_key_alias, table_key_alias
+
+TRAIL = "arn:aws:cloudtrail:us-east-1:123456789012:trail/comfyfab-audit"
+
+
+def _sids(doc):
+    return [s["Sid"] for s in doc["Statement"]]
+
+
+def test_every_key_policy_keeps_the_account_in_charge():
+    for grants in ([], cloudtrail_grants("aws", "123456789012", TRAIL)):
+        doc = key_policy("aws", "123456789012", grants)
+        admin = doc["Statement"][0]
+        assert admin["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and admin["Action"] == "kms:*"
+
+
+def test_service_grants_are_scoped_to_the_fabric_s_own_trail_and_groups():
+    ct = cloudtrail_grants("aws", "123456789012", TRAIL)
+    assert {s["Principal"]["Service"] for s in ct} == {"cloudtrail.amazonaws.com"}
+    assert all(s["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL for s in ct)
+    assert "kms:Decrypt" not in json.dumps(ct)  # CloudTrail encrypts; readers decrypt through IAM
+    [logs] = logs_grants("aws", "eu-west-1", "123456789012", ["/comfyfab/audit"])
+    assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"] == [
+        "arn:aws:logs:eu-west-1:123456789012:log-group:/comfyfab/audit"]
+
+
+def test_the_audit_bucket_admits_cloudtrail_for_its_trail_only():
+    with_trail = canonical_bucket_policy("aws", "audit-b", "arn:aws:kms:k", ("123456789012", TRAIL))
+    check, write = with_trail["Statement"][:2]
+    assert check["Action"] == "s3:GetBucketAcl" and check["Resource"] == "arn:aws:s3:::audit-b"
+    assert write["Action"] == "s3:PutObject" and write["Resource"] == "arn:aws:s3:::audit-b/AWSLogs/123456789012/*"
+    assert all(s["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL for s in (check, write))
+    assert "cloudtrail" not in json.dumps(canonical_bucket_policy("aws", "tenant-b", "arn:aws:kms:k"))
+
+
+def test_provisioned_keys_carry_their_policies_and_log_groups_their_keys(fabric):
+    cloud, cfg, res = fabric.cloud, fabric.cfg, fabric.res
+    kms, logs = cloud.client("kms"), cloud.client("logs")
+
+    def policy(alias):
+        key_id = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
+        return json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+
+    def group_key(name):
+        [g] = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+        return g.get("kmsKeyId")
+
+    audit = policy(audit_key_alias(cfg))
+    assert _sids(audit) == ["AccountAdministersThroughIam", "CloudTrailEncryptsTheAuditTrail",
+                            "CloudTrailDescribesTheKey", "CloudWatchLogsEncryptsTheseGroups"]
+    assert audit["Statement"][1]["Condition"]["StringEquals"]["aws:SourceArn"].endswith(f":trail/{cfg.name}-audit")
+    assert audit["Statement"][3]["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"][0].endswith(
+        f":log-group:{cfg.audit_log_group()}")
+    assert group_key(cfg.audit_log_group()) == res.audit_key_arn
+    assert _sids(policy(table_key_alias(cfg))) == ["AccountAdministersThroughIam"]
+    for t in cfg.tenants:
+        doc = policy(cfg.key_alias(t.id))
+        # each tenant's key lets CloudWatch Logs encrypt that tenant's flow logs and nothing else
+        assert doc["Statement"][1]["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"] == [
+            f"arn:aws:logs:{cloud.spec.region}:{cloud.account_id()}:log-group:{cfg.flow_log_group(t.id)}"]
+        assert group_key(cfg.flow_log_group(t.id)) == res.tenants[t.id].key_arn
+    bucket_policy = json.loads(cloud.client("s3").get_bucket_policy(Bucket=res.audit_bucket)["Policy"])
+    assert "CloudTrailChecksTheBucket" in _sids(bucket_policy)
+
+
+def test_a_second_run_leaves_unchanged_key_policies_alone(fabric):
+    from pipeline.provision import provision
+
+    puts = []
+    kms = fabric.cloud.client("kms")
+    def capture(params, **_):
+        puts.append(params)
+
+    kms.meta.events.register("provide-client-params.kms.PutKeyPolicy", capture)
+    try:
+        provision(fabric.cloud, fabric.cfg)
+    finally:
+        kms.meta.events.unregister("provide-client-params.kms.PutKeyPolicy", capture)
+    assert puts == []
