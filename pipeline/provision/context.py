@@ -64,15 +64,16 @@ class Step:
             self._account = self.cloud.account_id()
         return self._account
 
-    def not_supported(self, operation: str, exc: ClientError) -> None:
+    def not_supported(self, operation: str, exc: ClientError | str) -> None:
         """Record that the backend does not implement ``operation`` (e.g. DynamoDB Local and PITR).
 
         Only for settings a backend may lack without the fabric being unusable; the
         operation is listed in ``FabricResources.unsupported`` and in a progress
         message, so a compliance scan of that backend reports the setting as missing.
         """
-        self.unsupported.append(f"{operation}: {error_code(exc)}")
-        self.say(f"the {self.cloud.spec.kind} backend does not implement {operation} ({error_code(exc)}); skipped")
+        why = exc if isinstance(exc, str) else error_code(exc)
+        self.unsupported.append(f"{operation}: {why}")
+        self.say(f"the {self.cloud.spec.kind} backend does not implement {operation} ({why}); skipped")
 
     def absent(self, what: str) -> MissingResourceError:
         """The error to raise when ``what`` does not exist; in create mode callers create instead."""

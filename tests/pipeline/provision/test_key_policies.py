@@ -92,3 +92,37 @@ def test_a_second_run_leaves_unchanged_key_policies_alone(fabric):
     finally:
         kms.meta.events.unregister("provide-client-params.kms.PutKeyPolicy", capture)
     assert puts == []
+
+
+def _fake_step(kind, logs):
+    from types import SimpleNamespace
+
+    said, skipped = [], []
+    return SimpleNamespace(cloud=SimpleNamespace(spec=SimpleNamespace(kind=kind)), say=said.append,
+                           client=lambda service: logs, not_supported=lambda op, why: skipped.append((op, why)),
+                           said=said, skipped=skipped)
+
+
+def test_a_group_made_without_its_key_is_put_under_it_where_the_backend_can():
+    import boto3
+    import pytest
+    from botocore.stub import Stubber
+
+    from pipeline.provision.monitoring import _encrypt_existing_group
+
+    logs = boto3.client("logs", region_name="us-east-1", aws_access_key_id="fake", aws_secret_access_key="fake")
+    with Stubber(logs) as stub:
+        stub.add_response("associate_kms_key", {}, {"logGroupName": "/g", "kmsKeyId": "arn:k"})
+        step = _fake_step("aws", logs)
+        _encrypt_existing_group(step, "/g", "arn:k")
+        assert step.skipped == [] and step.said
+        stub.add_client_error("associate_kms_key", "InternalFailure", "not implemented", http_status_code=501)
+        step = _fake_step("localstack", logs)
+        _encrypt_existing_group(step, "/g", "arn:k")   # LocalStack's open-source edition answers 501
+        assert [op for op, _ in step.skipped] == ["logs:AssociateKmsKey /g"]
+        stub.add_client_error("associate_kms_key", "AccessDeniedException", "no", http_status_code=400)
+        with pytest.raises(Exception, match="AccessDenied"):
+            _encrypt_existing_group(_fake_step("aws", logs), "/g", "arn:k")
+    step = _fake_step("embedded", None)   # moto lacks the operation: recorded, not called
+    _encrypt_existing_group(step, "/g", "arn:k")
+    assert step.skipped == [("logs:AssociateKmsKey /g", "not in moto")]
