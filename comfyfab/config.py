@@ -301,6 +301,10 @@ class FabricConfig(Frozen):
     def flow_log_group(self, tenant_id: str) -> str:
         return f"/{self.name}/{tenant_id}/flow-logs"
 
+    def router_flow_log_group(self) -> str:
+        """The router VPC's flow logs (shared infrastructure, under the audit key)."""
+        return f"/{self.name}/_router/flow-logs"
+
     def alarm_topic_name(self) -> str:
         return f"{self.name}-{self.monitoring.alarm_topic}"
 

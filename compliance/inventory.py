@@ -270,6 +270,7 @@ class Inventory:
     trails: tuple[Trail, ...] | None = ()   # None: the backend has no CloudTrail API (LocalStack OSS)
     router_groups: tuple[str, ...] = ()
     shared_vpcs: tuple[str, ...] = ()   # this fabric's VPCs without a tenant (the router's)
+    shared_flow_logs: tuple[FlowLog, ...] = ()   # the flow logs of those VPCs
 
     # -- lookups used by the checks -------------------------------------
     def bucket(self, name: str) -> Bucket | None:

@@ -9,9 +9,9 @@ from ..inventory import Alarm, LogGroup
 
 
 def collect_log_groups(cloud: Cloud, cfg: FabricConfig) -> tuple[LogGroup, ...]:
-    """The audit group and every tenant's flow-log group."""
+    """The audit group, the router's flow-log group and every tenant's flow-log group."""
     logs = cloud.client("logs")
-    wanted = [cfg.audit_log_group()] + [cfg.flow_log_group(t.id) for t in cfg.tenants]
+    wanted = [cfg.audit_log_group(), cfg.router_flow_log_group()] + [cfg.flow_log_group(t.id) for t in cfg.tenants]
     found: dict[str, LogGroup] = {}
     for name in wanted:
         for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name):

@@ -59,10 +59,7 @@ def _vpc(ec2, raw: dict, peerings: list[dict]) -> Vpc:
         for e in ec2.describe_vpc_endpoints(Filters=_by_vpc(vpc_id)).get("VpcEndpoints", [])
         if e.get("State", "available").lower() in ("available", "pending", "pendingacceptance")))
     resources = [vpc_id, *(s.subnet_id for s in subnets)]
-    flow_logs = tuple(
-        FlowLog(flow_log_id=f["FlowLogId"], resource_id=f["ResourceId"], status=f.get("FlowLogStatus", ""),
-                destination_type=f.get("LogDestinationType", "cloud-watch-logs"), log_group=f.get("LogGroupName"))
-        for f in ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": resources}]).get("FlowLogs", []))
+    flow_logs = _flow_logs(ec2, resources)
     peers: list[str] = []
     for p in peerings:
         if p.get("Status", {}).get("Code") not in ("active", "pending-acceptance", "provisioning"):
@@ -85,6 +82,19 @@ def _group(g: dict) -> SecurityGroup:
         rules += [Rule(**base, prefix_list=r["PrefixListId"]) for r in p.get("PrefixListIds", [])]
     return SecurityGroup(group_id=g["GroupId"], name=g.get("GroupName", ""), vpc_id=g.get("VpcId", ""),
                          ingress=tuple(rules), tags=tag_map(g.get("Tags")))
+
+
+def _flow_logs(ec2, resources: list[str]) -> tuple[FlowLog, ...]:
+    return tuple(
+        FlowLog(flow_log_id=f["FlowLogId"], resource_id=f["ResourceId"], status=f.get("FlowLogStatus", ""),
+                destination_type=f.get("LogDestinationType", "cloud-watch-logs"), log_group=f.get("LogGroupName"))
+        for f in ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": resources}]).get("FlowLogs", []))
+
+
+def collect_shared_flow_logs(cloud: Cloud, cfg: FabricConfig) -> tuple[FlowLog, ...]:
+    """The flow logs of the fabric's shared (router) VPCs."""
+    shared = list(collect_shared_vpcs(cloud, cfg))
+    return _flow_logs(cloud.client("ec2"), shared) if shared else ()
 
 
 def collect_shared_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:

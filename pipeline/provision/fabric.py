@@ -20,8 +20,8 @@ from .context import Step
 from .dynamodb import ensure_jobs_table
 from .errors import MissingResourceError, ProvisioningError
 from .kms import cloudtrail_grants, ensure_key, logs_grants
-from .names import (audit_key_alias, flow_log_role_name, router_role_name, table_key_alias, tag_dict,
-                    worker_role_name)
+from .names import (audit_key_alias, flow_log_role_name, router_flow_log_role_name, router_role_name,
+                    table_key_alias, tag_dict, worker_role_name)
 from .resources import FabricResources, TenantResources
 from .s3 import BucketPolicyMode, bucket_exists, bucket_policy_mode, default_policy_mode, ensure_bucket
 
@@ -89,7 +89,8 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
     audit_key = run.section("audit key", lambda: ensure_key(
         step, audit_key_alias(cfg), f"{cfg.name}: audit trail encryption", shared("audit"),
         grants=[*cloudtrail_grants(step.partition, step.account, monitoring.trail_arn(step)),
-                *logs_grants(step.partition, step.region, step.account, [cfg.audit_log_group()])]))
+                *logs_grants(step.partition, step.region, step.account,
+                             [cfg.audit_log_group(), cfg.router_flow_log_group()])]))
     audit_group = run.section("audit log group", lambda: monitoring.ensure_log_group(
         step, cfg.audit_log_group(), cfg.audit.log_retention_days, shared("audit"),
         key_arn=audit_key.arn if audit_key else None))
@@ -102,6 +103,15 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
     router_net = run.section("router network", lambda: network.ensure_network(
         step, cfg.network.router_cidr, shared("router-vpc"), f"{cfg.name}-router"))
     router_sg = router_net and run.section("router security group", lambda: _router_sg(step, router_net))
+    router_group = run.section("router flow log group", lambda: monitoring.ensure_log_group(
+        step, cfg.router_flow_log_group(), cfg.network.flow_log_retention_days, shared("flow-logs"),
+        key_arn=audit_key.arn if audit_key else None))
+    router_fl_role = run.section("router flow log role", lambda: iam.ensure_role(
+        step, router_flow_log_role_name(cfg), iam.trust("vpc-flow-logs.amazonaws.com", step.account),
+        lambda: {"deliver-flow-logs": iam.flow_log_policy(_given(router_group))}, shared("flow-logs"),
+        "router VPC flow log delivery"))
+    router_net and run.section("router flow logs", lambda: isolation.ensure_flow_logs(
+        step, router_net.vpc_id, cfg.router_flow_log_group(), router_fl_role, shared("flow-logs"), f"{cfg.name}-router"))
 
     tenants: dict[str, TenantResources] = {}
     for t in cfg.tenants:

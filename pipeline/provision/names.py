@@ -33,6 +33,10 @@ def flow_log_role_name(cfg: FabricConfig, tenant_id: str) -> str:
     return f"{cfg.name}-{tenant_id}-flow-logs"
 
 
+def router_flow_log_role_name(cfg: FabricConfig) -> str:
+    return f"{cfg.name}-router-flow-logs"
+
+
 def router_role_name(cfg: FabricConfig) -> str:
     return f"{cfg.name}-router"
 

@@ -156,3 +156,34 @@ def test_dynamodb_local_gaps_are_unverified_not_failed(fabric_config):
     real = inv(table=Table(name="t", ttl_status="ENABLED", ttl_attribute="ttl", pitr_status="DISABLED"))
     assert dynamodb_table_kms_encryption(real, fabric_config)[0].status is Status.FAIL   # AWS-owned key: not a CMK
     assert dynamodb_table_pitr(real, fabric_config)[0].status is Status.FAIL
+
+
+def test_the_router_vpc_needs_an_active_flow_log_to_the_router_group(fabric_config):
+    from compliance.checks.vpc.vpc_flow_logs_enabled import vpc_flow_logs_enabled
+    from compliance.inventory import FlowLog
+
+    def flow(group, status="ACTIVE"):
+        return FlowLog(flow_log_id="fl-1", resource_id="vpc-r", status=status, destination_type="cloud-watch-logs",
+                       log_group=group)
+
+    router = fabric_config.router_flow_log_group()
+    for logs, want in [((), Status.FAIL), ((flow(router),), Status.PASS), ((flow(router, "FAILED"),), Status.FAIL),
+                       ((flow(fabric_config.flow_log_group(fabric_config.tenants[0].id)),), Status.FAIL)]:
+        [out] = vpc_flow_logs_enabled(inv(shared_vpcs=("vpc-r",), shared_flow_logs=logs), fabric_config)
+        assert out.resource == "vpc-r" and out.status is want, (logs, out)
+
+
+def test_log_groups_pass_only_under_their_own_key(fabric_config):
+    from compliance.checks.audit.logs_log_group_encrypted import logs_log_group_encrypted
+    from compliance.inventory import LogGroup
+
+    t = fabric_config.tenants[0].id
+    tenant_key = key(fabric_config, t, "kt")
+    audit = KmsKey(key_id="ka", arn="arn:aws:kms:us-east-1:123456789012:key/ka", state="Enabled", manager="CUSTOMER",
+                   aliases=(f"alias/{fabric_config.name}/_audit",), tags={FABRIC_TAG: fabric_config.name})
+    group = fabric_config.flow_log_group(t)
+    for kms_key_id, want in [(tenant_key.arn, Status.PASS), (None, Status.FAIL), (audit.arn, Status.FAIL),
+                             ("arn:aws:kms:us-east-1:123456789012:key/unknown", Status.FAIL)]:
+        outs = logs_log_group_encrypted(inv(keys=(tenant_key, audit),
+                                            log_groups=(LogGroup(name=group, kms_key_id=kms_key_id),)), fabric_config)
+        assert [(o.resource, o.status) for o in outs] == [(group, want)]

@@ -7,15 +7,16 @@ from ...inventory import Inventory
 
 
 def logs_log_group_encrypted(inv: Inventory, cfg: FabricConfig) -> list[Outcome]:
-    """The audit log group is encrypted under the audit key, and each tenant's flow-log group under
-    that tenant's own key.
+    """The audit log group and the router's flow-log group are encrypted under the audit key, and each
+    tenant's flow-log group under that tenant's own key.
 
     Flow logs name the tenant's addresses and peers, and the audit group names jobs, tenants and PHI
     rejections: under a CMK, their readers are those the key policy and IAM allow, and every use of
     the key is in CloudTrail.  A group under CloudWatch Logs' own key, or under a key that is not the
     expected one, fails.
     """
-    wanted = {cfg.audit_log_group(): (f"alias/{cfg.name}/_audit", "the audit key")}
+    wanted = {cfg.audit_log_group(): (f"alias/{cfg.name}/_audit", "the audit key"),
+              cfg.router_flow_log_group(): (f"alias/{cfg.name}/_audit", "the audit key")}
     wanted.update({cfg.flow_log_group(t.id): (cfg.key_alias(t.id), f"tenant {t.id}'s key") for t in cfg.tenants})
     out = []
     for name, (alias, whose) in wanted.items():

@@ -8,11 +8,13 @@ from ._vpcs import existing
 
 
 def vpc_flow_log_retention(inv: Inventory, cfg: FabricConfig) -> list[Outcome]:
-    """Each tenant's flow-log group keeps records exactly the configured number of days."""
+    """Each tenant's flow-log group, and the router's when its VPC exists, keeps records exactly the
+    configured number of days."""
     want = cfg.network.flow_log_retention_days
     out = []
-    for v in existing(inv):
-        name = cfg.flow_log_group(v.tenant)
+    names = [cfg.flow_log_group(v.tenant) for v in existing(inv)]
+    names += [cfg.router_flow_log_group()] if inv.shared_vpcs else []
+    for name in names:
         g = inv.log_group(name)
         got = g.retention_days if g and g.exists else None
         out.append(verdict(got == want, name, f"log group {name} retains {want} days",

@@ -64,9 +64,14 @@ def test_provisioned_keys_carry_their_policies_and_log_groups_their_keys(fabric)
     assert _sids(audit) == ["AccountAdministersThroughIam", "CloudTrailEncryptsTheAuditTrail",
                             "CloudTrailDescribesTheKey", "CloudWatchLogsEncryptsTheseGroups"]
     assert audit["Statement"][1]["Condition"]["StringEquals"]["aws:SourceArn"].endswith(f":trail/{cfg.name}-audit")
-    assert audit["Statement"][3]["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"][0].endswith(
-        f":log-group:{cfg.audit_log_group()}")
+    assert [a.rsplit(":log-group:", 1)[1] for a in
+            audit["Statement"][3]["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]] == [
+        cfg.audit_log_group(), cfg.router_flow_log_group()]
     assert group_key(cfg.audit_log_group()) == res.audit_key_arn
+    assert group_key(cfg.router_flow_log_group()) == res.audit_key_arn
+    [router_fl] = cloud.client("ec2").describe_flow_logs(
+        Filters=[{"Name": "resource-id", "Values": [res.router_vpc_id]}])["FlowLogs"]
+    assert router_fl["LogGroupName"] == cfg.router_flow_log_group()
     assert _sids(policy(table_key_alias(cfg))) == ["AccountAdministersThroughIam"]
     for t in cfg.tenants:
         doc = policy(cfg.key_alias(t.id))
