@@ -264,6 +264,7 @@ class Inventory:
     log_groups: tuple[LogGroup, ...] = ()
     alarms: tuple[Alarm, ...] = ()
     topics: tuple[str, ...] = ()
+    topic_kms_keys: tuple[tuple[str, str | None], ...] = ()   # (the fabric's alarm topic, its KmsMasterKeyId)
     roles: tuple[Role, ...] = ()
     users: tuple[User, ...] = ()
     root_access_keys: int | None = None   # IAM account summary AccountAccessKeysPresent (None: not reported)

@@ -20,7 +20,7 @@ from ..inventory import Inventory
 from ._common import CollectionError
 from .identity import collect_roles, collect_root_access_keys, collect_trails, collect_users
 from .messaging import collect_queues, collect_table
-from .monitoring import collect_alarms, collect_log_groups, collect_topics
+from .monitoring import collect_alarms, collect_log_groups, collect_topic_keys, collect_topics
 from .network import collect_router_groups, collect_shared_flow_logs, collect_shared_vpcs, collect_vpcs
 from .storage import collect_buckets, collect_keys
 
@@ -42,6 +42,7 @@ def collect(cloud: Cloud, cfg: FabricConfig, workers: int = 8) -> Inventory:
         "log_groups": lambda: collect_log_groups(cloud, cfg),
         "alarms": lambda: collect_alarms(cloud, cfg),
         "topics": lambda: collect_topics(cloud, cfg),
+        "topic_kms_keys": lambda: collect_topic_keys(cloud, cfg),
         "roles": lambda: collect_roles(cloud, cfg),
         "users": lambda: collect_users(cloud),
         "root_access_keys": lambda: collect_root_access_keys(cloud),

@@ -43,3 +43,15 @@ def collect_topics(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:
     for page in sns.get_paginator("list_topics").paginate():
         arns.extend(t["TopicArn"] for t in page.get("Topics", []))
     return tuple(arns)
+
+
+def collect_topic_keys(cloud: Cloud, cfg: FabricConfig) -> tuple[tuple[str, str | None], ...]:
+    """The fabric's alarm topic and the key it is encrypted under (None: not encrypted)."""
+    sns = cloud.client("sns")
+    name = cfg.alarm_topic_name()
+    out = []
+    for arn in collect_topics(cloud, cfg):
+        if arn.rsplit(":", 1)[-1] == name:
+            attrs = sns.get_topic_attributes(TopicArn=arn).get("Attributes", {})
+            out.append((arn, attrs.get("KmsMasterKeyId") or None))
+    return tuple(out)

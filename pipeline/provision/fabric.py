@@ -19,7 +19,7 @@ from . import iam, isolation, monitoring, network, sqs
 from .context import Step
 from .dynamodb import ensure_jobs_table
 from .errors import MissingResourceError, ProvisioningError
-from .kms import cloudtrail_grants, ensure_key, logs_grants
+from .kms import alarm_grants, cloudtrail_grants, ensure_key, logs_grants
 from .names import (audit_key_alias, flow_log_role_name, router_flow_log_role_name, router_role_name,
                     table_key_alias, tag_dict, worker_role_name)
 from .resources import FabricResources, TenantResources
@@ -82,7 +82,6 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
     run = _Run(step)
     shared = lambda role: tag_dict(cfg, role)  # noqa: E731
 
-    topic = run.section("alarm topic", lambda: monitoring.ensure_topic(step, shared("alarms")))
     table_key = run.section("jobs table key", lambda: ensure_key(
         step, table_key_alias(cfg), f"{cfg.name}: jobs table encryption", shared("jobs")))
     table_arn = run.section("jobs table", lambda: ensure_jobs_table(step, table_key, shared("jobs")))
@@ -90,7 +89,10 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         step, audit_key_alias(cfg), f"{cfg.name}: audit trail encryption", shared("audit"),
         grants=[*cloudtrail_grants(step.partition, step.account, monitoring.trail_arn(step)),
                 *logs_grants(step.partition, step.region, step.account,
-                             [cfg.audit_log_group(), cfg.router_flow_log_group()])]))
+                             [cfg.audit_log_group(), cfg.router_flow_log_group()]),
+                *alarm_grants(step.partition, step.region, step.account, f"{cfg.name}-")]))
+    topic = run.section("alarm topic", lambda: monitoring.ensure_topic(
+        step, shared("alarms"), key_arn=audit_key.arn if audit_key else None))
     audit_group = run.section("audit log group", lambda: monitoring.ensure_log_group(
         step, cfg.audit_log_group(), cfg.audit.log_retention_days, shared("audit"),
         key_arn=audit_key.arn if audit_key else None))

@@ -4,7 +4,7 @@ Each key's policy lets the account's IAM policies govern it (the statement
 AWS puts on a new key) and names the AWS services that encrypt with it on
 the fabric's behalf, each scoped to the fabric's own resources: CloudTrail
 for the audit trail's log files, CloudWatch Logs for the log groups under the
-key.  Without those grants a real account refuses the trail and the log
+key, CloudWatch for the alarms it publishes to the encrypted alarm topic.  Without those grants a real account refuses the trail and the log
 groups' encryption; the emulators accept either way, so the documents are
 tested as documents (``tests/pipeline/provision/test_key_policies.py``).
 """
@@ -80,6 +80,16 @@ def logs_grants(partition: str, region: str, account: str, groups: Sequence[str]
         "Resource": "*",
         "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": [
             f"arn:{partition}:logs:{region}:{account}:log-group:{g}" for g in groups]}},
+    }]
+
+
+def alarm_grants(partition: str, region: str, account: str, alarm_prefix: str) -> list[dict[str, Any]]:
+    """CloudWatch may publish the fabric's alarms (names starting ``alarm_prefix``) to a topic under the key."""
+    return [{
+        "Sid": "CloudWatchPublishesTheFabricsAlarms", "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+        "Condition": {"ArnLike": {"aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm_prefix}*"}},
     }]
 
 

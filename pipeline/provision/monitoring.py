@@ -63,14 +63,19 @@ def trail_arn(step: Step) -> str:
     return step.arn("cloudtrail", f"trail/{trail_name(step)}")
 
 
-def ensure_topic(step: Step, tags: dict[str, str]) -> str:
-    """The alarm topic; CreateTopic is idempotent by name, discovery lists topics instead."""
+def ensure_topic(step: Step, tags: dict[str, str], key_arn: str | None = None) -> str:
+    """The alarm topic, encrypted under ``key_arn`` when given (whose policy must let CloudWatch
+    publish: :func:`pipeline.provision.kms.alarm_grants`); CreateTopic is idempotent by name,
+    discovery lists topics instead."""
     sns = step.client("sns")
     name = step.cfg.alarm_topic_name()
     if step.create:
-        # Tags go on separately: CreateTopic on an existing topic refuses tags that differ from its own.
+        # Tags and the key go on separately: CreateTopic on an existing topic refuses attributes
+        # and tags that differ from its own.
         arn = sns.create_topic(Name=name)["TopicArn"]
         sns.tag_resource(ResourceArn=arn, Tags=tag_list(tags))
+        if key_arn and sns.get_topic_attributes(TopicArn=arn)["Attributes"].get("KmsMasterKeyId") != key_arn:
+            sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=key_arn)
         return arn
     paginator = sns.get_paginator("list_topics")
     for page in paginator.paginate():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from pipeline.provision import canonical_bucket_policy
-from pipeline.provision.kms import cloudtrail_grants, key_policy, logs_grants
+from pipeline.provision.kms import alarm_grants, cloudtrail_grants, key_policy, logs_grants
 from pipeline.provision.names import audit_key_alias, table_key_alias
 
 TRAIL = "arn:aws:cloudtrail:us-east-1:123456789012:trail/comfyfab-audit"
@@ -28,7 +28,7 @@ def test_every_key_policy_keeps_the_account_in_charge():
         assert admin["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and admin["Action"] == "kms:*"
 
 
-def test_service_grants_are_scoped_to_the_fabric_s_own_trail_and_groups():
+def test_service_grants_are_scoped_to_the_fabric_s_own_trail_groups_and_alarms():
     ct = cloudtrail_grants("aws", "123456789012", TRAIL)
     assert {s["Principal"]["Service"] for s in ct} == {"cloudtrail.amazonaws.com"}
     assert all(s["Condition"]["StringEquals"]["aws:SourceArn"] == TRAIL for s in ct)
@@ -37,6 +37,9 @@ def test_service_grants_are_scoped_to_the_fabric_s_own_trail_and_groups():
     assert logs["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"] == [
         "arn:aws:logs:eu-west-1:123456789012:log-group:/comfyfab/audit"]
+    [alarms] = alarm_grants("aws", "eu-west-1", "123456789012", "comfyfab-")
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:comfyfab-*"
 
 
 def test_the_audit_bucket_admits_cloudtrail_for_its_trail_only():
@@ -62,7 +65,11 @@ def test_provisioned_keys_carry_their_policies_and_log_groups_their_keys(fabric)
 
     audit = policy(audit_key_alias(cfg))
     assert _sids(audit) == ["AccountAdministersThroughIam", "CloudTrailEncryptsTheAuditTrail",
-                            "CloudTrailDescribesTheKey", "CloudWatchLogsEncryptsTheseGroups"]
+                            "CloudTrailDescribesTheKey", "CloudWatchLogsEncryptsTheseGroups",
+                            "CloudWatchPublishesTheFabricsAlarms"]
+    assert audit["Statement"][4]["Condition"]["ArnLike"]["aws:SourceArn"].endswith(f":alarm:{cfg.name}-*")
+    topic = cloud.client("sns").get_topic_attributes(TopicArn=res.alarm_topic_arn)["Attributes"]
+    assert topic["KmsMasterKeyId"] == res.audit_key_arn
     assert audit["Statement"][1]["Condition"]["StringEquals"]["aws:SourceArn"].endswith(f":trail/{cfg.name}-audit")
     assert [a.rsplit(":log-group:", 1)[1] for a in
             audit["Statement"][3]["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]] == [
