@@ -240,7 +240,7 @@ def test_live_overheads_separate_submit_and_receive_from_waiting_for_a_worker():
 
     rows = []
     # worker w1 serves six realtime jobs back to back: each arrives while w1 is still busy
-    t = 0.0
+    t = prev_end = 0.0
     for i in range(6):
         arrival = t
         enqueued = arrival + 0.04
