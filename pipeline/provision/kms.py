@@ -4,9 +4,13 @@ Each key's policy lets the account's IAM policies govern it (the statement
 AWS puts on a new key) and names the AWS services that encrypt with it on
 the fabric's behalf, each scoped to the fabric's own resources: CloudTrail
 for the audit trail's log files, CloudWatch Logs for the log groups under the
-key, CloudWatch for the alarms it publishes to the encrypted alarm topic.  Without those grants a real account refuses the trail and the log
-groups' encryption; the emulators accept either way, so the documents are
-tested as documents (``tests/pipeline/provision/test_key_policies.py``).
+key, CloudWatch for the alarms it publishes to the encrypted alarm topic.
+Without those grants a real account refuses the trail, the log groups'
+encryption and the alarms' notifications; the emulators accept either way,
+so the documents are tested as documents
+(``tests/pipeline/provision/test_key_policies.py``).  Provisioning converges
+each key to its policy, as it does every other setting: a statement added by
+hand is removed on the next run.
 """
 
 from __future__ import annotations
