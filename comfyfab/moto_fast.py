@@ -350,6 +350,43 @@ def _measure(queued: int = 2000, sends: int = 100, updates: int = 400) -> None: 
             store.succeed(job_id, "w", ["t/o.png"], "arn:aws:kms:us-east-1:000000000000:key/k")
         print(f"UpdateItem (the job store's start and succeed, client included): "
               f"{(time.perf_counter() - t0) / (2 * updates) * 1000:.2f} ms")
+    _measure_app()
+
+
+def _measure_app(calls: int = 2000) -> None:  # pragma: no cover - a benchmark
+    """An empty ReceiveMessage through moto's WSGI app in this process: the per-request cost, no network."""
+    import io
+    import json
+    import sys
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    apply()
+    app = DomainDispatcherApplication(create_backend_app)
+
+    def call(target: str, body: dict) -> bytes:
+        data = json.dumps(body).encode()
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "5000", "HTTP_HOST": "127.0.0.1:5000", "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(data), "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(data)), "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "HTTP_X_AMZ_TARGET": target, "HTTP_X_AMZ_DATE": "20260101T000000Z",
+            "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=fake/20260101/us-east-1/sqs/aws4_request, "
+                                  "SignedHeaders=host;x-amz-date, Signature=fake"}
+        return b"".join(app(environ, lambda status, headers, exc_info=None: None))
+
+    url = json.loads(call("AmazonSQS.CreateQueue", {"QueueName": "app.fifo",
+                                                    "Attributes": {"FifoQueue": "true"}}))["QueueUrl"]
+    receive = {"QueueUrl": url, "MaxNumberOfMessages": 1, "MessageSystemAttributeNames": ["ApproximateReceiveCount"]}
+    for _ in range(200):
+        call("AmazonSQS.ReceiveMessage", receive)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        call("AmazonSQS.ReceiveMessage", receive)
+    print(f"empty ReceiveMessage through moto's WSGI app (no network): "
+          f"{(time.perf_counter() - t0) / calls * 1e6:.0f} us")
 
 
 if __name__ == "__main__":  # pragma: no cover
