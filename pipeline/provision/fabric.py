@@ -98,7 +98,8 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         key_arn=audit_key.arn if audit_key else None))
     audit_bucket_mode = run.section("audit bucket", lambda: _bucket(
         step, cfg.audit_bucket_name(), audit_key, shared("audit"), mode,
-        object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days), trail_arn=monitoring.trail_arn(step)))
+        object_lock=(cfg.audit.object_lock_mode, cfg.audit.object_lock_days),
+        trail_arn=monitoring.trail_arn(step)))
     trail = audit_key and audit_bucket_mode and run.section("audit trail", lambda: monitoring.ensure_trail(
         step, cfg.audit_bucket_name(), audit_key.arn, shared("audit")))
 
@@ -113,7 +114,8 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         lambda: {"deliver-flow-logs": iam.flow_log_policy(_given(router_group))}, shared("flow-logs"),
         "router VPC flow log delivery"))
     router_net and run.section("router flow logs", lambda: isolation.ensure_flow_logs(
-        step, router_net.vpc_id, cfg.router_flow_log_group(), router_fl_role, shared("flow-logs"), f"{cfg.name}-router"))
+        step, router_net.vpc_id, cfg.router_flow_log_group(), router_fl_role, shared("flow-logs"),
+        f"{cfg.name}-router"))
 
     tenants: dict[str, TenantResources] = {}
     for t in cfg.tenants:
