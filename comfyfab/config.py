@@ -160,7 +160,7 @@ class GpuProfile(Frozen):
 class NetworkConfig(Frozen):
     worker_port: int = Field(8080, ge=1, le=65535)
     router_cidr: str = "10.255.0.0/16"
-    vpc_endpoints: tuple[str, ...] = ("s3", "sqs", "ecr.api", "ecr.dkr")
+    vpc_endpoints: tuple[str, ...] = ("s3", "dynamodb", "sqs", "ecr.api", "ecr.dkr")
     flow_log_retention_days: int = Field(90, gt=0)
     failover_s: float = Field(45, gt=0)
 

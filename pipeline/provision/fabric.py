@@ -185,7 +185,8 @@ def _tenant_sgs(step: Step, tid: str, net: network.Network, router_sg: str | Non
     if step.create:
         network.converge_rules(step, worker, ingress={("6", port, port, "sg", _given(router_sg))},
                                egress={("6", https, https, "cidr", net.cidr),
-                                       ("6", https, https, "pl", isolation.s3_prefix_list_id(step))})
+                                       *{("6", https, https, "pl", isolation.prefix_list_id(step, g))
+                                         for g in isolation.gateways(step)}})
         network.converge_rules(step, endpoints, ingress={("6", https, https, "sg", worker)}, egress=set())
     return worker, endpoints
 
@@ -225,7 +226,7 @@ def _tenant(step: Step, run: _Run, tid: str, cidr: str, mode: BucketPolicyMode |
         step, router_net, net, tags("peering"), f"{cfg.name}-router-{tid}"))
     nacl = net and run.section(f"{tid}: network ACL", lambda: isolation.ensure_nacl(step, net, tags("nacl"), name))
     endpoints = net and run.section(f"{tid}: VPC endpoints", lambda: isolation.ensure_endpoints(
-        step, net, sgs[1] if sgs else None, bucket, tags("endpoint"), name))
+        step, net, sgs[1] if sgs else None, bucket, tags("endpoint"), name, table_arn=table_arn))
     group_arn = run.section(f"{tid}: flow log group", lambda: monitoring.ensure_log_group(
         step, group, cfg.network.flow_log_retention_days, tags("flow-logs"), key_arn=key.arn if key else None))
     fl_role = run.section(f"{tid}: flow log role", lambda: iam.ensure_role(

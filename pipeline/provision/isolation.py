@@ -1,8 +1,9 @@
 """Tenant egress isolation: the network ACL, the VPC endpoints and the flow logs.
 
-Workers may reach three things only -- the tenant bucket (S3 gateway
-endpoint), the queues (SQS interface endpoint) and ECR (api + dkr interface
-endpoints) -- and answer the router.  The network ACL says so with explicit
+Workers may reach four things only -- the tenant bucket (S3 gateway
+endpoint), the job table (DynamoDB gateway endpoint), the queues (SQS
+interface endpoint) and ECR (api + dkr interface endpoints) -- and answer
+the router.  Each gateway endpoint's policy names the one bucket or table.  The network ACL says so with explicit
 allow rules and an explicit deny-all in each direction; NACLs are stateless,
 so the return traffic of each allowed flow is allowed on ephemeral ports.
 """
@@ -35,19 +36,18 @@ class NaclRule:
     ports: tuple[int, int] | None = None
 
 
-def s3_cidrs(step: Step) -> list[str]:
-    """The CIDRs of the regional S3 prefix list: where the gateway endpoint's traffic goes."""
-    ec2 = step.client("ec2")
-    name = f"com.amazonaws.{step.region}.s3"
-    lists = ec2.describe_managed_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [name]}])["PrefixLists"]
-    if not lists:
-        raise ProvisioningError(f"no managed prefix list {name} in {step.region}")
-    entries = ec2.get_managed_prefix_list_entries(PrefixListId=lists[0]["PrefixListId"])["Entries"]
-    return sorted(e["Cidr"] for e in entries)
+GATEWAY_SERVICES = ("s3", "dynamodb")   # reached through the route table; every other endpoint is an interface
+_NACL_BASE = {"s3": 200, "dynamodb": 300}  # first NACL rule number of each gateway service's CIDRs
 
 
-def s3_prefix_list_id(step: Step) -> str:
-    name = f"com.amazonaws.{step.region}.s3"
+def gateways(step: Step) -> list[str]:
+    """The configured endpoints that are gateways, in a fixed order."""
+    return [g for g in GATEWAY_SERVICES if g in step.cfg.network.vpc_endpoints]
+
+
+def prefix_list_id(step: Step, service: str = "s3") -> str:
+    """The regional managed prefix list of a gateway service (``s3`` or ``dynamodb``)."""
+    name = f"com.amazonaws.{step.region}.{service}"
     lists = step.client("ec2").describe_managed_prefix_lists(
         Filters=[{"Name": "prefix-list-name", "Values": [name]}])["PrefixLists"]
     if not lists:
@@ -55,8 +55,23 @@ def s3_prefix_list_id(step: Step) -> str:
     return lists[0]["PrefixListId"]
 
 
+def gateway_cidrs(step: Step, service: str = "s3") -> list[str]:
+    """The CIDRs of a gateway service's prefix list: where its endpoint's traffic goes."""
+    entries = step.client("ec2").get_managed_prefix_list_entries(PrefixListId=prefix_list_id(step, service))["Entries"]
+    return sorted(e["Cidr"] for e in entries)
+
+
+def s3_cidrs(step: Step) -> list[str]:
+    return gateway_cidrs(step, "s3")
+
+
+def s3_prefix_list_id(step: Step) -> str:
+    return prefix_list_id(step, "s3")
+
+
 def nacl_rules(step: Step, vpc_cidr: str) -> list[NaclRule]:
-    """The tenant NACL: worker port from the router, HTTPS to the endpoints and S3, explicit deny-all."""
+    """The tenant NACL: worker port from the router, HTTPS to the interface endpoints and to each gateway
+    service's CIDRs (S3, DynamoDB), explicit deny-all."""
     cfg = step.cfg
     port = cfg.network.worker_port
     router = cfg.network.router_cidr
@@ -66,15 +81,16 @@ def nacl_rules(step: Step, vpc_cidr: str) -> list[NaclRule]:
         NaclRule(110, True, "allow", TCP, vpc_cidr, (HTTPS_PORT, HTTPS_PORT)),  # interface endpoints
         NaclRule(110, False, "allow", TCP, vpc_cidr, EPHEMERAL),
     ]
-    for i, cidr in enumerate(s3_cidrs(step)):                            # S3 through the gateway endpoint
-        rules.append(NaclRule(200 + i, True, "allow", TCP, cidr, (HTTPS_PORT, HTTPS_PORT)))
-        rules.append(NaclRule(200 + i, False, "allow", TCP, cidr, EPHEMERAL))
+    for service in gateways(step):                                       # through the gateway endpoints
+        for i, cidr in enumerate(gateway_cidrs(step, service)):
+            rules.append(NaclRule(_NACL_BASE[service] + i, True, "allow", TCP, cidr, (HTTPS_PORT, HTTPS_PORT)))
+            rules.append(NaclRule(_NACL_BASE[service] + i, False, "allow", TCP, cidr, EPHEMERAL))
     rules += [NaclRule(DENY_ALL_RULE, True, "deny", "-1", ANYWHERE),
               NaclRule(DENY_ALL_RULE, False, "deny", "-1", ANYWHERE)]
     per_direction = max(sum(r.egress for r in rules), sum(not r.egress for r in rules))
     if per_direction > NACL_RULES_PER_DIRECTION:
         raise ProvisioningError(f"the tenant NACL needs {per_direction} rules per direction; AWS allows "
-                                f"{NACL_RULES_PER_DIRECTION} by default (the S3 prefix list has grown)")
+                                f"{NACL_RULES_PER_DIRECTION} by default (a gateway prefix list has grown)")
     return rules
 
 
@@ -146,9 +162,17 @@ def s3_endpoint_policy(step: Step, bucket: str) -> dict:
     ]}
 
 
+def dynamodb_endpoint_policy(table_arn: str) -> dict:
+    """The gateway endpoint reaches the job table, for what a worker does to a record, nothing else."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "JobTable", "Effect": "Allow", "Principal": "*",
+         "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": [table_arn]}]}
+
+
 def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: str, tags: dict[str, str],
-                     name: str) -> dict[str, str]:
-    """One endpoint per ``network.vpc_endpoints`` entry: S3 as a gateway, the rest as interfaces.
+                     name: str, table_arn: str | None = None) -> dict[str, str]:
+    """One endpoint per ``network.vpc_endpoints`` entry: S3 and DynamoDB as gateways (policies naming the
+    tenant bucket and the job table), the rest as interfaces.
 
     ``endpoint_sg`` is needed only to create; discovery may pass None.
     """
@@ -161,7 +185,11 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: 
             if e.get("State", "available").lower() not in ("deleted", "deleting", "failed", "rejected")
             and e["VpcId"] == net.vpc_id and e["ServiceName"] == service]
         ep = _one(found, f"endpoint {service} in {name}")
-        gateway = short == "s3"
+        gateway = short in GATEWAY_SERVICES
+        if gateway and short == "dynamodb" and table_arn is None and step.create:
+            raise ProvisioningError(f"VPC endpoint {service} in {name}: no job table to scope it to")
+        policy = (s3_endpoint_policy(step, bucket) if short == "s3" else
+                  dynamodb_endpoint_policy(table_arn) if gateway and table_arn else None)
         if ep is None:
             if not step.create:
                 raise step.absent(f"VPC endpoint {service} in {name}")
@@ -172,14 +200,13 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: 
                         "TagSpecifications": tag_spec("vpc-endpoint", tags, f"{name}-{short}")}
             if gateway:
                 kw.update(VpcEndpointType="Gateway", RouteTableIds=[net.route_table_id],
-                          PolicyDocument=json.dumps(s3_endpoint_policy(step, bucket)))
+                          PolicyDocument=json.dumps(policy))
             else:
                 kw.update(VpcEndpointType="Interface", SubnetIds=list(net.subnet_ids),
                           SecurityGroupIds=[endpoint_sg], PrivateDnsEnabled=True)
             ep = ec2.create_vpc_endpoint(**kw)["VpcEndpoint"]
         elif step.create and gateway:
-            ec2.modify_vpc_endpoint(VpcEndpointId=ep["VpcEndpointId"],
-                                    PolicyDocument=json.dumps(s3_endpoint_policy(step, bucket)))
+            ec2.modify_vpc_endpoint(VpcEndpointId=ep["VpcEndpointId"], PolicyDocument=json.dumps(policy))
         out[short] = ep["VpcEndpointId"]
     return out
 

@@ -26,7 +26,7 @@ class TenantResources:
     worker_sg_id: str
     endpoint_sg_id: str
     nacl_id: str
-    endpoint_ids: dict[str, str]            # "s3", "sqs", "ecr.api", "ecr.dkr" -> vpce id
+    endpoint_ids: dict[str, str]            # "s3", "dynamodb", "sqs", "ecr.api", "ecr.dkr" -> vpce id
     peering_id: str
     flow_log_group: str
     flow_log_id: str

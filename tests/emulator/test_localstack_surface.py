@@ -110,7 +110,7 @@ def test_ec2_vpc_isolation_surface(ls_cloud, fabric_config):
     rt = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]
     endpoints = []
     for svc in fabric_config.network.vpc_endpoints:
-        kind = "Gateway" if svc == "s3" else "Interface"
+        kind = "Gateway" if svc in ("s3", "dynamodb") else "Interface"
         extra = {"RouteTableIds": [rt]} if kind == "Gateway" else {"SubnetIds": [subnet], "SecurityGroupIds": [sg]}
         endpoints.append(ec2.create_vpc_endpoint(VpcId=vpc, ServiceName=f"com.amazonaws.{fabric_config.region}.{svc}",
                                                  VpcEndpointType=kind, **extra)["VpcEndpoint"]["VpcEndpointId"])
@@ -119,7 +119,8 @@ def test_ec2_vpc_isolation_surface(ls_cloud, fabric_config):
                                 LogGroupName=fabric_config.flow_log_group("acme-health"),
                                 DeliverLogsPermissionArn="arn:aws:iam::000000000000:role/flow-logs")
     assert flow["Unsuccessful"] == [] and len(flow["FlowLogIds"]) == 1
-    assert len(ec2.describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]) == 4
+    assert len(ec2.describe_vpc_endpoints(VpcEndpointIds=endpoints)["VpcEndpoints"]) == len(
+        fabric_config.network.vpc_endpoints)
     rules = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]
     assert rules["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"] == router_sg
     assert rules["IpPermissionsEgress"] == []

@@ -57,6 +57,10 @@ def test_worker_security_group_admits_only_the_worker_port_from_the_router_group
         for egress in sg["IpPermissionsEgress"]:
             assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
             assert all(r["CidrIp"] != "0.0.0.0/0" for r in egress.get("IpRanges", []))
+        # HTTPS out to the gateway services' prefix lists: S3 (outputs) and DynamoDB (job records)
+        pls = {p["PrefixListId"] for e in sg["IpPermissionsEgress"] for p in e.get("PrefixListIds", [])}
+        names = {p["PrefixListName"] for p in ec2.describe_managed_prefix_lists(PrefixListIds=sorted(pls))["PrefixLists"]}
+        assert names == {f"com.amazonaws.{fabric.cfg.region}.{g}" for g in ("s3", "dynamodb")}
         ep = ec2.describe_security_groups(GroupIds=[tr.endpoint_sg_id])["SecurityGroups"][0]
         assert [g["GroupId"] for p in ep["IpPermissions"] for g in p["UserIdGroupPairs"]] == [tr.worker_sg_id]
     router = ec2.describe_security_groups(GroupIds=[fabric.res.router_sg_id])["SecurityGroups"][0]
@@ -97,6 +101,10 @@ def test_nacl_allows_only_endpoint_and_router_traffic_and_ends_in_explicit_denie
                 assert e["RuleAction"] == "allow" and e["Protocol"] == "6"
                 assert e["CidrBlock"] != "0.0.0.0/0"
         egress_ports = {(e["CidrBlock"], e["PortRange"]["From"]) for e in entries if e["Egress"] and e["RuleAction"] == "allow"}
+        ddb_list = ec2.describe_managed_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [
+            f"com.amazonaws.{cfg.region}.dynamodb"]}])["PrefixLists"][0]["PrefixListId"]
+        for entry in ec2.get_managed_prefix_list_entries(PrefixListId=ddb_list)["Entries"]:
+            assert (entry["Cidr"], 443) in egress_ports   # the job table, through its gateway endpoint
         assert (t.vpc_cidr, 443) in egress_ports and (cfg.network.router_cidr, 1024) in egress_ports
         assert {p for _, p in egress_ports} == {443, 1024}
         ingress = [e for e in entries if not e["Egress"] and e["RuleAction"] == "allow"]
@@ -104,7 +112,7 @@ def test_nacl_allows_only_endpoint_and_router_traffic_and_ends_in_explicit_denie
             "From": cfg.network.worker_port, "To": cfg.network.worker_port} for e in ingress)
 
 
-def test_endpoints_for_s3_sqs_and_ecr_stay_inside_the_vpc(fabric):
+def test_endpoints_for_s3_dynamodb_sqs_and_ecr_stay_inside_the_vpc(fabric):
     ec2 = fabric.cloud.client("ec2")
     cfg = fabric.cfg
     for tr in fabric.res.tenants.values():
@@ -122,6 +130,11 @@ def test_endpoints_for_s3_sqs_and_ecr_stay_inside_the_vpc(fabric):
                                                                      else s["Resource"])}
                 assert f"arn:aws:s3:::{tr.bucket}/*" in resources
                 assert not any(o.bucket in r for o in fabric.res.tenants.values() if o is not tr for r in resources)
+            elif short == "dynamodb":   # the job table, for a worker's reads and updates, and nothing else
+                assert e["VpcEndpointType"] == "Gateway" and e["RouteTableIds"] == [tr.route_table_id]
+                [stmt] = json.loads(e["PolicyDocument"])["Statement"]
+                assert stmt["Resource"] == [fabric.res.table_arn]
+                assert stmt["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
             else:
                 assert e["VpcEndpointType"] == "Interface" and sorted(e["SubnetIds"]) == sorted(tr.subnet_ids)
                 assert [g["GroupId"] for g in e["Groups"]] == [tr.endpoint_sg_id] and e["PrivateDnsEnabled"]
