@@ -108,8 +108,11 @@ def router_policy(queue_arns: list[str], bucket_arns: list[str], key_arns: list[
          "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
          "Resource": sorted(queue_arns)},
         *enqueue_keys,
+        # PutItem accepts a job, GetItem answers its status, DeleteItem takes back a record whose
+        # message could not be sent (nothing half-accepted)
         {"Sid": "JobRecords", "Effect": "Allow",
-         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                    "dynamodb:Query"],
          "Resource": [table_arn, f"{table_arn}/index/*"]},
         {"Sid": "PresignOutputs", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": sorted(f"{b}/*" for b in bucket_arns)},

@@ -252,3 +252,35 @@ def test_invalid_workflow_gets_comfyui_error_shape(stack, clients, tenants):
 def test_openapi_is_served(stack):
     assert httpx.get(f"{stack.router_url}/docs").status_code == 200
     assert "/v1/jobs" in httpx.get(f"{stack.router_url}/openapi.json").json()["paths"]
+
+
+def test_a_job_whose_message_cannot_be_sent_is_refused_whole_and_can_be_retried(stack, clients, tenants, monkeypatch):
+    # 503 with a JSON body, no record left behind, and the same jobId accepted once SQS answers again.
+    a = tenants[0]
+    j = job("standard")
+    calls = []
+
+    def record(model, **_):
+        calls.append(model.name)
+
+    ddb = stack.service.store._ddb
+    ddb.meta.events.register("before-call.dynamodb.*", record)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("SQS is unreachable")
+
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(stack.service.queues, "send", refuse)
+            r = clients[a].submit(j)
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb.*", record)
+    assert r.status_code == 503 and "retry with the same jobId" in r.json()["message"]
+    assert stack.store.get(j["jobId"]) is None
+    assert {"PutItem", "DeleteItem"} <= set(calls)
+    # every table operation that path made is one the router role may make on AWS
+    from pipeline.provision.iam import router_policy
+    [records] = [s for s in router_policy([], [], [], "arn:t", "arn:g")["Statement"] if s["Sid"] == "JobRecords"]
+    assert {f"dynamodb:{c}" for c in calls} <= set(records["Action"])
+    assert clients[a].submit(j).status_code == 202
+    assert clients[a].wait(j["jobId"], 60)["status"] == "succeeded"
