@@ -161,6 +161,8 @@ class NetworkConfig(Frozen):
     worker_port: int = Field(8080, ge=1, le=65535)
     router_cidr: str = "10.255.0.0/16"
     vpc_endpoints: tuple[str, ...] = ("s3", "dynamodb", "sqs", "ecr.api", "ecr.dkr")
+    router_endpoints: tuple[str, ...] = Field(
+        ("dynamodb", "sqs", "logs"), description="the router VPC's endpoints: job records, queues, audit events")
     flow_log_retention_days: int = Field(90, gt=0)
     failover_s: float = Field(45, gt=0)
 

@@ -106,6 +106,11 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
     router_net = run.section("router network", lambda: network.ensure_network(
         step, cfg.network.router_cidr, shared("router-vpc"), f"{cfg.name}-router"))
     router_sg = router_net and run.section("router security group", lambda: _router_sg(step, router_net))
+    router_endpoint_sg = router_net and router_sg and run.section("router endpoint security group", lambda:
+                                                                  _router_endpoint_sg(step, router_net, router_sg))
+    router_endpoints = router_net and run.section("router VPC endpoints", lambda: isolation.ensure_endpoints(
+        step, router_net, router_endpoint_sg or None, None, shared("endpoint"), f"{cfg.name}-router",
+        table_arn=table_arn, services=cfg.network.router_endpoints, table_actions=isolation.ROUTER_TABLE_ACTIONS))
     router_group = run.section("router flow log group", lambda: monitoring.ensure_log_group(
         step, cfg.router_flow_log_group(), cfg.network.flow_log_retention_days, shared("flow-logs"),
         key_arn=audit_key.arn if audit_key else None))
@@ -141,6 +146,7 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
         audit_key_arn=_given(audit_key).arn, alarm_topic_arn=_given(topic), router_vpc_id=_given(router_net).vpc_id,
         router_subnet_ids=_given(router_net).subnet_ids, router_route_table_id=_given(router_net).route_table_id,
         router_sg_id=_given(router_sg), router_role_arn=_given(router_role),
+        router_endpoint_ids=_given(router_endpoints),
         bucket_policy_mode=_given(audit_bucket_mode), trail_arn=_given(trail), unsupported=tuple(step.unsupported))
 
 
@@ -164,13 +170,30 @@ def _bucket(step: Step, bucket: str, key: Any, tags: dict[str, str], mode: Bucke
 
 
 def _router_sg(step: Step, net: network.Network) -> str:
+    """The router calls the workers on their port, and AWS through its VPC's endpoints on 443."""
     cfg = step.cfg
+    https = network.HTTPS_PORT
     sg = network.ensure_security_group(step, net.vpc_id, f"{cfg.name}-router",
                                        f"{cfg.name} inference router", tag_dict(cfg, "router"))
     if step.create:
         port = cfg.network.worker_port
-        network.converge_rules(step, sg, ingress=set(),
-                               egress={("6", port, port, "cidr", t.vpc_cidr) for t in cfg.tenants})
+        gateways = [g for g in isolation.GATEWAY_SERVICES if g in cfg.network.router_endpoints]
+        interfaces = [e for e in cfg.network.router_endpoints if e not in isolation.GATEWAY_SERVICES]
+        network.converge_rules(step, sg, ingress=set(), egress={
+            *{("6", port, port, "cidr", t.vpc_cidr) for t in cfg.tenants},
+            *({("6", https, https, "cidr", net.cidr)} if interfaces else set()),
+            *{("6", https, https, "pl", isolation.prefix_list_id(step, g)) for g in gateways}})
+    return sg
+
+
+def _router_endpoint_sg(step: Step, net: network.Network, router_sg: str) -> str:
+    """The router VPC's interface endpoints admit HTTPS from the router only."""
+    cfg = step.cfg
+    sg = network.ensure_security_group(step, net.vpc_id, f"{cfg.name}-router-endpoints",
+                                       f"{cfg.name} router VPC interface endpoints", tag_dict(cfg, "endpoints"))
+    if step.create:
+        https = network.HTTPS_PORT
+        network.converge_rules(step, sg, ingress={("6", https, https, "sg", router_sg)}, egress=set())
     return sg
 
 

@@ -162,23 +162,30 @@ def s3_endpoint_policy(step: Step, bucket: str) -> dict:
     ]}
 
 
-def dynamodb_endpoint_policy(table_arn: str) -> dict:
-    """The gateway endpoint reaches the job table, for what a worker does to a record, nothing else."""
+WORKER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+ROUTER_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                        "dynamodb:Query")
+
+
+def dynamodb_endpoint_policy(table_arn: str, actions: tuple[str, ...] = WORKER_TABLE_ACTIONS) -> dict:
+    """The gateway endpoint reaches the job table, for what its VPC's callers do to a record, nothing else."""
+    resources = [table_arn] + ([f"{table_arn}/index/*"] if "dynamodb:Query" in actions else [])
     return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "JobTable", "Effect": "Allow", "Principal": "*",
-         "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"], "Resource": [table_arn]}]}
+        {"Sid": "JobTable", "Effect": "Allow", "Principal": "*", "Action": list(actions), "Resource": resources}]}
 
 
-def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: str, tags: dict[str, str],
-                     name: str, table_arn: str | None = None) -> dict[str, str]:
-    """One endpoint per ``network.vpc_endpoints`` entry: S3 and DynamoDB as gateways (policies naming the
-    tenant bucket and the job table), the rest as interfaces.
+def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: str | None, tags: dict[str, str],
+                     name: str, table_arn: str | None = None, services: tuple[str, ...] | None = None,
+                     table_actions: tuple[str, ...] = WORKER_TABLE_ACTIONS) -> dict[str, str]:
+    """One endpoint per entry of ``services`` (default ``network.vpc_endpoints``): S3 and DynamoDB as
+    gateways (policies naming the tenant bucket, and the job table for ``table_actions``), the rest as
+    interfaces.
 
     ``endpoint_sg`` is needed only to create; discovery may pass None.
     """
     ec2 = step.client("ec2")
     out: dict[str, str] = {}
-    for short in step.cfg.network.vpc_endpoints:
+    for short in (step.cfg.network.vpc_endpoints if services is None else services):
         service = endpoint_service(step, short)
         found = [e for e in ec2.describe_vpc_endpoints(Filters=[
             {"Name": "vpc-id", "Values": [net.vpc_id]}, {"Name": "service-name", "Values": [service]}])["VpcEndpoints"]
@@ -188,8 +195,10 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: 
         gateway = short in GATEWAY_SERVICES
         if gateway and short == "dynamodb" and table_arn is None and step.create:
             raise ProvisioningError(f"VPC endpoint {service} in {name}: no job table to scope it to")
-        policy = (s3_endpoint_policy(step, bucket) if short == "s3" else
-                  dynamodb_endpoint_policy(table_arn) if gateway and table_arn else None)
+        if short == "s3" and bucket is None:
+            raise ProvisioningError(f"VPC endpoint {service} in {name}: no bucket to scope it to")
+        policy = (s3_endpoint_policy(step, bucket) if short == "s3" and bucket else
+                  dynamodb_endpoint_policy(table_arn, table_actions) if gateway and table_arn else None)
         if ep is None:
             if not step.create:
                 raise step.absent(f"VPC endpoint {service} in {name}")

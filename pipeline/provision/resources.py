@@ -53,6 +53,7 @@ class FabricResources:
     router_route_table_id: str
     router_sg_id: str
     router_role_arn: str
+    router_endpoint_ids: dict[str, str]     # network.router_endpoints entry -> vpce id
     bucket_policy_mode: str
     trail_arn: str
     # Operations the backend does not implement, skipped and named (see Step.not_supported); not part of

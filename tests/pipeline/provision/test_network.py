@@ -66,8 +66,38 @@ def test_worker_security_group_admits_only_the_worker_port_from_the_router_group
     router = ec2.describe_security_groups(GroupIds=[fabric.res.router_sg_id])["SecurityGroups"][0]
     assert router["VpcId"] == fabric.res.router_vpc_id and router["IpPermissions"] == []
     assert tags_of(router["Tags"])["comfyfab:role"] == "router" and TENANT_TAG not in tags_of(router["Tags"])
-    assert {r["CidrIp"] for p in router["IpPermissionsEgress"] for r in p["IpRanges"]} == {
-        t.vpc_cidr for t in fabric.cfg.tenants}
+    port = fabric.cfg.network.worker_port
+    out = {(p["FromPort"], r["CidrIp"]) for p in router["IpPermissionsEgress"] for r in p["IpRanges"]}
+    # the workers on their port; the router VPC's own interface endpoints on 443; nothing else by address
+    assert out == {(port, t.vpc_cidr) for t in fabric.cfg.tenants} | {(443, fabric.cfg.network.router_cidr)}
+    pls = {p["PrefixListId"] for e in router["IpPermissionsEgress"] for p in e.get("PrefixListIds", [])}
+    names = {p["PrefixListName"] for p in ec2.describe_managed_prefix_lists(PrefixListIds=sorted(pls))["PrefixLists"]}
+    assert names == {f"com.amazonaws.{fabric.cfg.region}.dynamodb"}   # the job table, through its gateway
+
+
+def test_router_vpc_reaches_the_job_table_queues_and_logs_through_endpoints(fabric):
+    ec2 = fabric.cloud.client("ec2")
+    cfg, res = fabric.cfg, fabric.res
+    assert set(res.router_endpoint_ids) == set(cfg.network.router_endpoints) == {"dynamodb", "sqs", "logs"}
+    eps = {e["VpcEndpointId"]: e for e in ec2.describe_vpc_endpoints(
+        Filters=[{"Name": "vpc-id", "Values": [res.router_vpc_id]}])["VpcEndpoints"]}
+    assert set(eps) == set(res.router_endpoint_ids.values())
+    [endpoint_sg] = [g for g in ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [res.router_vpc_id]}, {"Name": "group-name", "Values": [f"{cfg.name}-router-endpoints"]}]
+    )["SecurityGroups"]]
+    assert [g["GroupId"] for p in endpoint_sg["IpPermissions"] for g in p["UserIdGroupPairs"]] == [res.router_sg_id]
+    for short, vpce in res.router_endpoint_ids.items():
+        e = eps[vpce]
+        if short == "dynamodb":
+            assert e["VpcEndpointType"] == "Gateway" and e["RouteTableIds"] == [res.router_route_table_id]
+            [stmt] = json.loads(e["PolicyDocument"])["Statement"]
+            assert stmt["Resource"] == [res.table_arn, f"{res.table_arn}/index/*"]
+            from pipeline.provision.iam import router_policy   # the endpoint admits what the role may do
+            [records] = [x for x in router_policy([], [], [], "t", "g")["Statement"] if x["Sid"] == "JobRecords"]
+            assert sorted(stmt["Action"]) == sorted(records["Action"])
+        else:
+            assert e["VpcEndpointType"] == "Interface" and sorted(e["SubnetIds"]) == sorted(res.router_subnet_ids)
+            assert [g["GroupId"] for g in e["Groups"]] == [endpoint_sg["GroupId"]] and e["PrivateDnsEnabled"]
 
 
 def test_router_vpc_peers_with_every_tenant_vpc(fabric):
