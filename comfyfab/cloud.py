@@ -179,10 +179,9 @@ class EmbeddedAws:
         else:
             from moto.server import ThreadedMotoServer
 
-            from . import moto_fast, moto_threads
+            from .moto_host import prepare_moto
 
-            moto_threads.apply()  # the server answers on several threads
-            moto_fast.apply()
+            prepare_moto()
             logging.getLogger("werkzeug").setLevel(logging.ERROR)
             self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
             self._server.start()

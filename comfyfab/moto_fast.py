@@ -171,7 +171,7 @@ def _remember_backend_for_host() -> None:
 
     def get_backend_for_host(self: Any, host: str | None) -> Any:
         if self.backend_url_patterns is not werkzeug_app.backend_index.backend_url_patterns:
-            return lookup(self, host)  # an app given other patterns: no shared answers
+            return get_backend_for_host.__wrapped__(self, host)  # an app given other patterns: no shared answers
         try:
             return found[host]
         except KeyError:

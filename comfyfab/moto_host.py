@@ -55,15 +55,22 @@ def compacting_on_reset(app: Any) -> Any:
     return wrapped
 
 
+def prepare_moto() -> None:
+    """What every in-process moto server needs first: locks (it answers on several threads), then speed."""
+    from . import moto_fast, moto_threads
+
+    moto_threads.apply()
+    moto_fast.apply()
+
+
 def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) -> Any:
     """A waitress server for moto's app, bound but not yet serving (``.run()`` serves)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from waitress.server import create_server
 
-    from . import moto_fast, moto_threads
+    from . import moto_fast
 
-    moto_threads.apply()  # the server answers on several threads
-    moto_fast.apply()
+    prepare_moto()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes under load
     app = compacting_on_reset(DomainDispatcherApplication(moto_fast.create_backend_app))
     return create_server(app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS,

@@ -41,59 +41,47 @@ import logging
 import threading
 from typing import Any, Callable
 
+from .moto_fast import _source
+
 log = logging.getLogger(__name__)
 
-_applied = False
+_applied: bool | None = None   # None until apply() has run; then whether every lock is in place
 _DDB_LOCKED = ("put_item", "update_item", "delete_item", "transact_write_items", "execute_statement",
                "execute_transaction", "batch_execute_statement", "scan", "query")
 _ddb_lock = threading.RLock()
 
 
-def _queue_locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A ``Queue`` method run under the queue's own lock."""
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with self._messages_lock:
-            return method(self, *args, **kwargs)
-    wrapper.__comfyfab_locked__ = True  # type: ignore[attr-defined]
-    return wrapper
+def _under(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a method so that it runs holding ``lock_of(*args)`` (or unlocked when that is None)."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            lock = lock_of(*args)
+            if lock is None:
+                return method(*args, **kwargs)
+            with lock:
+                return method(*args, **kwargs)
+        return wrapper
+    return wrap
 
 
-def _named_queue_locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    """An ``SQSBackend`` method whose first argument is a queue name, run under that queue's lock."""
-    @functools.wraps(method)
-    def wrapper(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            queue = self.get_queue(queue_name)
-        except Exception:  # unknown queue: moto's own call raises the proper error
-            return method(self, queue_name, *args, **kwargs)
-        with queue._messages_lock:
-            return method(self, queue_name, *args, **kwargs)
-    wrapper.__comfyfab_locked__ = True  # type: ignore[attr-defined]
-    return wrapper
+def _own_lock(queue: Any, *_: Any) -> Any:
+    return queue._messages_lock
 
 
-def _ddb_locked(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _ddb_lock:
-            return method(*args, **kwargs)
-    wrapper.__comfyfab_locked__ = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-def _locked(fn: Any) -> bool:
-    return bool(getattr(fn, "__comfyfab_locked__", False))
+def _named_queue_lock(backend: Any, queue_name: str, *_: Any) -> Any:
+    try:
+        return backend.get_queue(queue_name)._messages_lock
+    except Exception:  # unknown queue: moto's own call raises the proper error
+        return None
 
 
 def apply() -> bool:
     """Install the locks once per process; returns whether all of them are in place."""
     global _applied
-    if _applied:
-        return True
-    ok = _lock_queues() & _lock_tables()
-    _applied = True
-    return ok
+    if _applied is None:
+        _applied = _lock_queues() & _lock_tables()
+    return _applied
 
 
 def _lock_queues() -> bool:
@@ -107,27 +95,15 @@ def _lock_queues() -> bool:
     shaped = (all(callable(getattr(queue_cls, m, None)) for m in queue_methods)
               and all(callable(getattr(backend_cls, m, None)) for m in backend_methods)
               and callable(getattr(backend_cls, "get_queue", None))
-              and "_messages_lock" in _init_names(queue_cls))
+              and "_messages_lock" in _source(queue_cls.__init__))
     if not shaped:
         log.warning("moto's SQS model changed shape; its queues are left without locks")
         return False
     for m in queue_methods:
-        if not _locked(getattr(queue_cls, m)):
-            setattr(queue_cls, m, _queue_locked(getattr(queue_cls, m)))
+        setattr(queue_cls, m, _under(_own_lock)(getattr(queue_cls, m)))
     for m in backend_methods:
-        if not _locked(getattr(backend_cls, m)):
-            setattr(backend_cls, m, _named_queue_locked(getattr(backend_cls, m)))
+        setattr(backend_cls, m, _under(_named_queue_lock)(getattr(backend_cls, m)))
     return True
-
-
-def _init_names(cls: type) -> str:
-    """The source of ``cls.__init__`` (to check an attribute it sets), or '' when unavailable."""
-    import inspect
-
-    try:
-        return inspect.getsource(cls.__init__)
-    except (OSError, TypeError):
-        return ""
 
 
 def _lock_tables() -> bool:
@@ -140,6 +116,5 @@ def _lock_tables() -> bool:
         log.warning("moto's DynamoDB backend has no %s; its writes are left without a lock", ", ".join(missing))
         return False
     for m in _DDB_LOCKED:
-        if not _locked(getattr(DynamoDBBackend, m)):
-            setattr(DynamoDBBackend, m, _ddb_locked(getattr(DynamoDBBackend, m)))
+        setattr(DynamoDBBackend, m, _under(lambda *_: _ddb_lock)(getattr(DynamoDBBackend, m)))
     return True
