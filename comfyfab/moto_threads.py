@@ -52,11 +52,11 @@ _ddb_lock = threading.RLock()
 
 
 def _under(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wrap a method so that it runs holding ``lock_of(*args)`` (or unlocked when that is None)."""
+    """Wrap a method so that it runs holding ``lock_of(*args, **kwargs)`` (or unlocked when that is None)."""
     def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            lock = lock_of(*args)
+            lock = lock_of(*args, **kwargs)
             if lock is None:
                 return method(*args, **kwargs)
             with lock:
@@ -65,13 +65,14 @@ def _under(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callab
     return wrap
 
 
-def _own_lock(queue: Any, *_: Any) -> Any:
+def _own_lock(queue: Any, *_: Any, **__: Any) -> Any:
     return queue._messages_lock
 
 
-def _named_queue_lock(backend: Any, queue_name: str, *_: Any) -> Any:
+def _named_queue_lock(backend: Any, *args: Any, **kwargs: Any) -> Any:
+    """The lock of the queue a backend method names, by position or (as moto's handlers do) by keyword."""
     try:
-        return backend.get_queue(queue_name)._messages_lock
+        return backend.get_queue(args[0] if args else kwargs["queue_name"])._messages_lock
     except Exception:  # unknown queue: moto's own call raises the proper error
         return None
 
@@ -116,5 +117,5 @@ def _lock_tables() -> bool:
         log.warning("moto's DynamoDB backend has no %s; its writes are left without a lock", ", ".join(missing))
         return False
     for m in _DDB_LOCKED:
-        setattr(DynamoDBBackend, m, _under(lambda *_: _ddb_lock)(getattr(DynamoDBBackend, m)))
+        setattr(DynamoDBBackend, m, _under(lambda *_, **__: _ddb_lock)(getattr(DynamoDBBackend, m)))
     return True

@@ -165,6 +165,30 @@ def test_a_conditional_write_passes_once_whoever_races_for_it():
     assert set(started.values()) == {1}
 
 
+def test_a_queue_named_by_keyword_is_locked_too():
+    # moto's request handlers pass queue_name by keyword (ChangeMessageVisibility does)
+    backend, name, queue = _fifo("kw")
+    backend.send_message(name, "m", group_id="g", deduplication_id="d")
+    [m] = backend.receive_message(name, 1, 0, 30)
+    seen = []
+    real = queue._messages_lock
+
+    class Spy:
+        def __enter__(self):
+            seen.append(True)
+            return real.__enter__()
+
+        def __exit__(self, *exc):
+            return real.__exit__(*exc)
+
+    queue._messages_lock = Spy()
+    try:
+        backend.change_message_visibility(queue_name=name, receipt_handle=m.receipt_handle, visibility_timeout=0)
+    finally:
+        queue._messages_lock = real
+    assert seen == [True]
+
+
 def test_unknown_queue_still_gets_moto_s_own_error():
     from moto.sqs.exceptions import QueueDoesNotExist
     from moto.sqs.models import sqs_backends
