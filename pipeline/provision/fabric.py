@@ -110,7 +110,7 @@ def _walk(step: Step, mode: BucketPolicyMode | None) -> FabricResources:
                                                                   _router_endpoint_sg(step, router_net, router_sg))
     router_endpoints = router_net and run.section("router VPC endpoints", lambda: isolation.ensure_endpoints(
         step, router_net, router_endpoint_sg or None, None, shared("endpoint"), f"{cfg.name}-router",
-        table_arn=table_arn, services=cfg.network.router_endpoints, table_actions=isolation.ROUTER_TABLE_ACTIONS))
+        table_arn=table_arn, services=cfg.network.router_endpoints, table_actions=iam.ROUTER_TABLE_ACTIONS))
     router_group = run.section("router flow log group", lambda: monitoring.ensure_log_group(
         step, cfg.router_flow_log_group(), cfg.network.flow_log_retention_days, shared("flow-logs"),
         key_arn=audit_key.arn if audit_key else None))
@@ -172,17 +172,13 @@ def _bucket(step: Step, bucket: str, key: Any, tags: dict[str, str], mode: Bucke
 def _router_sg(step: Step, net: network.Network) -> str:
     """The router calls the workers on their port, and AWS through its VPC's endpoints on 443."""
     cfg = step.cfg
-    https = network.HTTPS_PORT
     sg = network.ensure_security_group(step, net.vpc_id, f"{cfg.name}-router",
                                        f"{cfg.name} inference router", tag_dict(cfg, "router"))
     if step.create:
         port = cfg.network.worker_port
-        gateways = [g for g in isolation.GATEWAY_SERVICES if g in cfg.network.router_endpoints]
-        interfaces = [e for e in cfg.network.router_endpoints if e not in isolation.GATEWAY_SERVICES]
         network.converge_rules(step, sg, ingress=set(), egress={
             *{("6", port, port, "cidr", t.vpc_cidr) for t in cfg.tenants},
-            *({("6", https, https, "cidr", net.cidr)} if interfaces else set()),
-            *{("6", https, https, "pl", isolation.prefix_list_id(step, g)) for g in gateways}})
+            *isolation.endpoint_egress(step, net.cidr, cfg.network.router_endpoints)})
     return sg
 
 
@@ -207,9 +203,7 @@ def _tenant_sgs(step: Step, tid: str, net: network.Network, router_sg: str | Non
                                               f"{tid}: VPC interface endpoints", tag_dict(cfg, "endpoints", tid))
     if step.create:
         network.converge_rules(step, worker, ingress={("6", port, port, "sg", _given(router_sg))},
-                               egress={("6", https, https, "cidr", net.cidr),
-                                       *{("6", https, https, "pl", isolation.prefix_list_id(step, g))
-                                         for g in isolation.gateways(step)}})
+                               egress=isolation.endpoint_egress(step, net.cidr, cfg.network.vpc_endpoints))
         network.converge_rules(step, endpoints, ingress={("6", https, https, "sg", worker)}, egress=set())
     return worker, endpoints
 

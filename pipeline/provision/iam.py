@@ -78,6 +78,14 @@ def ensure_role(step: Step, name: str, trust_policy: dict, policies: Callable[[]
     return role["Arn"]
 
 
+# What each caller does to job records: the role policies and the DynamoDB endpoint policies both say so.
+WORKER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+# PutItem accepts a job, GetItem answers its status, DeleteItem takes back a record whose message could not
+# be sent (nothing half-accepted)
+ROUTER_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                        "dynamodb:Query")
+
+
 def worker_policy(queue_arns: list[str], bucket: str, key_arn: str, table_arn: str, partition: str) -> dict:
     """What a tenant's worker does: take its queues' messages, write its bucket under its key, update jobs."""
     return {"Version": "2012-10-17", "Statement": [
@@ -90,7 +98,7 @@ def worker_policy(queue_arns: list[str], bucket: str, key_arn: str, table_arn: s
          "Resource": [f"arn:{partition}:s3:::{bucket}/*"]},
         {"Sid": "TenantKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
          "Resource": [key_arn]},
-        {"Sid": "JobRecords", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        {"Sid": "JobRecords", "Effect": "Allow", "Action": list(WORKER_TABLE_ACTIONS),
          "Resource": [table_arn]},
     ]}
 
@@ -108,11 +116,7 @@ def router_policy(queue_arns: list[str], bucket_arns: list[str], key_arns: list[
          "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
          "Resource": sorted(queue_arns)},
         *enqueue_keys,
-        # PutItem accepts a job, GetItem answers its status, DeleteItem takes back a record whose
-        # message could not be sent (nothing half-accepted)
-        {"Sid": "JobRecords", "Effect": "Allow",
-         "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                    "dynamodb:Query"],
+        {"Sid": "JobRecords", "Effect": "Allow", "Action": list(ROUTER_TABLE_ACTIONS),
          "Resource": [table_arn, f"{table_arn}/index/*"]},
         {"Sid": "PresignOutputs", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": sorted(f"{b}/*" for b in bucket_arns)},

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .context import Step
 from .errors import ProvisioningError
+from .iam import WORKER_TABLE_ACTIONS
 from .network import HTTPS_PORT, Network, _one, tag_filters, tag_spec
 
 EPHEMERAL = (1024, 65535)
@@ -40,12 +41,21 @@ GATEWAY_SERVICES = ("s3", "dynamodb")   # reached through the route table; every
 _NACL_BASE = {"s3": 200, "dynamodb": 300}  # first NACL rule number of each gateway service's CIDRs
 
 
-def gateways(step: Step) -> list[str]:
-    """The configured endpoints that are gateways, in a fixed order."""
-    return [g for g in GATEWAY_SERVICES if g in step.cfg.network.vpc_endpoints]
+def gateways(services: tuple[str, ...]) -> list[str]:
+    """Which of a VPC's endpoint ``services`` are gateways, in a fixed order."""
+    return [g for g in GATEWAY_SERVICES if g in services]
 
 
-def prefix_list_id(step: Step, service: str = "s3") -> str:
+def endpoint_egress(step: Step, vpc_cidr: str, services: tuple[str, ...]) -> set[tuple]:
+    """Security-group egress that reaches a VPC's endpoints on 443: its interface endpoints (in the VPC's
+    CIDR) and each gateway service's prefix list."""
+    rules: set[tuple] = {(TCP, HTTPS_PORT, HTTPS_PORT, "pl", prefix_list_id(step, g)) for g in gateways(services)}
+    if any(s not in GATEWAY_SERVICES for s in services):
+        rules.add((TCP, HTTPS_PORT, HTTPS_PORT, "cidr", vpc_cidr))
+    return rules
+
+
+def prefix_list_id(step: Step, service: str) -> str:
     """The regional managed prefix list of a gateway service (``s3`` or ``dynamodb``)."""
     name = f"com.amazonaws.{step.region}.{service}"
     lists = step.client("ec2").describe_managed_prefix_lists(
@@ -55,18 +65,10 @@ def prefix_list_id(step: Step, service: str = "s3") -> str:
     return lists[0]["PrefixListId"]
 
 
-def gateway_cidrs(step: Step, service: str = "s3") -> list[str]:
+def gateway_cidrs(step: Step, service: str) -> list[str]:
     """The CIDRs of a gateway service's prefix list: where its endpoint's traffic goes."""
     entries = step.client("ec2").get_managed_prefix_list_entries(PrefixListId=prefix_list_id(step, service))["Entries"]
     return sorted(e["Cidr"] for e in entries)
-
-
-def s3_cidrs(step: Step) -> list[str]:
-    return gateway_cidrs(step, "s3")
-
-
-def s3_prefix_list_id(step: Step) -> str:
-    return prefix_list_id(step, "s3")
 
 
 def nacl_rules(step: Step, vpc_cidr: str) -> list[NaclRule]:
@@ -81,7 +83,7 @@ def nacl_rules(step: Step, vpc_cidr: str) -> list[NaclRule]:
         NaclRule(110, True, "allow", TCP, vpc_cidr, (HTTPS_PORT, HTTPS_PORT)),  # interface endpoints
         NaclRule(110, False, "allow", TCP, vpc_cidr, EPHEMERAL),
     ]
-    for service in gateways(step):                                       # through the gateway endpoints
+    for service in gateways(cfg.network.vpc_endpoints):                  # through the gateway endpoints
         for i, cidr in enumerate(gateway_cidrs(step, service)):
             rules.append(NaclRule(_NACL_BASE[service] + i, True, "allow", TCP, cidr, (HTTPS_PORT, HTTPS_PORT)))
             rules.append(NaclRule(_NACL_BASE[service] + i, False, "allow", TCP, cidr, EPHEMERAL))
@@ -162,11 +164,6 @@ def s3_endpoint_policy(step: Step, bucket: str) -> dict:
     ]}
 
 
-WORKER_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
-ROUTER_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                        "dynamodb:Query")
-
-
 def dynamodb_endpoint_policy(table_arn: str, actions: tuple[str, ...] = WORKER_TABLE_ACTIONS) -> dict:
     """The gateway endpoint reaches the job table, for what its VPC's callers do to a record, nothing else."""
     resources = [table_arn] + ([f"{table_arn}/index/*"] if "dynamodb:Query" in actions else [])
@@ -193,7 +190,7 @@ def ensure_endpoints(step: Step, net: Network, endpoint_sg: str | None, bucket: 
             and e["VpcId"] == net.vpc_id and e["ServiceName"] == service]
         ep = _one(found, f"endpoint {service} in {name}")
         gateway = short in GATEWAY_SERVICES
-        if gateway and short == "dynamodb" and table_arn is None and step.create:
+        if short == "dynamodb" and table_arn is None and step.create:
             raise ProvisioningError(f"VPC endpoint {service} in {name}: no job table to scope it to")
         if short == "s3" and bucket is None:
             raise ProvisioningError(f"VPC endpoint {service} in {name}: no bucket to scope it to")

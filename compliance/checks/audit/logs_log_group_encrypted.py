@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from comfyfab.config import FabricConfig
+from pipeline.provision.names import audit_key_alias
 
 from .. import Outcome, verdict
 from ...inventory import Inventory
@@ -15,8 +16,8 @@ def logs_log_group_encrypted(inv: Inventory, cfg: FabricConfig) -> list[Outcome]
     the key is in CloudTrail.  A group under CloudWatch Logs' own key, or under a key that is not the
     expected one, fails.
     """
-    wanted = {cfg.audit_log_group(): (f"alias/{cfg.name}/_audit", "the audit key"),
-              cfg.router_flow_log_group(): (f"alias/{cfg.name}/_audit", "the audit key")}
+    wanted = {cfg.audit_log_group(): (audit_key_alias(cfg), "the audit key"),
+              cfg.router_flow_log_group(): (audit_key_alias(cfg), "the audit key")}
     wanted.update({cfg.flow_log_group(t.id): (cfg.key_alias(t.id), f"tenant {t.id}'s key") for t in cfg.tenants})
     out = []
     for name, (alias, whose) in wanted.items():

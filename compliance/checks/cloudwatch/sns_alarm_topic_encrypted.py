@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from comfyfab.config import FabricConfig
+from pipeline.provision.names import audit_key_alias
 
 from .. import Outcome, verdict
 from ...inventory import Inventory
@@ -13,7 +14,7 @@ def sns_alarm_topic_encrypted(inv: Inventory, cfg: FabricConfig) -> list[Outcome
     those its policy and IAM allow.  A topic under no key, or another key, fails.  A missing topic is
     the alarm checks' finding.
     """
-    own = inv.key_for_alias(f"alias/{cfg.name}/_audit")
+    own = inv.key_for_alias(audit_key_alias(cfg))
     out = []
     for arn, ref in inv.topic_kms_keys:
         used = inv.key(ref)
