@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "compliance.cli",
     "comfyfab.emulator_cli",
     "pipeline.calibrate.cli",
+    "pipeline.calibrate.loadbench",
     "scenarios.cli",
 )
 

@@ -7,7 +7,9 @@
 #      disk's one-stream cold read rate for comparison;
 #   2. the same with torch.compile (static shapes) on the UNet and the VAE decoder, batch 1;
 #   3. the same, batch 4 (a process and a time budget of its own: a compile per shape costs minutes);
-#      not in the default stages on the device machine: GPU_CHECK_STAGES=compiled4 in a second call.
+#      not in the default stages on the device machine: GPU_CHECK_STAGES=compiled4 in a second call;
+#   4. loadbench: the checkpoint loaded cold with several readers (threads, chunk size, O_DIRECT),
+#      step by step, and the disk's one-stream O_DIRECT rate; runs on what time the call has left.
 # Writes the profiles, a log and a verdict against the issue's targets under $OUT (the device
 # machine's return folder) or the first argument; prints p50, images/s batched, load time, MFU.
 #
@@ -35,7 +37,8 @@ if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
   COMMON=(--device cpu --model tiny --resolution 64 --steps 4 --threads 1)
   EAGER=(--batch 1,4 --runs 5 --warmup 1 --loads 2)
   COMPILED=(--runs 3 --warmup 1 --loads 1 --compile)
-  T1=200; T2=200; T3=200
+  LOADBENCH=(--device cpu --model tiny --readers library,2x1,2x1d --loads 2)
+  T1=200; T2=200; T3=200; T4=120
 else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   COMMON=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16)
@@ -44,8 +47,12 @@ else
   # measured 2026-11-27: eager stage 114 s; one process compiling batch 1 then batch 4 ran out of
   # its 290 s after finishing batch 1: so each compiled batch size is a stage with its own budget,
   # and all three stages (up to 12 min) do not fit one device call: run compiled4 in a call of its own
-  T1=160; T2=300; T3=480  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
+  T1=160; T2=300; T3=400  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
+  LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers library,8x32,16x64,8x32d,16x64d --loads 2 --drop-caches)
+  T4=150
 fi
+# the whole call's budget (the device call's own limit is a little above it); later stages get what is left
+BUDGET=${GPU_CHECK_BUDGET:-560}
 "$PY" - <<'PYEOF' || { echo "gpu_check: the Python stack is incomplete"; exit 3; }
 import torch, diffusers, transformers, pydantic, pandas
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, available={torch.cuda.is_available()}), "
@@ -54,13 +61,13 @@ PYEOF
 
 CAL=("$PY" -m pipeline.calibrate "${COMMON[@]}" --sampler dpmpp_2m --scheduler karras --cfg 7
      --cache-dir "$WORK/ckpt" --out "$WORK/profiles" --quiet)
-# GPU_CHECK_STAGES picks stages: eager, compiled1, compiled4 (default "eager compiled1"; on the
+# GPU_CHECK_STAGES picks stages: eager, compiled1, compiled4, loadbench (default "eager compiled1"; on the
 # device machine, "compiled4" needs a call of its own, see above)
-if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="eager compiled1 compiled4"; else DEFAULT_STAGES="eager compiled1"; fi
+if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="eager compiled1 compiled4 loadbench"; else DEFAULT_STAGES="eager compiled1"; fi
 STAGES=" ${GPU_CHECK_STAGES:-$DEFAULT_STAGES} "
 # what finished is packed after every stage, so a call stopped at its limit still returns it
 pack() { tar czf "$DEST/profiles.tgz" -C "$WORK" profiles 2>/dev/null || true; }
-rc1=0; rc2=0; rc3=0
+rc1=0; rc2=0; rc3=0; rc4=0
 if [[ $STAGES == *" eager "* ]]; then
   echo "== eager (elapsed $((SECONDS - START)) s)"
   timeout "$T1" "${CAL[@]}" "${EAGER[@]}"; rc1=$?; pack
@@ -79,10 +86,26 @@ if [[ $STAGES == *" compiled4 "* ]]; then
   echo "== torch.compile, batch 4 (elapsed $((SECONDS - START)) s)"
   timeout "$T3" "${CAL[@]}" "${COMPILED[@]}" --batch 4; rc3=$?; pack
 fi
-echo "== done in $((SECONDS - START)) s (eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3; 124 = stage timed out)"
+if [[ $STAGES == *" loadbench "* ]]; then
+  left=$((BUDGET - (SECONDS - START) - 25))  # the report and the packing after it
+  [ "$left" -lt "$T4" ] && T4=$left
+  if [ "$T4" -ge 45 ]; then
+    echo "== cold loads by reader, $T4 s budget (elapsed $((SECONDS - START)) s)"
+    timeout "$T4" "$PY" -m pipeline.calibrate.loadbench "${LOADBENCH[@]}" --cache-dir "$WORK/ckpt" \
+      --csv "$DEST/loadbench.csv"; rc4=$?
+    CKPT=$(ls "$WORK"/ckpt/*.safetensors 2>/dev/null | head -1)
+    if [ -n "$CKPT" ] && [ "${GPU_CHECK_DRY:-0}" != 1 ] && [ $((BUDGET - (SECONDS - START))) -gt 40 ]; then
+      sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
+      echo "== one-stream O_DIRECT read: $(timeout 15 dd if="$CKPT" of=/dev/null bs=64M iflag=direct 2>&1 | tail -1)"
+    fi
+  else
+    echo "== cold loads by reader: skipped, $left s left"; rc4=124
+  fi
+fi
+echo "== done in $((SECONDS - START)) s (eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4; 124 = timed out)"
 
 "$PY" scripts/gpu_check_report.py "$WORK/profiles" | tee "$DEST/verdict.txt"
 pack
 rm -rf "$WORK"
-for rc in $rc1 $rc2 $rc3; do [ "$rc" = 0 ] || exit "$rc"; done
+for rc in $rc1 $rc2 $rc3 $rc4; do [ "$rc" = 0 ] || exit "$rc"; done
 exit 0

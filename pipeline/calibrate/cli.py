@@ -27,6 +27,15 @@ def _batches(text: str) -> tuple[int, ...]:
     return values
 
 
+def _reader(text: str):
+    from pipeline.comfy.fastload import ReadOptions
+
+    try:
+        return ReadOptions.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--model", default="tiny", help="a shipped architecture: tiny, tiny-xl, sd15, sdxl (default tiny)")
@@ -45,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet (warm-up pays the compile)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the UNet contiguous on CUDA")
+    p.add_argument("--reader", type=_reader, default=None, metavar="THREADSxMB[d]",
+                   help="how a CUDA load reads the checkpoint: threads x chunk MB, d for O_DIRECT "
+                        "(default 8x32; 'library' for safetensors' own loader)")
     p.add_argument("--drop-caches", action="store_true",
                    help="drop the OS page cache before each load (needs root), so the load reads the disk")
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -119,7 +131,8 @@ def run_from_args(args: argparse.Namespace, gpus: dict[str, float]) -> list[Cali
     progress = next(bars)
     try:
         results = calibrate(spec, args.out, peak, cache_dir=args.cache_dir, checkpoint=args.checkpoint,
-                            loads=args.loads, drop_caches=args.drop_caches, progress=progress)
+                            loads=args.loads, drop_caches=args.drop_caches, reader=args.reader,
+                            progress=progress)
     finally:
         bars.close()
     print_summary(results, peak)
@@ -150,6 +163,9 @@ def print_summary(results: list[CalibrationResult], peak: Peak) -> None:
                   f"({first.flops_source}; {first.flops_per_image_run / 1e12:.4g} T counted on the run)")
     console.print(f"MFU peak: {peak.source}; checkpoint {first.checkpoint_bytes / 1e9:.3g} GB, "
                   f"page cache {first.page_cache}")
+    if first.load_phases_s:
+        steps = ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in first.load_phases_s.items())
+        console.print(f"load steps, median s: {steps} (reader: {first.load_reader})")
 
 
 def _handler(args: argparse.Namespace, ctx) -> int:

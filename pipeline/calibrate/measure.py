@@ -24,10 +24,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from pipeline.comfy.fastload import ReadOptions
 from pipeline.comfy.models import (ModelBundle, ModelError, architectures, compile_bundle, load_bundle,
                                    save_checkpoint, uncompiled)
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
@@ -247,6 +249,16 @@ class LoadTiming:
     bytes: int
     page_cache: str  # "dropped" or "possibly warm"
     bundle: ModelBundle | None = field(default=None, repr=False)
+    phases: list[dict[str, Any]] = field(default_factory=list)  # per load: seconds per step, the reader used
+
+    def median_phases(self) -> dict[str, float]:
+        """Each step's median seconds over the loads (steps a load did not take count as absent)."""
+        names = sorted({k for p in self.phases for k, v in p.items() if isinstance(v, float)})
+        return {k: float(np.median([p[k] for p in self.phases if k in p])) for k in names}
+
+    @property
+    def reader(self) -> str | None:
+        return next((p["reader"] for p in self.phases if "reader" in p), None)
 
 
 def _drop_page_cache() -> bool:
@@ -294,12 +306,14 @@ def _preimport(compile_unet: bool) -> None:
         import torch._dynamo  # noqa: F401  (torch.compile's wrapper; the compile itself happens at warm-up)
 
 
-def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bool = False) -> LoadTiming:
-    """Load ``path`` ``loads`` times onto the device; keep the last bundle (its UNet wrapped in
-    ``torch.compile`` after the timing when asked)."""
+def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bool = False,
+              reader: ReadOptions | None = None) -> LoadTiming:
+    """Load ``path`` ``loads`` times onto the device with ``reader``'s settings; keep the last bundle
+    (its UNet wrapped in ``torch.compile`` after the timing when asked) and each load's steps."""
     device = resolve_device(spec.device)
     _preimport(spec.compile)
     seconds: list[float] = []
+    phases: list[dict[str, Any]] = []
     dropped = True
     bundle = None
     for _ in range(max(1, loads)):
@@ -309,15 +323,17 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         if drop_caches:
             dropped = _drop_page_cache() and dropped
         _sync(device)
+        steps: dict[str, Any] = {}
         t0 = time.perf_counter()
         try:
             bundle = load_bundle(path.name, models_dir=path.parent, device=str(device), dtype=spec.torch_dtype,
-                                 channels_last=spec.channels_last)
+                                 channels_last=spec.channels_last, reader=reader, phases=steps)
         except ModelError as exc:
             raise CalibrationError(f"cannot load {path}: {exc}") from None
         _sync(device)
         seconds.append(time.perf_counter() - t0)
+        phases.append(steps)
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up
         bundle = compile_bundle(bundle)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return LoadTiming(seconds, path, size, "dropped" if drop_caches and dropped else "possibly warm", bundle)
+    return LoadTiming(seconds, path, size, "dropped" if drop_caches and dropped else "possibly warm", bundle, phases)

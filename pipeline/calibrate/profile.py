@@ -93,6 +93,8 @@ class ProfileSummary:
     compiled: bool
     channels_last: bool
     attention: str
+    load_reader: str | None = None  # how the checkpoint was read (threads, chunk size, O_DIRECT)
+    load_phases_s: dict[str, float] | None = None  # median seconds of each step of a load
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.comfy.archs import architectures
+from pipeline.comfy.fastload import ReadOptions
 from pipeline.comfy.models import attention_name
 
 from .measure import (CalibrationError, CalibrationSpec, FlopCount, count_flops, count_flops_meta, device_name,
@@ -59,7 +60,7 @@ class CalibrationResult:
 
 def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Path | None = None,
               checkpoint: Path | None = None, loads: int = 1, drop_caches: bool = False,
-              progress: Callable[[str, int, int], None] | None = None) -> list[CalibrationResult]:
+              reader: ReadOptions | None = None, progress: Callable[[str, int, int], None] | None = None) -> list[CalibrationResult]:
     """Measure ``spec`` on its device and write one profile per batch size under ``out_dir``."""
     device = resolve_device(spec.device)
     if loads < 1:
@@ -73,7 +74,7 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
         path = prepare_checkpoint(spec, cache, checkpoint)
         if progress:
             progress("loading checkpoint", 0, loads)
-        load = time_load(spec, path, loads=loads, drop_caches=drop_caches)
+        load = time_load(spec, path, loads=loads, drop_caches=drop_caches, reader=reader)
     bundle = load.bundle
     assert bundle is not None
     if progress:
@@ -105,7 +106,7 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             torch_version=torch.__version__, dtype=spec.dtype_name, sampler=spec.sampler,
             scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile,
             channels_last=bool(spec.channels_last if spec.channels_last is not None else device.type == "cuda"),
-            attention=attention_name(bundle.unet))
+            attention=attention_name(bundle.unet), load_reader=load.reader, load_phases_s=load.median_phases())
         tag = peak.gpu if peak.gpu != dev_name else device.type
         stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile)
         results.append(CalibrationResult(write_profile(Path(out_dir), stem, summary, runs), summary, flops))

@@ -23,11 +23,14 @@ import json
 import os
 import struct
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-__all__ = ["read_safetensors"]
+__all__ = ["ReadOptions", "read_safetensors"]
 
 _DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -50,44 +53,125 @@ def _header(path: Path) -> tuple[dict, int, int]:
     return header, 8 + n, size - 8 - n
 
 
-def read_safetensors(path: Path | str, device: torch.device | str, workers: int = 8,
-                     chunk_bytes: int = 32 << 20, parallel: bool | None = None) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class ReadOptions:
+    """How :func:`read_safetensors` reads a file onto a CUDA device.
+
+    ``workers`` threads each read ``chunk_mb`` MB at a time; ``direct`` opens the
+    file with ``O_DIRECT`` (Linux), so reads go from the disk into the pinned
+    buffers without a pass through the page cache (a filesystem that refuses it,
+    tmpfs for one, is read buffered and the result says so)."""
+
+    workers: int = 8
+    chunk_mb: float = 32
+    direct: bool = False
+    parallel: bool | None = None  # None: the threaded reader on CUDA, safetensors' loader elsewhere
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        if not self.chunk_mb > 0:
+            raise ValueError(f"chunk_mb must be positive, not {self.chunk_mb}")
+
+    @property
+    def chunk_bytes(self) -> int:
+        return max(1, int(self.chunk_mb * (1 << 20)))
+
+    @classmethod
+    def parse(cls, text: str) -> "ReadOptions":
+        """``THREADSxMB`` with a trailing ``d`` for O_DIRECT (``8x32``, ``16x64d``), or ``library``
+        for safetensors' own loader; raises ValueError on anything else."""
+        text = text.strip().lower()
+        if text == "library":
+            return cls(parallel=False)
+        direct = text.endswith("d")
+        threads, sep, mb = text.removesuffix("d").partition("x")
+        try:
+            if not sep:
+                raise ValueError
+            return cls(workers=int(threads), chunk_mb=float(mb), direct=direct, parallel=True)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a reader: THREADSxMB, with d for O_DIRECT (8x32, 16x64d), "
+                             f"or library") from None
+
+
+_ALIGN = 4096  # O_DIRECT: file offset, length and memory address on this boundary
+
+
+def _open(path: Path, direct: bool) -> tuple[int, bool]:
+    if direct and hasattr(os, "O_DIRECT"):
+        try:
+            return os.open(path, os.O_RDONLY | os.O_DIRECT), True
+        except OSError:  # the filesystem refuses it: read through the page cache
+            pass
+    return os.open(path, os.O_RDONLY), False
+
+
+def _host_buffer(nbytes: int, pinned: bool, align: int) -> torch.Tensor:
+    raw = torch.empty(nbytes + align, dtype=torch.uint8, pin_memory=pinned)
+    shift = (-raw.data_ptr()) % align
+    return raw[shift:shift + nbytes]
+
+
+def read_safetensors(path: Path | str, device: torch.device | str, workers: int | None = None,
+                     chunk_bytes: int | None = None, parallel: bool | None = None,
+                     options: ReadOptions | None = None,
+                     phases: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
     """Every tensor of ``path`` on ``device``.  ``parallel`` (default: on CUDA only) reads
-    in chunks from ``workers`` threads; otherwise safetensors' own loader runs."""
+    in chunks from several threads (``options``; ``workers`` and ``chunk_bytes`` override
+    it); otherwise safetensors' own loader runs.  ``phases``, when given, receives the
+    seconds spent pinning host buffers (the slowest thread), reading and copying, and
+    splitting the buffer into tensors, and how the file was opened."""
     path, device = Path(path), torch.device(device)
+    opts = options or ReadOptions()
+    parallel = opts.parallel if parallel is None else parallel
     if not (device.type == "cuda" if parallel is None else parallel):
         from safetensors.torch import load_file
 
-        return load_file(str(path), device=str(device))
+        t0 = time.perf_counter()
+        out = load_file(str(path), device=str(device))
+        if phases is not None:
+            phases.update(read_s=time.perf_counter() - t0, reader="safetensors.load_file")
+        return out
     cuda = device.type == "cuda"
     header, base, data_bytes = _header(path)
-    buf = torch.empty(data_bytes, dtype=torch.uint8, device=device)
-    chunks = [(off, min(chunk_bytes, data_bytes - off)) for off in range(0, data_bytes, chunk_bytes)]
-    workers = max(1, min(workers, len(chunks)))
+    fd, direct = _open(path, opts.direct)
+    align = _ALIGN if direct else 1
+    chunk = chunk_bytes if chunk_bytes is not None else opts.chunk_bytes
+    chunk = -(-max(1, chunk) // align) * align
+    file_bytes = base + data_bytes
+    # the whole file goes to one device buffer (direct reads start at offset 0, aligned);
+    # the tensor data is the part after the header
+    whole = torch.empty(-(-file_bytes // align) * align, dtype=torch.uint8, device=device)
+    chunks = [(off, min(chunk, file_bytes - off)) for off in range(0, file_bytes, chunk)]
+    workers = max(1, min(workers if workers is not None else opts.workers, len(chunks)))
     errors: list[BaseException] = []
-    fd = os.open(path, os.O_RDONLY)
+    pin_s = [0.0] * workers
 
     def reader(index: int) -> None:
         try:
+            t_pin = time.perf_counter()
             stream = torch.cuda.Stream(device=device) if cuda else None
-            pinned = [torch.empty(chunk_bytes, dtype=torch.uint8, pin_memory=cuda) for _ in range(2)]
-            views = [memoryview(p.numpy()) for p in pinned]
+            host = [_host_buffer(chunk, cuda, align) for _ in range(2)]
+            views = [memoryview(h.numpy()) for h in host]
+            pin_s[index] = time.perf_counter() - t_pin
             done = [None, None]
             for k, (off, length) in enumerate(chunks[index::workers]):
                 slot = k % 2
                 if done[slot] is not None:
-                    done[slot].synchronize()  # the copy out of this pinned buffer has finished
+                    done[slot].synchronize()  # the copy out of this host buffer has finished
+                want = -(-length // align) * align  # direct reads ask whole blocks; EOF cuts them short
                 got = 0
                 while got < length:
-                    n = os.preadv(fd, [views[slot][got:length]], base + off + got)
+                    n = os.preadv(fd, [views[slot][got:want]], off + got)
                     if n <= 0:
-                        raise OSError(f"{path.name}: short read at byte {base + off + got}")
+                        raise OSError(f"{path.name}: short read at byte {off + got}")
                     got += n
                 if stream is None:  # a host buffer: the copy is done when it returns
-                    buf[off:off + length].copy_(pinned[slot][:length])
+                    whole[off:off + length].copy_(host[slot][:length])
                     continue
                 with torch.cuda.stream(stream):
-                    buf[off:off + length].copy_(pinned[slot][:length], non_blocking=True)
+                    whole[off:off + length].copy_(host[slot][:length], non_blocking=True)
                     done[slot] = torch.cuda.Event()
                     done[slot].record(stream)
             if stream is not None:
@@ -95,6 +179,7 @@ def read_safetensors(path: Path | str, device: torch.device | str, workers: int 
         except BaseException as exc:  # re-raised in the caller's thread
             errors.append(exc)
 
+    t0 = time.perf_counter()
     threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(workers)]
     try:
         for t in threads:
@@ -105,6 +190,8 @@ def read_safetensors(path: Path | str, device: torch.device | str, workers: int 
         os.close(fd)
     if errors:
         raise errors[0]
+    t1 = time.perf_counter()
+    buf = whole[base:file_bytes]
     out: dict[str, torch.Tensor] = {}
     for key, info in header.items():
         dtype = _DTYPES.get(info["dtype"])
@@ -112,4 +199,10 @@ def read_safetensors(path: Path | str, device: torch.device | str, workers: int 
             raise ValueError(f"{path.name}: tensor {key} has an unsupported dtype {info['dtype']!r}")
         start, end = info["data_offsets"]
         out[key] = buf[start:end].clone().view(dtype).view(info["shape"])
+    if phases is not None:
+        if cuda:
+            torch.cuda.synchronize(device)
+        phases.update(pin_s=max(pin_s), read_s=t1 - t0, split_s=time.perf_counter() - t1,
+                      reader=f"{workers} threads x {chunk / (1 << 20):g} MB chunks, "
+                             f"{'O_DIRECT' if direct else 'buffered'}")
     return out

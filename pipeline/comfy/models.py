@@ -17,6 +17,7 @@ architecture named in its metadata) loads back bit-for-bit.
 from __future__ import annotations
 
 import re
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import torch
 
 from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, checkpoint_names
+from .fastload import ReadOptions
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "attention_name", "compile_bundle", "load_bundle", "save_checkpoint",
@@ -112,7 +114,8 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
 
 def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: str = "cpu",
                 dtype: torch.dtype | None = None, channels_last: bool | None = None,
-                compiled: bool = False, fuse_qkv: bool | None = None) -> ModelBundle:
+                compiled: bool = False, fuse_qkv: bool | None = None,
+                reader: ReadOptions | None = None, phases: dict[str, Any] | None = None) -> ModelBundle:
     """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` (one
     written by :func:`save_checkpoint`, or a diffusers model folder) wins
     over a built-in random-weight architecture of the same name.
@@ -123,7 +126,9 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
     and cuDNN picks its convolution algorithms by benchmark; ``compiled``
     wraps the UNet and the VAE decoder in ``torch.compile`` (:func:`compile_bundle`;
     the first job of each shape then pays the compile).  A checkpoint file is read
-    straight onto a CUDA device by :func:`~pipeline.comfy.fastload.read_safetensors`."""
+    straight onto a CUDA device by :func:`~pipeline.comfy.fastload.read_safetensors` (``reader``:
+    threads, chunk size, ``O_DIRECT``).  ``phases``, when given, receives the seconds of each
+    step of the load (reading, building the modules, casting, layout, fusing) for cold-start work."""
     from .tokenizer import HashTokenizer
 
     torch_device = torch.device(device)
@@ -135,7 +140,7 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
         arch, unet, vae, encoders = load_diffusers_dir(path)
         source = str(path)
     elif path is not None:
-        arch, unet, vae, encoders = _load_file(path, torch_device)
+        arch, unet, vae, encoders = _load_file(path, torch_device, reader, phases)
         source = str(path)
     else:
         arch_name = builtin_checkpoints().get(ckpt_name)
@@ -145,14 +150,18 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
         arch = architectures()[arch_name]
         unet, vae, encoders = build_components(arch, torch_device)
         source = f"random:{arch.name}"
+    mark = _PhaseClock(phases, torch_device)
     for module in (unet, vae, *encoders):
         module.to(device=torch_device).eval().requires_grad_(False)
         if dtype != torch.float32:
             module.to(dtype=dtype)
+    mark("cast_s")
     if channels_last if channels_last is not None else torch_device.type == "cuda":
         unet.to(memory_format=torch.channels_last)
+    mark("layout_s")
     if (fuse_qkv if fuse_qkv is not None else torch_device.type == "cuda") and hasattr(unet, "fuse_qkv_projections"):
         unet.fuse_qkv_projections()
+    mark("fuse_s")
     if torch_device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the warm-up runs pay the search; shapes repeat per job
     tokenizers = [HashTokenizer(spec["config"]["vocab_size"], spec.get("pad", "eos")) for spec in arch.text_encoders]
@@ -226,7 +235,26 @@ def save_checkpoint(bundle: ModelBundle, path: Path | str) -> Path:
     return path
 
 
-def _load_file(path: Path, device: torch.device) -> tuple[ArchSpec, Any, Any, list[Any]]:
+class _PhaseClock:
+    """Seconds since the previous mark, into ``phases`` under each name (device work finished
+    first, so asynchronous copies are charged to the step that queued them); no-op without ``phases``."""
+
+    def __init__(self, phases: dict[str, Any] | None, device: torch.device) -> None:
+        self.phases, self.device = phases, device
+        self.t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        if self.phases is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.t
+        self.t = now
+
+
+def _load_file(path: Path, device: torch.device, reader: ReadOptions | None = None,
+               phases: dict[str, Any] | None = None) -> tuple[ArchSpec, Any, Any, list[Any]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
@@ -236,16 +264,20 @@ def _load_file(path: Path, device: torch.device) -> tuple[ArchSpec, Any, Any, li
         arch = architectures().get(metadata.get("architecture", ""))
         if arch is None:
             raise ModelError(f"{path.name}: unknown architecture {metadata.get('architecture')!r}")
-        return (arch, *_load_diffusers_layout(arch, path, device))
+        return (arch, *_load_diffusers_layout(arch, path, device, reader, phases))
     raise ModelError(f"{path.name}: not a {FORMAT} checkpoint (metadata format={metadata.get('format')!r}, "
                      f"{len(keys)} tensors); write one with pipeline.comfy.models.save_checkpoint")
 
 
-def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device) -> tuple[Any, Any, list[Any]]:
+def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device, reader: ReadOptions | None = None,
+                           phases: dict[str, Any] | None = None) -> tuple[Any, Any, list[Any]]:
     from .fastload import read_safetensors
 
-    state = read_safetensors(path, device)  # straight onto the device; parallel reads on CUDA
+    # straight onto the device; parallel reads on CUDA
+    state = read_safetensors(path, device, options=reader, phases=phases)
+    mark = _PhaseClock(phases, device)
     unet, vae, encoders = build_components(arch, "meta")
+    mark("build_s")
     parts = [("unet", unet), ("vae", vae)]
     parts += [(f"text_encoders.{s['name']}", e) for s, e in zip(arch.text_encoders, encoders)]
     for prefix, module in parts:
@@ -257,6 +289,7 @@ def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device) -> 
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     for module in (unet, vae, *encoders):
         materialise_buffers(module)
+    mark("assign_s")
     return unet, vae, encoders
 
 

@@ -273,3 +273,37 @@ def test_gpu_check_verdict_uses_the_median_load_and_the_best_p50(tmp_path):
     # three distinct cold loads (4.72, 5.05, 5.26 s): the median decides, not the best one
     assert "checkpoint loads: 3, 4.72-5.26 s" in out
     assert "checkpoint load s (median): 5.050 (target <= 5.0) NOT MET" in out
+
+
+def test_profile_records_how_the_checkpoint_was_read(cli, tmp_path, capsys):
+    out = tmp_path / "profiles"
+    assert cli(["calibrate", *FAST, "--runs", "2", "--reader", "2x0.25", "--out", str(out)]) == 0
+    assert "load steps, median s:" in capsys.readouterr().out
+    summary = read_summary(out / "cpu-tiny-64-2-b1.csv")
+    assert summary["load_reader"].startswith("2 threads x 0.25 MB chunks")
+    assert {"read_s", "split_s", "build_s", "assign_s"} <= set(summary["load_phases_s"])
+
+
+def test_bench_load_compares_readers_step_by_step(cli, tmp_path, capsys):
+    rows = tmp_path / "loads.csv"
+    assert cli(["bench", "load", "--readers", "library,2x0.25,2x0.25d", "--loads", "2", "--cache-dir",
+                str(tmp_path), "--csv", str(rows)]) == 0
+    printed = capsys.readouterr().out
+    assert all(r in printed for r in ("library", "2x0.25", "2x0.25d", "read_GB/s"))
+    frame = pd.read_csv(rows)
+    assert len(frame) == 6 and list(frame["reader"][:3]) == ["library", "2x0.25", "2x0.25d"]  # interleaved
+    assert (frame["total_s"] >= frame["read_s"]).all()
+    assert frame.loc[frame["reader"] == "library", "pin_s"].isna().all()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--readers", "8x"], "is not a reader"),
+    (["--readers", ","], "names no reader"),
+    (["--loads", "0"], "--loads must be at least 1"),
+    (["--checkpoint", "/nonexistent/x.safetensors"], "does not exist"),
+])
+def test_bench_load_bad_flags_are_clear_errors(cli, tmp_path, capsys, flags, message):
+    code = cli(["bench", "load", "--cache-dir", str(tmp_path), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.safetensors"))
