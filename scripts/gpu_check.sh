@@ -48,8 +48,9 @@ else
   # its 290 s after finishing batch 1: so each compiled batch size is a stage with its own budget,
   # and all three stages (up to 12 min) do not fit one device call: run compiled4 in a call of its own
   T1=160; T2=300; T3=400  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
-  LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers library,8x32,16x64,8x32d,16x64d --loads 2 --drop-caches)
-  T4=150
+  LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers "${GPU_CHECK_READERS:-library,8x32,16x64,8x32d,16x64d}"
+             --loads "${GPU_CHECK_LOADS:-2}" --drop-caches)
+  T4=${GPU_CHECK_LOADBENCH_S:-150}
 fi
 # the whole call's budget (the device call's own limit is a little above it); later stages get what is left
 BUDGET=${GPU_CHECK_BUDGET:-560}

@@ -296,6 +296,15 @@ def prepare_checkpoint(spec: CalibrationSpec, cache_dir: Path, checkpoint: Path 
     return path
 
 
+def _empty_host_cache() -> None:
+    """Give back the pinned host blocks that torch caches; a second load would otherwise reuse
+    the first one's and skip the pinning a cold process pays."""
+    empty = getattr(getattr(torch, "accelerator", None), "empty_host_cache", None) or \
+        getattr(torch._C, "_host_emptyCache", None)
+    if empty is not None:
+        empty()
+
+
 def _preimport(compile_unet: bool) -> None:
     """Import the model classes first, so a timed load is reading and placing weights, not importing code."""
     import diffusers  # noqa: F401
@@ -320,6 +329,7 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         bundle = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
+            _empty_host_cache()  # each load pins its own host buffers, as a fresh worker process does
         if drop_caches:
             dropped = _drop_page_cache() and dropped
         _sync(device)

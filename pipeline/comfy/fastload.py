@@ -108,6 +108,9 @@ def _open(path: Path, direct: bool) -> tuple[int, bool]:
 
 
 def _host_buffer(nbytes: int, pinned: bool, align: int) -> torch.Tensor:
+    raw = torch.empty(nbytes, dtype=torch.uint8, pin_memory=pinned)
+    if raw.data_ptr() % align == 0:  # pinned blocks start on a page: no padding (the pinning costs time)
+        return raw
     raw = torch.empty(nbytes + align, dtype=torch.uint8, pin_memory=pinned)
     shift = (-raw.data_ptr()) % align
     return raw[shift:shift + nbytes]

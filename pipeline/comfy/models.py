@@ -152,8 +152,11 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
         source = f"random:{arch.name}"
     mark = _PhaseClock(phases, torch_device)
     for module in (unet, vae, *encoders):
-        module.to(device=torch_device).eval().requires_grad_(False)
-        if dtype != torch.float32:
+        tensors = [*module.parameters(), *module.buffers()]
+        if any(t.device != torch_device for t in tensors):  # a loaded file is on the device already
+            module.to(device=torch_device)
+        module.eval().requires_grad_(False)
+        if dtype != torch.float32 and any(t.is_floating_point() and t.dtype != dtype for t in tensors):
             module.to(dtype=dtype)
     mark("cast_s")
     if channels_last if channels_last is not None else torch_device.type == "cuda":
@@ -273,10 +276,16 @@ def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device, rea
                            phases: dict[str, Any] | None = None) -> tuple[Any, Any, list[Any]]:
     from .fastload import read_safetensors
 
-    # straight onto the device; parallel reads on CUDA
-    state = read_safetensors(path, device, options=reader, phases=phases)
-    mark = _PhaseClock(phases, device)
-    unet, vae, encoders = build_components(arch, "meta")
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the modules are built (on meta: shapes only, all Python) while the reader threads wait on
+    # the disk; build_s is what the build adds after the read, not its own length
+    with ThreadPoolExecutor(1, thread_name_prefix="comfyfab-build") as pool:
+        building = pool.submit(build_components, arch, "meta")
+        # straight onto the device; parallel reads on CUDA
+        state = read_safetensors(path, device, options=reader, phases=phases)
+        mark = _PhaseClock(phases, device)
+        unet, vae, encoders = building.result()
     mark("build_s")
     parts = [("unet", unet), ("vae", vae)]
     parts += [(f"text_encoders.{s['name']}", e) for s, e in zip(arch.text_encoders, encoders)]
