@@ -48,7 +48,7 @@ else
   # its 290 s after finishing batch 1: so each compiled batch size is a stage with its own budget,
   # and all three stages (up to 12 min) do not fit one device call: run compiled4 in a call of its own
   T1=160; T2=300; T3=400  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
-  LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers "${GPU_CHECK_READERS:-library,8x32,16x64,8x32d,16x64d}"
+  LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers "${GPU_CHECK_READERS:-16x8d,8x32,8x32d,4x16d,library}"
              --loads "${GPU_CHECK_LOADS:-2}" --drop-caches)
   T4=${GPU_CHECK_LOADBENCH_S:-150}
 fi
@@ -105,7 +105,8 @@ if [[ $STAGES == *" loadbench "* ]]; then
 fi
 echo "== done in $((SECONDS - START)) s (eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4; 124 = timed out)"
 
-"$PY" scripts/gpu_check_report.py "$WORK/profiles" | tee "$DEST/verdict.txt"
+"$PY" scripts/gpu_check_report.py "$WORK/profiles" $([ -s "$DEST/loadbench.csv" ] && echo "$DEST/loadbench.csv") \
+  | tee "$DEST/verdict.txt"
 pack
 rm -rf "$WORK"
 for rc in $rc1 $rc2 $rc3 $rc4; do [ "$rc" = 0 ] || exit "$rc"; done

@@ -55,7 +55,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distribution", default="uniform",
                    choices=["uniform", "exponential", "deterministic", "empirical"], help="service times")
     p.add_argument("--profile", type=Path, default=None, help="measured service-time profile (CSV/Parquet)")
-    p.add_argument("--cold-starts", type=Path, default=None, help="measured cold starts (CSV with 'seconds')")
+    p.add_argument("--cold-starts", type=Path, default=None,
+                   help="measured cold starts: a CSV with 'seconds', or 'comfyfab bench load --csv' rows "
+                        "(the fastest reader's loads)")
     p.add_argument("--sample-s", type=float, default=60.0, help="queue-depth sampling interval")
 
 

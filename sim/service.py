@@ -94,9 +94,20 @@ class ServiceModel:
         return float(samples.mean()) if samples is not None else gpu.service_time(*key).mean_s
 
 
-def load_cold_start_profile(path: str | Path) -> np.ndarray:
-    """Measured cold starts (CSV/Parquet with a ``seconds`` column), sorted."""
+def load_cold_start_profile(path: str | Path, reader: str | None = None) -> np.ndarray:
+    """Measured cold starts, sorted: a CSV/Parquet with a ``seconds`` column (``comfyfab
+    calibrate``'s ``-load.csv``), or the rows of ``comfyfab bench load --csv`` (``reader``,
+    ``total_s``), of which ``reader``'s loads count (default: the reader with the lowest
+    median, the one a tuned deployment runs)."""
     p, df = read_table(path, "cold-start profile", ProfileError)
+    if "seconds" not in df.columns and {"reader", "total_s"} <= set(df.columns):
+        if reader is None and not df.empty:
+            reader = df.groupby("reader")["total_s"].median().idxmin()
+        chosen = df[df["reader"] == reader]
+        if chosen.empty:
+            raise ProfileError(f"cold-start profile {p} has no loads by reader {reader!r} "
+                               f"(it has {', '.join(map(str, df['reader'].unique()))})")
+        df = chosen.rename(columns={"total_s": "seconds"})
     if "seconds" not in df.columns or df.empty:
         raise ProfileError(f"cold-start profile {p} needs a non-empty 'seconds' column")
     x = df["seconds"].to_numpy(dtype=float)

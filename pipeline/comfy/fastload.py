@@ -3,13 +3,15 @@
 ``safetensors.torch.load_file`` reads the file through one memory map and
 copies tensor by tensor: from a cold page cache that is one reader's
 readahead, about 1.3 GB/s on the device machine's disk (6.9 GB of SDXL
-weights in 5.5-6.4 s).  Cold-start time is what the simulator's warm pool
-pays for, so this reader splits the tensor data into chunks, reads them with
-several threads (``os.preadv`` releases the GIL) into pinned host buffers and
-copies each to one device buffer on a per-thread CUDA stream, two buffers per
-thread so a read overlaps the previous copy.  Each tensor is then a copy out
-of the device buffer (device-to-device, milliseconds), so the big buffer is
-freed and no tensor aliases another.
+weights in 5.6-6.7 s).  Cold-start time is what the simulator's warm pool
+pays for, so this reader splits the file into chunks, reads them with
+several threads (``os.preadv`` releases the GIL), by default with ``O_DIRECT``
+(no page-cache copy), into pinned host buffers and copies each to one device
+buffer on a per-thread CUDA stream, two buffers per thread so a read overlaps
+the previous copy.  Each tensor is then a copy out of the device buffer
+(device-to-device, milliseconds), so the big buffer is freed and no tensor
+aliases another.  :class:`ReadOptions` sets threads, chunk size and
+``O_DIRECT``; ``comfyfab bench load`` compares them on a given disk.
 
 The format is safetensors' own (an 8-byte little-endian header length, a
 JSON header of ``dtype``/``shape``/``data_offsets`` per tensor, then the
@@ -60,11 +62,16 @@ class ReadOptions:
     ``workers`` threads each read ``chunk_mb`` MB at a time; ``direct`` opens the
     file with ``O_DIRECT`` (Linux), so reads go from the disk into the pinned
     buffers without a pass through the page cache (a filesystem that refuses it,
-    tmpfs for one, is read buffered and the result says so)."""
+    tmpfs for one, is read buffered and the result says so).
 
-    workers: int = 8
-    chunk_mb: float = 32
-    direct: bool = False
+    The defaults are the fastest of six readers that ``comfyfab bench load`` compared on
+    the H100 machine's local disk (``profiles/h100-sdxl-bf16-loadbench.csv``): SDXL's
+    6.9 GB cold in 4.58 s median with 16 x 8 MB O_DIRECT, against 4.98 s with the
+    earlier 8 x 32 MB buffered reads.  Another disk may prefer others: measure it."""
+
+    workers: int = 16
+    chunk_mb: float = 8
+    direct: bool = True
     parallel: bool | None = None  # None: the threaded reader on CUDA, safetensors' loader elsewhere
 
     def __post_init__(self) -> None:
@@ -76,6 +83,13 @@ class ReadOptions:
     @property
     def chunk_bytes(self) -> int:
         return max(1, int(self.chunk_mb * (1 << 20)))
+
+    @property
+    def name(self) -> str:
+        """The reader in :meth:`parse`'s notation."""
+        if self.parallel is False:
+            return "library"
+        return f"{self.workers}x{self.chunk_mb:g}" + ("d" if self.direct else "")
 
     @classmethod
     def parse(cls, text: str) -> "ReadOptions":
