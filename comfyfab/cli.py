@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "comfyfab.emulator_cli",
     "pipeline.calibrate.cli",
     "pipeline.calibrate.loadbench",
+    "pipeline.calibrate.kernels",
     "scenarios.cli",
 )
 

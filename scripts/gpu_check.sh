@@ -9,7 +9,9 @@
 #   3. the same, batch 4 (a process and a time budget of its own: a compile per shape costs minutes);
 #      not in the default stages on the device machine: GPU_CHECK_STAGES=compiled4 in a second call;
 #   4. loadbench: the checkpoint loaded cold with several readers (threads, chunk size, O_DIRECT),
-#      step by step, and the disk's one-stream O_DIRECT rate; runs on what time the call has left.
+#      step by step, and the disk's one-stream O_DIRECT rate; runs on what time the call has left;
+#   5. kernels: one batch-4 run profiled, device time and achieved TFLOP/s by kind of work
+#      (convolution, matmul, attention, norm, other), eager then compiled, on what time is left.
 # Writes the profiles, a log and a verdict against the issue's targets under $OUT (the device
 # machine's return folder) or the first argument; prints p50, images/s batched, load time, MFU.
 #
@@ -38,6 +40,7 @@ if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
   EAGER=(--batch 1,4 --runs 5 --warmup 1 --loads 2)
   COMPILED=(--runs 3 --warmup 1 --loads 1 --compile)
   LOADBENCH=(--device cpu --model tiny --readers library,2x1,2x1d --loads 2)
+  KERNELS=(--device cpu --model tiny --resolution 64 --steps 4 --warmup 1)
   T1=200; T2=200; T3=200; T4=120
 else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
@@ -51,7 +54,9 @@ else
   LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers "${GPU_CHECK_READERS:-16x8d,8x32,8x32d,4x16d,library}"
              --loads "${GPU_CHECK_LOADS:-2}" --drop-caches)
   T4=${GPU_CHECK_LOADBENCH_S:-150}
+  KERNELS=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16 --warmup 2)
 fi
+KERNEL_BATCH=${GPU_CHECK_KERNEL_BATCH:-4}
 # the whole call's budget (the device call's own limit is a little above it); later stages get what is left
 BUDGET=${GPU_CHECK_BUDGET:-560}
 "$PY" - <<'PYEOF' || { echo "gpu_check: the Python stack is incomplete"; exit 3; }
@@ -62,13 +67,13 @@ PYEOF
 
 CAL=("$PY" -m pipeline.calibrate "${COMMON[@]}" --sampler dpmpp_2m --scheduler karras --cfg 7
      --cache-dir "$WORK/ckpt" --out "$WORK/profiles" --quiet)
-# GPU_CHECK_STAGES picks stages: eager, compiled1, compiled4, loadbench (default "eager compiled1"; on the
+# GPU_CHECK_STAGES picks stages: eager, compiled1, compiled4, loadbench, kernels (default "eager compiled1"; on the
 # device machine, "compiled4" needs a call of its own, see above)
-if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="eager compiled1 compiled4 loadbench"; else DEFAULT_STAGES="eager compiled1"; fi
+if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="eager compiled1 compiled4 loadbench kernels"; else DEFAULT_STAGES="eager compiled1"; fi
 STAGES=" ${GPU_CHECK_STAGES:-$DEFAULT_STAGES} "
 # what finished is packed after every stage, so a call stopped at its limit still returns it
 pack() { tar czf "$DEST/profiles.tgz" -C "$WORK" profiles 2>/dev/null || true; }
-rc1=0; rc2=0; rc3=0; rc4=0
+rc1=0; rc2=0; rc3=0; rc4=0; rc5=0
 if [[ $STAGES == *" eager "* ]]; then
   echo "== eager (elapsed $((SECONDS - START)) s)"
   timeout "$T1" "${CAL[@]}" "${EAGER[@]}"; rc1=$?; pack
@@ -103,11 +108,22 @@ if [[ $STAGES == *" loadbench "* ]]; then
     echo "== cold loads by reader: skipped, $left s left"; rc4=124
   fi
 fi
-echo "== done in $((SECONDS - START)) s (eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4; 124 = timed out)"
+if [[ $STAGES == *" kernels "* ]]; then
+  # where a batched run's device time goes, by kind of work: eager first (a minute), then compiled
+  # on what is left (a compile costs 2-3 minutes); each prints as soon as it ends
+  for mode in eager compiled; do
+    left=$((BUDGET - (SECONDS - START) - 20))
+    if [ "$left" -lt 40 ]; then echo "== kernels ($mode): skipped, $left s left"; rc5=124; break; fi
+    echo "== kernels, batch ${KERNEL_BATCH}, $mode, $left s budget (elapsed $((SECONDS - START)) s)"
+    timeout "$left" "$PY" -m pipeline.calibrate.kernels "${KERNELS[@]}" --batch "$KERNEL_BATCH" \
+      --csv "$DEST/kernels-$mode.csv" $([ "$mode" = compiled ] && echo --compile); rc5=$?
+  done
+fi
+echo "== done in $((SECONDS - START)) s (eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5; 124 = timed out)"
 
 "$PY" scripts/gpu_check_report.py "$WORK/profiles" $([ -s "$DEST/loadbench.csv" ] && echo "$DEST/loadbench.csv") \
   | tee "$DEST/verdict.txt"
 pack
 rm -rf "$WORK"
-for rc in $rc1 $rc2 $rc3 $rc4; do [ "$rc" = 0 ] || exit "$rc"; done
+for rc in $rc1 $rc2 $rc3 $rc4 $rc5; do [ "$rc" = 0 ] || exit "$rc"; done
 exit 0
