@@ -164,7 +164,8 @@ class FlowLog:
 
 @dataclass(frozen=True)
 class Vpc:
-    """One tenant VPC (found by its comfyfab tags) with what isolates it."""
+    """One VPC of the fabric (found by its comfyfab tags) with what isolates it: a tenant's, or
+    the router's (``tenant`` empty)."""
 
     tenant: str
     exists: bool = True
@@ -177,6 +178,7 @@ class Vpc:
     endpoints: tuple[str, ...] = ()
     flow_logs: tuple[FlowLog, ...] = ()
     peer_vpcs: tuple[str, ...] = ()
+    endpoint_groups: tuple[str, ...] = ()   # security groups attached to its interface endpoints
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ class Inventory:
     router_groups: tuple[str, ...] = ()
     shared_vpcs: tuple[str, ...] = ()   # this fabric's VPCs without a tenant (the router's)
     shared_flow_logs: tuple[FlowLog, ...] = ()   # the flow logs of those VPCs
+    router_vpcs: tuple[Vpc, ...] = ()   # those VPCs in full: endpoints, groups, subnets
 
     # -- lookups used by the checks -------------------------------------
     def bucket(self, name: str) -> Bucket | None:

@@ -1,4 +1,5 @@
-"""Tenant VPCs: subnets, routes, security groups, NACLs, endpoints, flow logs, peering."""
+"""The fabric's VPCs (the tenants' and the router's): subnets, routes, security groups, NACLs,
+endpoints, flow logs, peering."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def collect_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[Vpc, ...]:
 
 def _vpc(ec2, raw: dict, peerings: list[dict]) -> Vpc:
     vpc_id = raw["VpcId"]
-    tenant = tag_map(raw.get("Tags"))[TENANT_TAG]
+    tenant = tag_map(raw.get("Tags")).get(TENANT_TAG, "")
     tables = ec2.describe_route_tables(Filters=_by_vpc(vpc_id)).get("RouteTables", [])
     igw_tables = {rt["RouteTableId"] for rt in tables
                   if any(str(r.get("GatewayId", "")).startswith("igw-") for r in rt.get("Routes", []))}
@@ -54,10 +55,10 @@ def _vpc(ec2, raw: dict, peerings: list[dict]) -> Vpc:
                            for e in n.get("Entries", [])))
         for n in ec2.describe_network_acls(Filters=_by_vpc(vpc_id)).get("NetworkAcls", []))
     prefix = f"com.amazonaws.{ec2.meta.region_name}."
-    endpoints = tuple(sorted(
-        e["ServiceName"].removeprefix(prefix)
-        for e in ec2.describe_vpc_endpoints(Filters=_by_vpc(vpc_id)).get("VpcEndpoints", [])
-        if e.get("State", "available").lower() in ("available", "pending", "pendingacceptance")))
+    live = [e for e in ec2.describe_vpc_endpoints(Filters=_by_vpc(vpc_id)).get("VpcEndpoints", [])
+            if e.get("State", "available").lower() in ("available", "pending", "pendingacceptance")]
+    endpoints = tuple(sorted(e["ServiceName"].removeprefix(prefix) for e in live))
+    endpoint_groups = tuple(sorted({g["GroupId"] for e in live for g in e.get("Groups", []) if g.get("GroupId")}))
     resources = [vpc_id, *(s.subnet_id for s in subnets)]
     flow_logs = _flow_logs(ec2, resources)
     peers: list[str] = []
@@ -69,7 +70,7 @@ def _vpc(ec2, raw: dict, peerings: list[dict]) -> Vpc:
             peers.extend(e for e in ends if e and e != vpc_id)
     return Vpc(tenant=tenant, vpc_id=vpc_id, cidr=raw.get("CidrBlock"), subnets=subnets, igw_ids=igws,
                security_groups=groups, nacls=nacls, endpoints=endpoints, flow_logs=flow_logs,
-               peer_vpcs=tuple(sorted(peers)))
+               peer_vpcs=tuple(sorted(peers)), endpoint_groups=endpoint_groups)
 
 
 def _group(g: dict) -> SecurityGroup:
@@ -104,10 +105,26 @@ def collect_shared_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:
     return tuple(sorted(v["VpcId"] for v in vpcs if TENANT_TAG not in tag_map(v.get("Tags"))))
 
 
+def collect_router_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[Vpc, ...]:
+    """The fabric's shared (router) VPCs in full, as the tenant VPCs are read."""
+    ec2 = cloud.client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": f"tag:{FABRIC_TAG}", "Values": [cfg.name]}]).get("Vpcs", [])
+    shared = [v for v in sorted(vpcs, key=lambda v: v["VpcId"]) if TENANT_TAG not in tag_map(v.get("Tags"))]
+    if not shared:
+        return ()
+    peerings = ec2.describe_vpc_peering_connections().get("VpcPeeringConnections", [])
+    return tuple(_vpc(ec2, v, peerings) for v in shared)
+
+
 def collect_router_groups(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:
-    """Security groups of the inference router: this fabric's, tagged role=router (or so named)."""
+    """Security groups of the inference router: this fabric's, tagged role=router, or untagged and so
+    named (a group tagged with another role, such as the router VPC's endpoint group, is not the router)."""
     ec2 = cloud.client("ec2")
     groups = ec2.describe_security_groups(
         Filters=[{"Name": f"tag:{FABRIC_TAG}", "Values": [cfg.name]}]).get("SecurityGroups", [])
-    return tuple(sorted(g["GroupId"] for g in groups
-                        if tag_map(g.get("Tags")).get(ROLE_TAG) == "router" or "router" in g.get("GroupName", "")))
+    return tuple(sorted(g["GroupId"] for g in groups if _has_role(g, "router")))
+
+
+def _has_role(group: dict, role: str) -> bool:
+    tagged = tag_map(group.get("Tags")).get(ROLE_TAG)
+    return tagged == role if tagged is not None else role in group.get("GroupName", "").lower()

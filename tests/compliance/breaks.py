@@ -216,9 +216,9 @@ def _qname(fab, cls="realtime", dlq=False):
     return fab.cfg.queue_name(_t(fab).tenant_id, cls, dlq)
 
 
-def _delete_endpoint(fab):
+def _delete_endpoint(fab, vpc_id=None):
     ec2 = _c(fab, "ec2")
-    ep = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [_t(fab).vpc_id]},
+    ep = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id or _t(fab).vpc_id]},
                                              {"Name": "service-name", "Values": [f"com.amazonaws.{fab.cfg.region}.sqs"]}]
                                     )["VpcEndpoints"][0]
     ec2.delete_vpc_endpoints(VpcEndpointIds=[ep["VpcEndpointId"]])
@@ -229,6 +229,13 @@ def _recreate_endpoint(fab, ep):
     _c(fab, "ec2").create_vpc_endpoint(
         VpcEndpointType="Interface", VpcId=ep["VpcId"], ServiceName=ep["ServiceName"], SubnetIds=ep["SubnetIds"],
         SecurityGroupIds=[g["GroupId"] for g in ep["Groups"]], PrivateDnsEnabled=True)
+
+
+def _router_endpoint_sg(fab):
+    [g] = _c(fab, "ec2").describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [fab.res.router_vpc_id]},
+        {"Name": "group-name", "Values": [f"{fab.cfg.name}-router-endpoints"]}])["SecurityGroups"]
+    return g["GroupId"]
 
 
 def _delete_flow_logs(fab):
@@ -328,6 +335,10 @@ BREAKS: tuple[Break, ...] = (
           lambda f: _t(f).subnet_ids[0]),
     Break("vpc_endpoints_private", _delete_endpoint, _recreate_endpoint, lambda f: _t(f).vpc_id),
     Break("vpc_flow_logs_enabled", _delete_flow_logs, _recreate_flow_logs, lambda f: _t(f).vpc_id),
+    Break("vpc_router_endpoints_private", lambda f: _delete_endpoint(f, f.res.router_vpc_id), _recreate_endpoint,
+          lambda f: f.res.router_vpc_id),
+    Break("vpc_router_endpoint_ingress", lambda f: _ingress(f, _router_endpoint_sg(f), "10.0.0.0/8", 443, True),
+          lambda f, _: _ingress(f, _router_endpoint_sg(f), "10.0.0.0/8", 443, False), _router_endpoint_sg),
     Break("vpc_flow_log_retention", lambda f: _retention(f, _t(f).flow_log_group, 30),
           lambda f, _: _retention(f, _t(f).flow_log_group, f.cfg.network.flow_log_retention_days),
           lambda f: _t(f).flow_log_group),

@@ -187,3 +187,73 @@ def test_log_groups_pass_only_under_their_own_key(fabric_config):
         outs = logs_log_group_encrypted(inv(keys=(tenant_key, audit),
                                             log_groups=(LogGroup(name=group, kms_key_id=kms_key_id),)), fabric_config)
         assert [(o.resource, o.status) for o in outs] == [(group, want)]
+
+
+def _router_vpc(endpoints=("dynamodb", "logs", "sqs"), endpoint_groups=("sg-e",), ingress=None):
+    from compliance.inventory import Rule, SecurityGroup
+
+    rules = ingress if ingress is not None else (Rule("tcp", 443, 443, source_group="sg-r"),)
+    groups = (SecurityGroup("sg-r", "f-router", "vpc-r", tags={"comfyfab:role": "router"}),
+              SecurityGroup("sg-e", "f-router-endpoints", "vpc-r", ingress=rules, tags={"comfyfab:role": "endpoints"}))
+    return Vpc(tenant="", vpc_id="vpc-r", endpoints=endpoints, endpoint_groups=endpoint_groups,
+               security_groups=groups)
+
+
+def test_the_router_vpc_needs_its_endpoints(fabric_config):
+    from compliance.checks.vpc.vpc_router_endpoints_private import vpc_router_endpoints_private
+
+    [none] = vpc_router_endpoints_private(inv(), fabric_config)
+    assert none.status is Status.FAIL and "no router VPC" in none.message   # absence fails, never passes vacuously
+    for endpoints, want in [(("dynamodb", "logs", "sqs"), Status.PASS), (("dynamodb", "logs", "sqs", "s3"), Status.PASS),
+                            (("dynamodb", "sqs"), Status.FAIL), ((), Status.FAIL)]:
+        [out] = vpc_router_endpoints_private(inv(router_vpcs=(_router_vpc(endpoints),)), fabric_config)
+        assert (out.resource, out.status) == ("vpc-r", want), endpoints
+        if want is Status.FAIL:
+            assert "logs" in out.message or not endpoints
+
+
+@pytest.mark.parametrize("ingress, groups, want", [
+    (None, ("sg-e",), Status.PASS),
+    ((), ("sg-e",), Status.FAIL),                                      # admits nobody: the router cannot use it
+    (("tcp", 443, 443, "cidr", "10.0.0.0/8"), ("sg-e",), Status.FAIL),   # a CIDR beside the router
+    (("tcp", 443, 443, "group", "sg-x"), ("sg-e",), Status.FAIL),        # another group
+    (("tcp", 80, 80, "group", "sg-r"), ("sg-e",), Status.FAIL),          # the router, on the wrong port
+    (("-1", None, None, "group", "sg-r"), ("sg-e",), Status.FAIL),       # the router, on every port
+    (None, (), Status.FAIL),                                           # endpoints without a group of their own
+    (None, ("sg-gone",), Status.FAIL),                                 # a group that is not in the VPC
+])
+def test_router_endpoints_admit_https_from_the_router_only(fabric_config, ingress, groups, want):
+    from compliance.checks.vpc.vpc_router_endpoint_ingress import vpc_router_endpoint_ingress
+    from compliance.inventory import Rule
+
+    router_rule = Rule("tcp", 443, 443, source_group="sg-r")
+    if ingress is None:
+        rules = (router_rule,)
+    elif not ingress:
+        rules = ()
+    else:
+        proto, lo, hi, kind, src = ingress
+        extra = Rule(proto, lo, hi, cidr=src) if kind == "cidr" else Rule(proto, lo, hi, source_group=src)
+        rules = (extra,) if proto == "-1" or lo == 80 else (router_rule, extra)
+    outs = vpc_router_endpoint_ingress(inv(router_vpcs=(_router_vpc(endpoint_groups=groups, ingress=rules),),
+                                           router_groups=("sg-r",)), fabric_config)
+    assert [o.status for o in outs] == [want]
+
+
+def test_a_group_tagged_with_another_role_is_not_the_router_whatever_its_name():
+    """The router VPC's endpoint group is named <fabric>-router-endpoints: read as a router group, a worker group
+    admitting it (or an endpoint group admitting itself) would pass."""
+    from compliance.checks.vpc._vpcs import worker_groups
+    from compliance.collect.network import _has_role
+    from compliance.inventory import SecurityGroup
+
+    tagged = {"GroupName": "f-router-endpoints", "Tags": [{"Key": "comfyfab:role", "Value": "endpoints"}]}
+    assert not _has_role(tagged, "router")
+    assert _has_role({"GroupName": "f-router", "Tags": [{"Key": "comfyfab:role", "Value": "router"}]}, "router")
+    assert _has_role({"GroupName": "legacy-Router-sg"}, "router")          # untagged: the name decides
+    assert not _has_role({"GroupName": "f-workers", "Tags": [{"Key": "comfyfab:role", "Value": "worker"}]}, "router")
+    vpc = Vpc(tenant="t", security_groups=(
+        SecurityGroup("sg-1", "t-workers", "v", tags={"comfyfab:role": "worker"}),
+        SecurityGroup("sg-2", "t-worker-endpoints", "v", tags={"comfyfab:role": "endpoints"}),
+        SecurityGroup("sg-3", "old-worker-sg", "v")))
+    assert [g.group_id for g in worker_groups(vpc)] == ["sg-1", "sg-3"]

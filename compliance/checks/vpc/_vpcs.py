@@ -13,8 +13,9 @@ def existing(inv: Inventory) -> list[Vpc]:
 
 
 def worker_groups(vpc: Vpc) -> list[SecurityGroup]:
-    """The GPU workers' security groups: tagged ``comfyfab:role=worker`` (or so named)."""
-    return [g for g in vpc.security_groups if g.tags.get(ROLE_TAG) == "worker" or "worker" in g.name.lower()]
+    """The GPU workers' security groups: tagged ``comfyfab:role=worker``, or untagged and so named."""
+    return [g for g in vpc.security_groups
+            if (g.tags[ROLE_TAG] == "worker" if ROLE_TAG in g.tags else "worker" in g.name.lower())]
 
 
 def label(vpc: Vpc) -> str:
