@@ -113,10 +113,12 @@ class JobRecord(BaseModel):
     error: str | None = None
 
     @classmethod
-    def new(cls, job: InferenceJob, tenant_id: str, created: datetime, ttl_hours: float) -> "JobRecord":
+    def new(cls, job: InferenceJob, tenant_id: str, created: datetime, ttl_hours: float,
+            now: datetime | None = None) -> "JobRecord":
+        """``created`` may be the client's own timestamp; ``updatedAt`` is the router's clock (``now``)."""
         return cls(jobId=job.jobId, tenantId=tenant_id, priority=job.priority, status=JobStatus.QUEUED,
                    promptHash=job.prompt_hash(), resolution=job.resolution, model=job.model, seed=job.seed,
-                   createdAt=iso(created), updatedAt=iso(created),
+                   createdAt=iso(created), updatedAt=iso(now or created),
                    ttl=int((created + timedelta(hours=ttl_hours)).timestamp()))
 
     def public(self) -> dict[str, Any]:

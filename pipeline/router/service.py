@@ -168,8 +168,8 @@ class RouterService:
         if error is not None:
             raise InvalidWorkflow(error)
 
-        created = job.createdAt or utcnow()
-        record = JobRecord.new(job, tenant_id, created, self.cfg.jobs.ttl_hours)
+        now = utcnow()
+        record = JobRecord.new(job, tenant_id, job.createdAt or now, self.cfg.jobs.ttl_hours, now=now)
         try:
             self.store.create(record)
         except JobExists as exc:
@@ -177,17 +177,44 @@ class RouterService:
                 raise Conflict("jobId is already in use") from None
             if exc.record.promptHash != record.promptHash:
                 raise Conflict("jobId was already submitted with a different workflow") from None
+            if self._stale(exc.record, now):
+                self._requeue(job, exc.record)
             return Accepted(exc.record, self.eta_s(tenant_id, job), created=False)
-        body = job.model_dump(mode="json")
-        body.update(tenantId=tenant_id, createdAt=record.createdAt, ttl=record.ttl)
         try:
-            self.queues.send(tenant_id, job.priority, body)
+            self.queues.send(tenant_id, job.priority, self._message(job, record))
         except Exception as exc:
             self.store.delete(job.jobId)  # nothing half-accepted: no record without a message
             raise Unavailable(f"could not enqueue the job ({type(exc).__name__}); retry with the same jobId") from exc
         self.audit.event("job_accepted", tenant=tenant_id, jobId=job.jobId, priority=job.priority,
                          promptHash=record.promptHash)
         return Accepted(record, self.eta_s(tenant_id, job), created=True)
+
+    @staticmethod
+    def _message(job: InferenceJob, record: JobRecord) -> dict[str, Any]:
+        body = job.model_dump(mode="json")
+        body.update(tenantId=record.tenantId, createdAt=record.createdAt, ttl=record.ttl)
+        return body
+
+    def _stale(self, record: JobRecord, now: datetime) -> bool:
+        """Queued, untouched for ``router.requeue_after_s`` by the router's clock: perhaps never sent."""
+        if record.status is not JobStatus.QUEUED:
+            return False
+        updated = datetime.fromisoformat(record.updatedAt.replace("Z", "+00:00"))
+        return (now - updated).total_seconds() >= self.cfg.router.requeue_after_s
+
+    def _requeue(self, job: InferenceJob, record: JobRecord) -> None:
+        """Send a stale queued job again.  A router that died between writing the record and sending its
+        message left a record no worker will ever see; the resubmission is the client's retry.  If the
+        first message does exist, SQS drops the copy within its 5-minute deduplication window (the
+        deduplication id is the jobId), and after it the worker that receives the second copy finds the
+        record no longer queued and drops it, so the job still runs once."""
+        try:
+            self.queues.send(record.tenantId, record.priority, self._message(job, record))
+        except Exception as exc:
+            raise Unavailable(f"could not re-enqueue the job ({type(exc).__name__}); retry with the same "
+                              "jobId") from exc
+        self.audit.event("job_requeued", tenant=record.tenantId, jobId=record.jobId, priority=record.priority,
+                         queuedSince=record.updatedAt)
 
     # -- estimation --------------------------------------------------------
     def depths(self, tenant_id: str) -> dict[str, int]:

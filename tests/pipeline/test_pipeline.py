@@ -183,6 +183,60 @@ def test_the_same_job_id_sent_at_once_by_many_clients_is_accepted_once(stack, cl
     assert sum(1 for e in stack.events if e[1] == "started" and e[2] == j["jobId"]) == 1
 
 
+def _record_only(stack, tenant, payload, queued_for_s):
+    """What a router that died between writing the record and sending the message leaves: a record
+    queued for ``queued_for_s`` seconds (by the router's clock) and no message."""
+    from datetime import timedelta
+
+    from pipeline.models import InferenceJob, JobRecord, utcnow
+
+    now = utcnow()
+    record = JobRecord.new(InferenceJob.model_validate(payload), tenant, now, stack.cfg.jobs.ttl_hours,
+                           now=now - timedelta(seconds=queued_for_s))
+    stack.store.create(record)
+    return record
+
+
+def test_a_job_whose_router_died_before_sending_runs_when_resubmitted(stack, clients, tenants):
+    a = tenants[0]
+    j = job("standard")
+    _record_only(stack, a, j, stack.cfg.router.requeue_after_s + 5)
+    r = clients[a].submit(j)
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    assert clients[a].wait(j["jobId"], 60)["status"] == "succeeded"
+    assert sum(1 for e in stack.events if e[1] == "started" and e[2] == j["jobId"]) == 1
+
+
+def test_a_recently_queued_resubmission_is_not_sent_again(stack, clients, tenants):
+    # Within requeue_after_s the first router may still be sending: the answer is 200 and nothing is enqueued.
+    a = tenants[1]
+    j = job("batch")
+    before = depth_total(stack, a)
+    _record_only(stack, a, j, 0)
+    assert clients[a].submit(j).status_code == 200
+    assert depth_total(stack, a) == before
+    assert stack.store.get(j["jobId"]).status.value == "queued"
+    stack.store.delete(j["jobId"])
+
+
+def test_a_stale_resubmission_of_a_job_that_was_sent_still_runs_once(stack, clients, tenants):
+    # The message did go out (the job only waited long): the copy is deduplicated by SQS, or dropped by the
+    # worker that finds the record no longer queued; either way one run, one output.
+    a = tenants[0]
+    j = job("realtime")
+    rec = _record_only(stack, a, j, stack.cfg.router.requeue_after_s + 5)
+    stack.queues.send(a, "realtime", {**j, "tenantId": a, "createdAt": rec.createdAt, "ttl": rec.ttl})
+    assert clients[a].submit(j).status_code == 200
+    assert clients[a].wait(j["jobId"], 60)["status"] == "succeeded"
+    deadline = time.time() + 30
+    while depth_total(stack, a) and time.time() < deadline:
+        time.sleep(0.1)
+    versions = stack.cloud.client("s3").list_object_versions(
+        Bucket=stack.resources.tenants[a].bucket, Prefix=f"{a}/{j['jobId']}/").get("Versions", [])
+    assert len(versions) == 1
+    assert sum(1 for e in stack.events if e[1] == "started" and e[2] == j["jobId"]) == 1
+
+
 def test_every_job_accepted_under_concurrent_load_runs_once(stack, clients, tenants):
     # Submissions, receives, deletes and conditional writes all at once: none may be lost or doubled.
     # On the embedded backend this guards against moto's own races too; they are rare over HTTP
