@@ -67,7 +67,12 @@ class ReadOptions:
     The defaults are the fastest of six readers that ``comfyfab bench load`` compared on
     the H100 machine's local disk (``profiles/h100-sdxl-bf16-loadbench.csv``): SDXL's
     6.9 GB cold in 4.58 s median with 16 x 8 MB O_DIRECT, against 4.98 s with the
-    earlier 8 x 32 MB buffered reads.  Another disk may prefer others: measure it."""
+    earlier 8 x 32 MB buffered reads.  Another disk may prefer others: measure it.
+    ``O_DIRECT`` also ignores a warm page cache: a file another process has just read
+    comes from the disk again, where buffered reads would copy it from memory.  A host
+    that reloads the same checkpoint often (worker restarts on one machine) may want
+    ``direct=False``; a freshly started GPU machine, the cold start the simulator models,
+    has nothing cached."""
 
     workers: int = 16
     chunk_mb: float = 8
