@@ -106,6 +106,17 @@ class JobQueues:
     def depths(self, tenant_id: str) -> dict[str, int]:
         return {c: self.depth(tenant_id, c) for c in PRIORITY_ORDER}
 
+    def counts(self, tenant_id: str) -> dict[str, tuple[int, int]]:
+        """Per class, (visible, in flight): one GetQueueAttributes per queue, as :meth:`depths` makes.
+        A message in flight is one a worker holds, so their sum is how many workers are busy."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        out = {}
+        for c in PRIORITY_ORDER:
+            attrs = self._sqs.get_queue_attributes(QueueUrl=self.urls[(tenant_id, c)],
+                                                   AttributeNames=names)["Attributes"]
+            out[c] = (int(attrs.get(names[0], 0)), int(attrs.get(names[1], 0)))
+        return out
+
     def dlq_depth(self, tenant_id: str, priority: str) -> int:
         return self._count(self.dlq_urls[(tenant_id, priority)], in_flight=True)
 

@@ -123,7 +123,7 @@ class RouterService:
     pool_size: Callable[[str], int] | None = None
     cookie_signer: Any = None                    # pipeline.delivery.CookieSigner when the edge runs
     edge_url: str | None = None
-    _depth_cache: dict[str, tuple[float, dict[str, int]]] = field(default_factory=dict)
+    _depth_cache: dict[str, tuple[float, dict[str, tuple[int, int]]]] = field(default_factory=dict)
     _depth_lock: threading.Lock = field(default_factory=threading.Lock)
     _watching: threading.Event = field(default_factory=threading.Event)
 
@@ -223,6 +223,13 @@ class RouterService:
         With the depth watcher running (:meth:`watch_depths`) this never calls
         SQS on the request path; without it, a stale entry is refreshed inline.
         """
+        return {c: visible for c, (visible, _) in self._counts(tenant_id).items()}
+
+    def busy_workers(self, tenant_id: str) -> int:
+        """Messages of the tenant held by workers, as old as :meth:`depths`: each is a busy worker."""
+        return sum(held for _, held in self._counts(tenant_id).values())
+
+    def _counts(self, tenant_id: str) -> dict[str, tuple[int, int]]:
         now = time.monotonic()
         with self._depth_lock:
             hit = self._depth_cache.get(tenant_id)
@@ -230,8 +237,8 @@ class RouterService:
             return hit[1]
         return self._refresh_depths(tenant_id)
 
-    def _refresh_depths(self, tenant_id: str) -> dict[str, int]:
-        d = self.queues.depths(tenant_id)
+    def _refresh_depths(self, tenant_id: str) -> dict[str, tuple[int, int]]:
+        d = self.queues.counts(tenant_id)
         with self._depth_lock:
             self._depth_cache[tenant_id] = (time.monotonic(), d)
         return d
@@ -256,7 +263,12 @@ class RouterService:
         return stop
 
     def eta_s(self, tenant_id: str, job: InferenceJob) -> float:
-        """Work ahead of the job (same or higher class) over the pool, plus its own service time."""
+        """Work ahead of the job (same or higher class) over the pool, plus its own service time.
+
+        The pool is the fleet's size where the router can see the fleet (``pool_size``), else the
+        configured warm pool; and never fewer than the workers holding messages right now, which a
+        router in a process of its own learns from SQS alone: under a backlog every worker is busy,
+        so an autoscaled fleet's growth shows there."""
         steps = [n.get("inputs", {}).get("steps") for n in job.workflow.values()
                  if isinstance(n, dict) and n.get("class_type") == "KSampler"]
         steps_n = max([s for s in steps if isinstance(s, int)], default=20)
@@ -264,7 +276,8 @@ class RouterService:
         svc = self.cfg.tenant_gpu(tenant_id).service_time(family, max(job.resolution), steps_n).mean_s
         depths = self.depths(tenant_id)
         ahead = sum(depths[c] for c in PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority) + 1])
-        workers = max(1, self.pool_size(tenant_id) if self.pool_size else self.cfg.fleet.warm_realtime_workers)
+        known = self.pool_size(tenant_id) if self.pool_size else self.cfg.fleet.warm_realtime_workers
+        workers = max(1, known, self.busy_workers(tenant_id))
         return svc * (1 + ahead / workers)
 
     # -- status and delivery ----------------------------------------------

@@ -113,3 +113,46 @@ def test_dlq_peek_until_a_job_waits_for_it_and_gives_up_after_wait_s(queues):
     assert second in [m["jobId"] for m in queues.dlq_messages(t, "realtime", until=second)]
     missing = "00000000-0000-4000-8000-00000000000c"
     assert missing not in [m["jobId"] for m in queues.dlq_messages(t, "realtime", wait_s=0.3, until=missing)]
+
+
+def test_counts_split_visible_from_held(queues):
+    t = "globex-retail"
+    for j in _ids_in_distinct_groups(5):
+        queues.send(t, "batch", {"jobId": j, "tenantId": t})
+    held = [queues.receive(t, "batch") for _ in range(2)]
+    counts = queues.counts(t)
+    assert counts["batch"] == (3, 2) and counts["realtime"] == (0, 0)
+    assert queues.depths(t)["batch"] == 3
+    for got in held:
+        queues.delete(got[0])
+
+
+def test_the_eta_counts_busy_workers_a_separate_router_cannot_see(queues):
+    """A router in its own process knows only the warm pool; the workers holding messages are at least
+    the fleet, so a backlog on an autoscaled fleet is divided among them, not among the warm few."""
+    from pipeline.models import InferenceJob
+    from pipeline.router.service import RouterService
+
+    cfg = queues.cfg
+    t = "initech-legal"
+    svc = RouterService(cfg=cfg, cloud=None, store=None, queues=queues, audit=None, api_keys={},
+                        object_info=dict, bucket_of={})
+    job = InferenceJob.model_validate({"jobId": "00000000-0000-4000-8000-000000000001", "priority": "realtime",
+                                       "resolution": [1024, 1024], "seed": 1, "model": "sdxl-base:1",
+                                       "workflow": {"3": {"class_type": "KSampler", "inputs": {"steps": 20}}}})
+    one = cfg.tenant_gpu(t).service_time("sdxl", 1024, 20).mean_s
+    warm = max(1, cfg.fleet.warm_realtime_workers)
+    ids = _ids_in_distinct_groups(16)
+    for j in ids:
+        queues.send(t, "realtime", {"jobId": j, "tenantId": t})
+    assert svc.eta_s(t, job) == pytest.approx(one * (1 + 16 / warm))
+    busy = max(warm + 3, 6)
+    held = [queues.receive(t, "realtime")[0] for _ in range(busy)]
+    svc._depth_cache.clear()
+    assert svc.eta_s(t, job) == pytest.approx(one * (1 + (16 - busy) / busy))
+    # a router beside the fleet knows its size; the busy count never lowers it
+    svc.pool_size = lambda tenant: busy + 4
+    svc._depth_cache.clear()
+    assert svc.eta_s(t, job) == pytest.approx(one * (1 + (16 - busy) / (busy + 4)))
+    for d in held:
+        queues.delete(d)
