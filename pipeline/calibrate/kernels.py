@@ -24,6 +24,7 @@ from typing import Sequence
 
 import torch
 
+from ._entry import register_bench, standalone
 from .measure import CalibrationError, CalibrationSpec, DTYPES, resolve_device, txt2img_once
 
 __all__ = ["KINDS", "KernelSplit", "classify", "flops_by_kind", "main", "profile_run", "register"]
@@ -180,29 +181,12 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    p = bench.add_parser("kernels", help="one txt2img run's device time by kind of work, with achieved TFLOP/s")
-    add_arguments(p)
-    p.set_defaults(func=_handler)
-
-
-def _handler(args: argparse.Namespace, ctx) -> int:
-    from comfyfab.cli import CliError
-
-    try:
-        return run_from_args(args)
-    except CalibrationError as exc:
-        raise CliError(str(exc)) from None
+    register_bench(bench, "kernels", "one txt2img run's device time by kind of work, with achieved TFLOP/s", add_arguments, run_from_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.calibrate.kernels", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except CalibrationError as exc:
-        print(f"error: {exc}")
-        return 2
+    return standalone("python -m pipeline.calibrate.kernels", __doc__.splitlines()[0], add_arguments, run_from_args,
+                      argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ._entry import register_bench, standalone
 from .measure import CalibrationError, CalibrationSpec, DTYPES, prepare_checkpoint, time_load
 
 __all__ = ["DEFAULT_READERS", "bench_loads", "main", "register"]
@@ -117,30 +118,12 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    p = bench.add_parser("load", help="cold-start checkpoint loads under several reader settings, step by step")
-    add_arguments(p)
-    p.set_defaults(func=_handler)
-
-
-def _handler(args: argparse.Namespace, ctx) -> int:
-    from comfyfab.cli import CliError
-
-    try:
-        return run_from_args(args)
-    except CalibrationError as exc:
-        raise CliError(str(exc)) from None
+    register_bench(bench, "load", "cold-start checkpoint loads under several reader settings, step by step", add_arguments, run_from_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.calibrate.loadbench",
-                                     description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except CalibrationError as exc:
-        print(f"error: {exc}")
-        return 2
+    return standalone("python -m pipeline.calibrate.loadbench", __doc__.splitlines()[0], add_arguments, run_from_args,
+                      argv)
 
 
 if __name__ == "__main__":
