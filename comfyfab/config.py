@@ -204,6 +204,9 @@ class RouterConfig(Frozen):
     latency_budget_ms: float = Field(80, gt=0)
     depth_cache_s: float = Field(1.0, ge=0, description="how long the router reuses a queue depth for ETAs")
     max_resolution: int = Field(2048, gt=0)
+    max_clock_skew_s: float = Field(
+        300, gt=0, description="how far a client's createdAt may be from the router's clock: the record's "
+                               "72 h TTL counts from it, so a far one would shorten or stretch retention")
     requeue_after_s: float = Field(
         30, gt=0, description="a resubmitted jobId whose record has stayed queued this long is sent again: "
                               "its first router may have died between writing the record and sending it")

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
@@ -169,7 +169,7 @@ class RouterService:
             raise InvalidWorkflow(error)
 
         now = utcnow()
-        record = JobRecord.new(job, tenant_id, job.createdAt or now, self.cfg.jobs.ttl_hours, now=now)
+        record = JobRecord.new(job, tenant_id, self._created(job, now), self.cfg.jobs.ttl_hours, now=now)
         try:
             self.store.create(record)
         except JobExists as exc:
@@ -188,6 +188,20 @@ class RouterService:
         self.audit.event("job_accepted", tenant=tenant_id, jobId=job.jobId, priority=job.priority,
                          promptHash=record.promptHash)
         return Accepted(record, self.eta_s(tenant_id, job), created=True)
+
+    def _created(self, job: InferenceJob, now: datetime) -> datetime:
+        """The job's creation time: the client's, if it is near the router's clock (one without an offset
+        is read as UTC), else refused; the router's own when the client gives none."""
+        if job.createdAt is None:
+            return now
+        created = job.createdAt if job.createdAt.tzinfo else job.createdAt.replace(tzinfo=timezone.utc)
+        skew = abs((created - now).total_seconds())
+        limit = self.cfg.router.max_clock_skew_s
+        if skew > limit:
+            raise InvalidJob(f"createdAt is {skew:.0f} s from the router's clock (at most {limit:g} s): the record's "
+                             f"{self.cfg.jobs.ttl_hours:g} h TTL counts from it; leave it out to use the router's time",
+                             fields=[{"field": "createdAt", "message": f"more than {limit:g} s from the router's clock"}])
+        return created
 
     @staticmethod
     def _message(job: InferenceJob, record: JobRecord) -> dict[str, Any]:

@@ -303,6 +303,29 @@ def test_invalid_workflow_gets_comfyui_error_shape(stack, clients, tenants):
     assert body["node_errors"][ks]["errors"][0]["type"] == "value_not_in_list"
 
 
+def test_a_client_created_at_is_kept_only_near_the_routers_clock(stack, clients, tenants):
+    # The record's 72 h TTL counts from createdAt: a far one would cut retention short or stretch it.
+    from datetime import datetime, timedelta, timezone
+
+    c = clients[tenants[0]]
+    now = datetime.now(timezone.utc)
+    for far in (now - timedelta(days=3), now + timedelta(hours=1)):
+        j = job(createdAt=far.isoformat())
+        r = c.submit(j)
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["error"] == "invalid_job" and body["fields"][0]["field"] == "createdAt"
+        assert stack.store.get(j["jobId"]) is None
+    near = (now - timedelta(seconds=20)).replace(microsecond=0)
+    for stamp in (near.isoformat(), near.replace(tzinfo=None).isoformat()):   # an offset-less time is UTC
+        j = job(createdAt=stamp)
+        assert c.submit(j).status_code == 202
+        rec = stack.store.get(j["jobId"])
+        assert rec.createdAt.startswith(near.strftime("%Y-%m-%dT%H:%M:%S"))
+        assert rec.ttl == int((near + timedelta(hours=stack.cfg.jobs.ttl_hours)).timestamp())
+        assert c.wait(j["jobId"], 60)["status"] == "succeeded"
+
+
 def test_openapi_is_served(stack):
     assert httpx.get(f"{stack.router_url}/docs").status_code == 200
     assert "/v1/jobs" in httpx.get(f"{stack.router_url}/openapi.json").json()["paths"]
