@@ -10,7 +10,7 @@ encryption and the alarms' notifications; the emulators accept either way,
 so the documents are tested as documents
 (``tests/pipeline/provision/test_key_policies.py``).  Provisioning converges
 each key to its policy, as it does every other setting: a statement added by
-hand is removed on the next run.
+hand is removed on the next run, and the run's progress names it by Sid.
 """
 
 from __future__ import annotations
@@ -116,10 +116,24 @@ def ensure_key(step: Step, alias: str, description: str, tags: dict[str, str],
     return key
 
 
+def _foreign_statements(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The statements of ``current`` that ``wanted`` lacks, by Sid (or their position when unnamed)."""
+    def listed(doc: dict[str, Any]) -> list[dict[str, Any]]:
+        st = doc.get("Statement", [])
+        return st if isinstance(st, list) else [st]
+
+    mine = listed(wanted)
+    return [s.get("Sid") or f"statement {i + 1} (no Sid)" for i, s in enumerate(listed(current)) if s not in mine]
+
+
 def _converge(step: Step, key: Key, tags: dict[str, str], policy: dict[str, Any]) -> None:
     kms = step.client("kms")
     current = kms.get_key_policy(KeyId=key.key_id, PolicyName="default").get("Policy")
     if current is None or json.loads(current) != policy:
+        dropped = _foreign_statements(json.loads(current) if current else {}, policy)
+        if dropped:  # converging removes them: say which, so an operator's addition is not lost unseen
+            step.say(f"KMS key {key.alias}: its policy is put back to the config's, removing statements the "
+                     f"config does not have: {', '.join(dropped)}")
         kms.put_key_policy(KeyId=key.key_id, PolicyName="default", Policy=json.dumps(policy))
     days = step.cfg.encryption.kms_rotation_days
     kms.enable_key_rotation(KeyId=key.key_id, RotationPeriodInDays=days)

@@ -106,6 +106,38 @@ def test_a_second_run_leaves_unchanged_key_policies_alone(fabric):
     assert puts == []
 
 
+def test_converging_a_key_policy_names_the_statements_it_removes(fabric):
+    """An operator's statement added by hand is removed by the next provision (the config is the policy),
+    and the run says so by Sid, so the change is not lost unseen."""
+    from pipeline.provision import provision
+
+    cloud, cfg, res = fabric.cloud, fabric.cfg, fabric.res
+    kms = cloud.client("kms")
+    key = res.tenants[cfg.tenants[0].id].key_arn
+    doc = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    doc["Statement"].append({"Sid": "BreakGlassByHand", "Effect": "Allow", "Action": "kms:Decrypt",
+                             "Principal": {"AWS": f"arn:aws:iam::{cloud.account_id()}:root"}, "Resource": "*"})
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(doc))
+    said = []
+    provision(cloud, cfg, progress=said.append)
+    assert [m for m in said if "BreakGlassByHand" in m and cfg.key_alias(cfg.tenants[0].id) in m]
+    assert "BreakGlassByHand" not in _sids(json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]))
+    said.clear()
+    provision(cloud, cfg, progress=said.append)
+    assert not [m for m in said if "removing statements" in m]   # converged: nothing more to say
+
+
+def test_foreign_statements_are_found_by_sid_or_position():
+    from pipeline.provision.kms import _foreign_statements
+
+    wanted = {"Statement": [{"Sid": "A", "Effect": "Allow"}]}
+    assert _foreign_statements({"Statement": [{"Sid": "A", "Effect": "Allow"}]}, wanted) == []
+    assert _foreign_statements({"Statement": [{"Sid": "A", "Effect": "Deny"}, {"Effect": "Allow"}]}, wanted) == [
+        "A", "statement 2 (no Sid)"]
+    assert _foreign_statements({"Statement": {"Sid": "B"}}, wanted) == ["B"]
+    assert _foreign_statements({}, wanted) == []
+
+
 def _fake_step(kind, logs):
     from types import SimpleNamespace
 
