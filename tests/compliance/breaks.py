@@ -231,6 +231,12 @@ def _recreate_endpoint(fab, ep):
         SecurityGroupIds=[g["GroupId"] for g in ep["Groups"]], PrivateDnsEnabled=True)
 
 
+def _default_sg(fab):
+    [g] = _c(fab, "ec2").describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [_t(fab).vpc_id]}, {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+    return g["GroupId"]
+
+
 def _router_endpoint_sg(fab):
     [g] = _c(fab, "ec2").describe_security_groups(Filters=[
         {"Name": "vpc-id", "Values": [fab.res.router_vpc_id]},
@@ -329,12 +335,15 @@ BREAKS: tuple[Break, ...] = (
           lambda f: _t(f).vpc_id),
     Break("vpc_worker_ingress_router_only", lambda f: _ingress(f, _t(f).worker_sg_id, "10.0.0.0/8", 22, True),
           lambda f, _: _ingress(f, _t(f).worker_sg_id, "10.0.0.0/8", 22, False), lambda f: _t(f).worker_sg_id),
-    Break("vpc_no_open_ingress", lambda f: _ingress(f, _t(f).endpoint_sg_id, "0.0.0.0/0", 443, True),
-          lambda f, _: _ingress(f, _t(f).endpoint_sg_id, "0.0.0.0/0", 443, False), lambda f: _t(f).endpoint_sg_id),
+    # the VPC's default group: the worker and endpoint groups have checks of their own that an open rule also fails
+    Break("vpc_no_open_ingress", lambda f: _ingress(f, _default_sg(f), "0.0.0.0/0", 443, True),
+          lambda f, _: _ingress(f, _default_sg(f), "0.0.0.0/0", 443, False), _default_sg),
     Break("vpc_nacl_egress_deny", lambda f: _nacl_allow_all(f, True), lambda f, _: _nacl_allow_all(f, False),
           lambda f: _t(f).subnet_ids[0]),
     Break("vpc_endpoints_private", _delete_endpoint, _recreate_endpoint, lambda f: _t(f).vpc_id),
     Break("vpc_flow_logs_enabled", _delete_flow_logs, _recreate_flow_logs, lambda f: _t(f).vpc_id),
+    Break("vpc_endpoint_ingress_workers_only", lambda f: _ingress(f, _t(f).endpoint_sg_id, "10.0.0.0/8", 443, True),
+          lambda f, _: _ingress(f, _t(f).endpoint_sg_id, "10.0.0.0/8", 443, False), lambda f: _t(f).endpoint_sg_id),
     Break("vpc_router_endpoints_private", lambda f: _delete_endpoint(f, f.res.router_vpc_id), _recreate_endpoint,
           lambda f: f.res.router_vpc_id),
     Break("vpc_router_endpoint_ingress", lambda f: _ingress(f, _router_endpoint_sg(f), "10.0.0.0/8", 443, True),

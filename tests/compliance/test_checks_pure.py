@@ -257,3 +257,23 @@ def test_a_group_tagged_with_another_role_is_not_the_router_whatever_its_name():
         SecurityGroup("sg-2", "t-worker-endpoints", "v", tags={"comfyfab:role": "endpoints"}),
         SecurityGroup("sg-3", "old-worker-sg", "v")))
     assert [g.group_id for g in worker_groups(vpc)] == ["sg-1", "sg-3"]
+
+
+def test_tenant_endpoints_admit_https_from_the_tenant_workers_only(fabric_config):
+    from compliance.checks.vpc.vpc_endpoint_ingress_workers_only import vpc_endpoint_ingress_workers_only
+    from compliance.inventory import Rule, SecurityGroup
+
+    def vpc(rules, endpoint_groups=("sg-e",)):
+        groups = (SecurityGroup("sg-w", "t-workers", "vpc-t", tags={"comfyfab:role": "worker"}),
+                  SecurityGroup("sg-e", "t-endpoints", "vpc-t", ingress=rules, tags={"comfyfab:role": "endpoints"}))
+        return Vpc(tenant=fabric_config.tenants[0].id, vpc_id="vpc-t", endpoints=("ecr.api", "s3", "sqs"),
+                   endpoint_groups=endpoint_groups, security_groups=groups)
+
+    workers = Rule("tcp", 443, 443, source_group="sg-w")
+    for rules, groups, want in [((workers,), ("sg-e",), Status.PASS),
+                                ((workers, Rule("tcp", 443, 443, source_group="sg-router")), ("sg-e",), Status.FAIL),
+                                ((workers, Rule("tcp", 443, 443, cidr="10.0.0.0/8")), ("sg-e",), Status.FAIL),
+                                ((), ("sg-e",), Status.FAIL), ((workers,), (), Status.FAIL)]:
+        outs = vpc_endpoint_ingress_workers_only(inv(vpcs=(vpc(rules, groups),), router_groups=("sg-router",)),
+                                                 fabric_config)
+        assert [o.status for o in outs] == [want], (rules, groups)
