@@ -135,19 +135,16 @@ def _host_buffer(nbytes: int, pinned: bool, align: int) -> torch.Tensor:
     return raw[shift:shift + nbytes]
 
 
-def read_safetensors(path: Path | str, device: torch.device | str, workers: int | None = None,
-                     chunk_bytes: int | None = None, parallel: bool | None = None,
-                     options: ReadOptions | None = None,
+def read_safetensors(path: Path | str, device: torch.device | str, options: ReadOptions | None = None,
                      phases: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
-    """Every tensor of ``path`` on ``device``.  ``parallel`` (default: on CUDA only) reads
-    in chunks from several threads (``options``; ``workers`` and ``chunk_bytes`` override
-    it); otherwise safetensors' own loader runs.  ``phases``, when given, receives the
-    seconds spent pinning host buffers (the slowest thread), reading and copying, and
-    splitting the buffer into tensors, and how the file was opened."""
+    """Every tensor of ``path`` on ``device``.  The threaded chunked reader runs where
+    ``options.parallel`` says (default: on CUDA only); otherwise safetensors' own loader.
+    ``phases``, when given, receives the seconds spent pinning host buffers (the slowest
+    thread), reading and copying, and splitting the buffer into tensors, and how the file
+    was opened."""
     path, device = Path(path), torch.device(device)
     opts = options or ReadOptions()
-    parallel = opts.parallel if parallel is None else parallel
-    if not (device.type == "cuda" if parallel is None else parallel):
+    if not (device.type == "cuda" if opts.parallel is None else opts.parallel):
         from safetensors.torch import load_file
 
         t0 = time.perf_counter()
@@ -159,14 +156,13 @@ def read_safetensors(path: Path | str, device: torch.device | str, workers: int 
     header, base, data_bytes = _header(path)
     fd, direct = _open(path, opts.direct)
     align = _ALIGN if direct else 1
-    chunk = chunk_bytes if chunk_bytes is not None else opts.chunk_bytes
-    chunk = -(-max(1, chunk) // align) * align
+    chunk = -(-opts.chunk_bytes // align) * align
     file_bytes = base + data_bytes
     # the whole file goes to one device buffer (direct reads start at offset 0, aligned);
     # the tensor data is the part after the header
     whole = torch.empty(-(-file_bytes // align) * align, dtype=torch.uint8, device=device)
     chunks = [(off, min(chunk, file_bytes - off)) for off in range(0, file_bytes, chunk)]
-    workers = max(1, min(workers if workers is not None else opts.workers, len(chunks)))
+    workers = max(1, min(opts.workers, len(chunks)))
     errors: list[BaseException] = []
     pin_s = [0.0] * workers
 

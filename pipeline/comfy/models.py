@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, checkpoint_names
-from .fastload import ReadOptions
+from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "attention_name", "compile_bundle", "load_bundle", "save_checkpoint",
@@ -274,8 +274,6 @@ def _load_file(path: Path, device: torch.device, reader: ReadOptions | None = No
 
 def _load_diffusers_layout(arch: ArchSpec, path: Path, device: torch.device, reader: ReadOptions | None = None,
                            phases: dict[str, Any] | None = None) -> tuple[Any, Any, list[Any]]:
-    from .fastload import read_safetensors
-
     from concurrent.futures import ThreadPoolExecutor
 
     # the modules are built (on meta: shapes only, all Python) while the reader threads wait on

@@ -31,8 +31,8 @@ def test_parallel_read_equals_the_library(tmp_path_factory, shapes, workers, chu
         tensors[f"t{i}"] = (raw % 2).to(dtype) if dtype == torch.bool else raw.to(dtype)
     path = tmp_path_factory.mktemp("st") / "w.safetensors"
     save_file(tensors, str(path), metadata={"format": "test"})
-    got = read_safetensors(path, "cpu", workers=workers, chunk_bytes=chunk, parallel=True,
-                           options=ReadOptions(direct=direct))
+    got = read_safetensors(path, "cpu", ReadOptions(workers=workers, chunk_mb=chunk / (1 << 20), direct=direct,
+                                                    parallel=True))
     want = load_file(str(path))
     assert got.keys() == want.keys()
     for key in want:
@@ -49,8 +49,8 @@ def test_direct_reads_span_many_aligned_chunks(tmp_path):
     path = tmp_path / "w.safetensors"
     save_file(tensors, str(path), metadata={"pad": "x" * 13})
     phases: dict = {}
-    got = read_safetensors(path, "cpu", parallel=True, phases=phases,
-                           options=ReadOptions(workers=3, chunk_mb=4096 / (1 << 20), direct=True))
+    got = read_safetensors(path, "cpu", ReadOptions(workers=3, chunk_mb=4096 / (1 << 20), direct=True, parallel=True),
+                           phases=phases)
     assert all(torch.equal(got[k], v) for k, v in tensors.items())
     assert set(phases) >= {"pin_s", "read_s", "split_s", "reader"}
     assert ("O_DIRECT" in phases["reader"] or "buffered" in phases["reader"])
@@ -84,7 +84,7 @@ def test_load_bundle_reports_its_steps(tmp_path):
 def test_tensors_do_not_alias_one_buffer(tmp_path):
     path = tmp_path / "w.safetensors"
     save_file({"a": torch.zeros(4), "b": torch.ones(4)}, str(path))
-    got = read_safetensors(path, "cpu", workers=2, chunk_bytes=8, parallel=True)
+    got = read_safetensors(path, "cpu", ReadOptions(workers=2, chunk_mb=8 / (1 << 20), parallel=True))
     got["a"].add_(5)
     assert torch.equal(got["b"], torch.ones(4))
     assert got["a"].untyped_storage().data_ptr() != got["b"].untyped_storage().data_ptr()
@@ -94,7 +94,7 @@ def test_a_truncated_file_is_a_clear_error(tmp_path):
     path = tmp_path / "w.safetensors"
     path.write_bytes(b"\xff" * 12)
     with pytest.raises(ValueError, match="header length"):
-        read_safetensors(path, "cpu", parallel=True)
+        read_safetensors(path, "cpu", ReadOptions(parallel=True))
 
 
 def test_fused_attention_keeps_the_image_and_the_checkpoint_format(tmp_path):
