@@ -95,27 +95,26 @@ class JobQueues:
     def delete(self, d: Delivery) -> None:
         self._sqs.delete_message(QueueUrl=self.urls[(d.tenant_id, d.priority)], ReceiptHandle=d.receipt)
 
-    def _count(self, url: str, in_flight: bool = False) -> int:
-        names = ["ApproximateNumberOfMessages"] + (["ApproximateNumberOfMessagesNotVisible"] if in_flight else [])
+    def _counts(self, url: str) -> tuple[int, int]:
+        """(visible, in flight) of one queue, in one GetQueueAttributes call."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-        return sum(int(attrs.get(n, 0)) for n in names)
+        return int(attrs.get(names[0], 0)), int(attrs.get(names[1], 0))
+
+    def _count(self, url: str, in_flight: bool = False) -> int:
+        visible, held = self._counts(url)
+        return visible + held if in_flight else visible
 
     def depth(self, tenant_id: str, priority: str, in_flight: bool = False) -> int:
         return self._count(self.urls[(tenant_id, priority)], in_flight)
 
     def depths(self, tenant_id: str) -> dict[str, int]:
-        return {c: self.depth(tenant_id, c) for c in PRIORITY_ORDER}
+        return {c: visible for c, (visible, _) in self.counts(tenant_id).items()}
 
     def counts(self, tenant_id: str) -> dict[str, tuple[int, int]]:
-        """Per class, (visible, in flight): one GetQueueAttributes per queue, as :meth:`depths` makes.
-        A message in flight is one a worker holds, so their sum is how many workers are busy."""
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        out = {}
-        for c in PRIORITY_ORDER:
-            attrs = self._sqs.get_queue_attributes(QueueUrl=self.urls[(tenant_id, c)],
-                                                   AttributeNames=names)["Attributes"]
-            out[c] = (int(attrs.get(names[0], 0)), int(attrs.get(names[1], 0)))
-        return out
+        """Per class, (visible, in flight).  A message in flight is one a worker holds, so their sum is
+        how many workers are busy."""
+        return {c: self._counts(self.urls[(tenant_id, c)]) for c in PRIORITY_ORDER}
 
     def dlq_depth(self, tenant_id: str, priority: str) -> int:
         return self._count(self.dlq_urls[(tenant_id, priority)], in_flight=True)

@@ -239,11 +239,8 @@ class RouterService:
         """
         return {c: visible for c, (visible, _) in self._counts(tenant_id).items()}
 
-    def busy_workers(self, tenant_id: str) -> int:
-        """Messages of the tenant held by workers, as old as :meth:`depths`: each is a busy worker."""
-        return sum(held for _, held in self._counts(tenant_id).values())
-
     def _counts(self, tenant_id: str) -> dict[str, tuple[int, int]]:
+        """Per class (visible, held by a worker), cached as :meth:`depths` says."""
         now = time.monotonic()
         with self._depth_lock:
             hit = self._depth_cache.get(tenant_id)
@@ -288,10 +285,10 @@ class RouterService:
         steps_n = max([s for s in steps if isinstance(s, int)], default=20)
         family = "sdxl" if "xl" in job.model.lower() else job.model.split(":")[0].split("-")[0].lower()
         svc = self.cfg.tenant_gpu(tenant_id).service_time(family, max(job.resolution), steps_n).mean_s
-        depths = self.depths(tenant_id)
-        ahead = sum(depths[c] for c in PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority) + 1])
+        counts = self._counts(tenant_id)  # one snapshot for the backlog and the busy workers
+        ahead = sum(counts[c][0] for c in PRIORITY_ORDER[: PRIORITY_ORDER.index(job.priority) + 1])
         known = self.pool_size(tenant_id) if self.pool_size else self.cfg.fleet.warm_realtime_workers
-        workers = max(1, known, self.busy_workers(tenant_id))
+        workers = max(1, known, sum(held for _, held in counts.values()))
         return svc * (1 + ahead / workers)
 
     # -- status and delivery ----------------------------------------------
