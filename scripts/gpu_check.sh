@@ -51,7 +51,8 @@ else
   # its 290 s after finishing batch 1: so each compiled batch size is a stage with its own budget,
   # and all three stages (up to 12 min) do not fit one device call: run compiled4 in a call of its own
   T1=160; T2=300; T3=400  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
-  LOADBENCH=(--device cuda --model sdxl --dtype bf16 --readers "${GPU_CHECK_READERS:-16x8d,8x32,8x32d,4x16d,library}"
+  # GPU_CHECK_READERS: other readers than the benchmark's default list
+  LOADBENCH=(--device cuda --model sdxl --dtype bf16 ${GPU_CHECK_READERS:+--readers "$GPU_CHECK_READERS"}
              --loads "${GPU_CHECK_LOADS:-2}" --drop-caches)
   T4=${GPU_CHECK_LOADBENCH_S:-150}
   KERNELS=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16 --warmup 2)
@@ -78,12 +79,15 @@ if [[ $STAGES == *" eager "* ]]; then
   echo "== eager (elapsed $((SECONDS - START)) s)"
   timeout "$T1" "${CAL[@]}" "${EAGER[@]}"; rc1=$?; pack
 fi
-CKPT=$(ls "$WORK"/ckpt/*.safetensors 2>/dev/null | head -1)
-if [ -n "$CKPT" ] && [ "${GPU_CHECK_DRY:-0}" != 1 ]; then
-  # the disk's own cold read rate, one stream, for comparison with the load time
+# the disk's own cold read rate, one stream, for comparison with the load times: cold_read LABEL DD_ARGS...
+cold_read() {
+  local label=$1 ckpt; shift
+  ckpt=$(ls "$WORK"/ckpt/*.safetensors 2>/dev/null | head -1)
+  [ -n "$ckpt" ] && [ "${GPU_CHECK_DRY:-0}" != 1 ] || return 0
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
-  echo "== one-stream cold read of $(basename "$CKPT"): $(dd if="$CKPT" of=/dev/null bs=16M 2>&1 | tail -1)"
-fi
+  echo "== $label of $(basename "$ckpt"): $(timeout 30 dd if="$ckpt" of=/dev/null "$@" 2>&1 | tail -1)"
+}
+cold_read "one-stream cold read" bs=16M
 if [[ $STAGES == *" compiled1 "* ]]; then
   echo "== torch.compile, batch 1 (elapsed $((SECONDS - START)) s)"
   timeout "$T2" "${CAL[@]}" "${COMPILED[@]}" --batch 1; rc2=$?; pack
@@ -99,11 +103,7 @@ if [[ $STAGES == *" loadbench "* ]]; then
     echo "== cold loads by reader, $T4 s budget (elapsed $((SECONDS - START)) s)"
     timeout "$T4" "$PY" -m pipeline.calibrate.loadbench "${LOADBENCH[@]}" --cache-dir "$WORK/ckpt" \
       --csv "$DEST/loadbench.csv"; rc4=$?
-    CKPT=$(ls "$WORK"/ckpt/*.safetensors 2>/dev/null | head -1)
-    if [ -n "$CKPT" ] && [ "${GPU_CHECK_DRY:-0}" != 1 ] && [ $((BUDGET - (SECONDS - START))) -gt 40 ]; then
-      sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
-      echo "== one-stream O_DIRECT read: $(timeout 15 dd if="$CKPT" of=/dev/null bs=64M iflag=direct 2>&1 | tail -1)"
-    fi
+    [ $((BUDGET - (SECONDS - START))) -gt 40 ] && cold_read "one-stream O_DIRECT read" bs=64M iflag=direct
   else
     echo "== cold loads by reader: skipped, $left s left"; rc4=124
   fi

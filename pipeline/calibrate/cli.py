@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-channels-last", action="store_true", help="keep the UNet contiguous on CUDA")
     p.add_argument("--reader", type=_reader, default=None, metavar="THREADSxMB[d]",
                    help="how a CUDA load reads the checkpoint: threads x chunk MB, d for O_DIRECT "
-                        "(default 8x32; 'library' for safetensors' own loader)")
+                        "(default: the loader's, 16x8d; 'library' for safetensors' own loader)")
     p.add_argument("--drop-caches", action="store_true",
                    help="drop the OS page cache before each load (needs root), so the load reads the disk")
     p.add_argument("--cache-dir", type=Path, default=None,

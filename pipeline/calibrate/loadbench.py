@@ -20,18 +20,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pipeline.comfy.fastload import ReadOptions
+
 from ._entry import register_bench, standalone
 from .measure import CalibrationError, CalibrationSpec, DTYPES, prepare_checkpoint, time_load
 
 __all__ = ["DEFAULT_READERS", "bench_loads", "main", "register"]
 
-DEFAULT_READERS = "library,8x32,16x32,16x64,8x32d,16x64d"
+# the loader's default first, then the readers it was chosen against
+DEFAULT_READERS = f"{ReadOptions().name},8x32,8x32d,4x16d,library"
 STEPS = ("pin_s", "read_s", "split_s", "build_s", "assign_s", "cast_s", "layout_s", "fuse_s")
 
 
 def _parse(readers: Sequence[str]) -> dict:
-    from pipeline.comfy.fastload import ReadOptions
-
     try:
         return {text: ReadOptions.parse(text) for text in readers}
     except ValueError as exc:
