@@ -13,7 +13,6 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -25,6 +24,7 @@ from comfyfab.cloud import BackendSpec
 from comfyfab.config import PRIORITY_ORDER, FabricConfig
 
 from .client import RouterClient
+from .models import from_iso
 from .stack import Stack
 
 PROMPTS = ["a lighthouse on a cliff at dawn, oil painting", "product shot of a ceramic mug, studio light",
@@ -48,8 +48,7 @@ class Submitted:
 def _seconds_between(start: str, end: str | None) -> float | None:
     if not end:
         return None
-    parse = lambda v: datetime.fromisoformat(v.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+    return (from_iso(end) - from_iso(start)).total_seconds()
 
 
 def demo_job(priority: str, seed: int, prompt: str, tenant: str | None = None) -> dict:

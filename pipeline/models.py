@@ -38,6 +38,11 @@ def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def from_iso(text: str) -> datetime:
+    """A timestamp :func:`iso` wrote, back as an aware datetime."""
+    return datetime.fromisoformat(text)
+
+
 class InferenceJob(BaseModel):
     """A request to run one ComfyUI workflow for one tenant.
 

@@ -29,7 +29,7 @@ from compliance import phi
 from ..audit import AuditLog
 from ..comfy.validate import validate_prompt
 from ..jobs import JobExists, JobStore
-from ..models import InferenceJob, JobRecord, JobStatus, iso, utcnow
+from ..models import InferenceJob, JobRecord, JobStatus, from_iso, iso, utcnow
 from ..queues import JobQueues
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Accepted:
     created: bool  # False when an identical jobId was already accepted (idempotent resubmission)
 
     def body(self) -> dict[str, Any]:
-        done = datetime.fromisoformat(self.record.createdAt.replace("Z", "+00:00")) + timedelta(seconds=self.eta_s)
+        done = from_iso(self.record.createdAt) + timedelta(seconds=self.eta_s)
         return {"jobId": self.record.jobId, "tenantId": self.record.tenantId, "priority": self.record.priority,
                 "status": self.record.status.value, "etaSeconds": round(self.eta_s, 3),
                 "estimatedCompletionAt": iso(done), "createdAt": self.record.createdAt}
@@ -213,8 +213,7 @@ class RouterService:
         """Queued, untouched for ``router.requeue_after_s`` by the router's clock: perhaps never sent."""
         if record.status is not JobStatus.QUEUED:
             return False
-        updated = datetime.fromisoformat(record.updatedAt.replace("Z", "+00:00"))
-        return (now - updated).total_seconds() >= self.cfg.router.requeue_after_s
+        return (now - from_iso(record.updatedAt)).total_seconds() >= self.cfg.router.requeue_after_s
 
     def _requeue(self, job: InferenceJob, record: JobRecord) -> None:
         """Send a stale queued job again.  A router that died between writing the record and sending its
