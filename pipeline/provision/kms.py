@@ -102,17 +102,19 @@ def ensure_key(step: Step, alias: str, description: str, tags: dict[str, str],
     """The symmetric CMK under ``alias`` with automatic rotation at the configured period,
     and the key policy :func:`key_policy` gives with ``grants``."""
     key = find_key(step, alias)
+    policy = key_policy(step.partition, step.account, grants)
     if key is None:
         if not step.create:
             raise step.absent(f"KMS key {alias}")
         step.say(f"creating KMS key {alias}")
+        # created with its policy: the default one AWS would give it is never there to be replaced
         meta = step.client("kms").create_key(
             Description=description, KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT",
-            Tags=tag_list(tags, "TagKey", "TagValue"))["KeyMetadata"]
+            Policy=json.dumps(policy), Tags=tag_list(tags, "TagKey", "TagValue"))["KeyMetadata"]
         step.client("kms").create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
         key = Key(key_id=meta["KeyId"], arn=meta["Arn"], alias=alias)
     if step.create:
-        _converge(step, key, tags, key_policy(step.partition, step.account, grants))
+        _converge(step, key, tags, policy)
     return key
 
 

@@ -127,6 +127,27 @@ def test_converging_a_key_policy_names_the_statements_it_removes(fabric):
     assert not [m for m in said if "removing statements" in m]   # converged: nothing more to say
 
 
+def test_a_new_key_is_created_with_its_policy(fabric):
+    """No default policy to replace on a fresh key: no PutKeyPolicy, nothing said about removing statements."""
+    from pipeline.provision.context import Step
+    from pipeline.provision.kms import ensure_key, key_policy
+
+    said, puts = [], []
+    step = Step(cloud=fabric.cloud, cfg=fabric.cfg, create=True, progress=said.append)
+    kms = fabric.cloud.client("kms")
+    def capture(params, **_):
+        puts.append(params)
+
+    kms.meta.events.register("provide-client-params.kms.PutKeyPolicy", capture)
+    try:  # an alias and no tags of the fabric's: the scans of the shared fabric never see this key
+        key = ensure_key(step, "alias/comfyfab-test/fresh", "a fresh key", {})
+    finally:
+        kms.meta.events.unregister("provide-client-params.kms.PutKeyPolicy", capture)
+    assert json.loads(kms.get_key_policy(KeyId=key.key_id, PolicyName="default")["Policy"]) == key_policy(
+        step.partition, step.account)
+    assert puts == [] and not [m for m in said if "removing statements" in m]
+
+
 def test_foreign_statements_are_found_by_sid_or_position():
     from pipeline.provision.kms import _foreign_statements
 
