@@ -272,11 +272,19 @@ class Inventory:
     root_access_keys: int | None = None   # IAM account summary AccountAccessKeysPresent (None: not reported)
     trails: tuple[Trail, ...] | None = ()   # None: the backend has no CloudTrail API (LocalStack OSS)
     router_groups: tuple[str, ...] = ()
-    shared_vpcs: tuple[str, ...] = ()   # this fabric's VPCs without a tenant (the router's)
-    shared_flow_logs: tuple[FlowLog, ...] = ()   # the flow logs of those VPCs
-    router_vpcs: tuple[Vpc, ...] = ()   # those VPCs in full: endpoints, groups, subnets
+    router_vpcs: tuple[Vpc, ...] = ()   # this fabric's VPCs without a tenant (the router's), in full
 
     # -- lookups used by the checks -------------------------------------
+    @property
+    def shared_vpcs(self) -> tuple[str, ...]:
+        """The router VPCs' ids: the only legitimate peers of a tenant VPC."""
+        return tuple(v.vpc_id for v in self.router_vpcs if v.vpc_id)
+
+    @property
+    def shared_flow_logs(self) -> tuple[FlowLog, ...]:
+        """The flow logs of the router VPCs (and their subnets)."""
+        return tuple(f for v in self.router_vpcs for f in v.flow_logs)
+
     def bucket(self, name: str) -> Bucket | None:
         return next((b for b in self.buckets if b.name == name), None)
 

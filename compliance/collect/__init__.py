@@ -21,8 +21,7 @@ from ._common import CollectionError
 from .identity import collect_roles, collect_root_access_keys, collect_trails, collect_users
 from .messaging import collect_queues, collect_table
 from .monitoring import collect_alarms, collect_log_groups, collect_topic_keys, collect_topics
-from .network import (collect_router_groups, collect_router_vpcs, collect_shared_flow_logs, collect_shared_vpcs,
-                      collect_vpcs)
+from .network import collect_router_groups, collect_router_vpcs, collect_vpcs
 from .storage import collect_buckets, collect_keys
 
 __all__ = ["collect", "CollectionError"]
@@ -49,8 +48,6 @@ def collect(cloud: Cloud, cfg: FabricConfig, workers: int = 8) -> Inventory:
         "root_access_keys": lambda: collect_root_access_keys(cloud),
         "trails": lambda: collect_trails(cloud),
         "router_groups": lambda: collect_router_groups(cloud, cfg),
-        "shared_vpcs": lambda: collect_shared_vpcs(cloud, cfg),
-        "shared_flow_logs": lambda: collect_shared_flow_logs(cloud, cfg),
         "router_vpcs": lambda: collect_router_vpcs(cloud, cfg),
     }
     account = cloud.account_id()

@@ -92,21 +92,8 @@ def _flow_logs(ec2, resources: list[str]) -> tuple[FlowLog, ...]:
         for f in ec2.describe_flow_logs(Filters=[{"Name": "resource-id", "Values": resources}]).get("FlowLogs", []))
 
 
-def collect_shared_flow_logs(cloud: Cloud, cfg: FabricConfig) -> tuple[FlowLog, ...]:
-    """The flow logs of the fabric's shared (router) VPCs."""
-    shared = list(collect_shared_vpcs(cloud, cfg))
-    return _flow_logs(cloud.client("ec2"), shared) if shared else ()
-
-
-def collect_shared_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[str, ...]:
-    """This fabric's VPCs that belong to no tenant: the router's, the only legitimate peer of a tenant VPC."""
-    vpcs = cloud.client("ec2").describe_vpcs(
-        Filters=[{"Name": f"tag:{FABRIC_TAG}", "Values": [cfg.name]}]).get("Vpcs", [])
-    return tuple(sorted(v["VpcId"] for v in vpcs if TENANT_TAG not in tag_map(v.get("Tags"))))
-
-
 def collect_router_vpcs(cloud: Cloud, cfg: FabricConfig) -> tuple[Vpc, ...]:
-    """The fabric's shared (router) VPCs in full, as the tenant VPCs are read."""
+    """This fabric's VPCs that belong to no tenant (the router's), in full, as the tenant VPCs are read."""
     ec2 = cloud.client("ec2")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": f"tag:{FABRIC_TAG}", "Values": [cfg.name]}]).get("Vpcs", [])
     shared = [v for v in sorted(vpcs, key=lambda v: v["VpcId"]) if TENANT_TAG not in tag_map(v.get("Tags"))]

@@ -169,7 +169,8 @@ def test_the_router_vpc_needs_an_active_flow_log_to_the_router_group(fabric_conf
     router = fabric_config.router_flow_log_group()
     for logs, want in [((), Status.FAIL), ((flow(router),), Status.PASS), ((flow(router, "FAILED"),), Status.FAIL),
                        ((flow(fabric_config.flow_log_group(fabric_config.tenants[0].id)),), Status.FAIL)]:
-        [out] = vpc_flow_logs_enabled(inv(shared_vpcs=("vpc-r",), shared_flow_logs=logs), fabric_config)
+        [out] = vpc_flow_logs_enabled(inv(router_vpcs=(Vpc(tenant="", vpc_id="vpc-r", flow_logs=logs),)),
+                                      fabric_config)
         assert out.resource == "vpc-r" and out.status is want, (logs, out)
 
 
