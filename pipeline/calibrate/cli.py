@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .measure import CalibrationError, CalibrationSpec, DTYPES
+from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES
 from .run import CalibrationResult, Peak, calibrate, resolve_peak
 
 __all__ = ["add_arguments", "main", "register", "run_from_args"]
@@ -54,6 +54,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet (warm-up pays the compile)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the UNet contiguous on CUDA")
+    p.add_argument("--fp8", action="store_true",
+                   help="the UNet's transformer projections in FP8 (torchao dynamic float8; CUDA 8.9+, "
+                        "pip install 'comfyfab[gpu]')")
+    p.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
+                   help="the SDPA kernel to try first (default auto: torch's order)")
     p.add_argument("--reader", type=_reader, default=None, metavar="THREADSxMB[d]",
                    help="how a CUDA load reads the checkpoint: threads x chunk MB, d for O_DIRECT "
                         "(default: the loader's, 16x8d; 'library' for safetensors' own loader)")
@@ -66,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-name", default=None, help="the config GPU profile the samples belong to (default: matched)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", type=Path, default=Path("profiles"), help="folder for the profiles (default profiles/)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar: one plain line per step on stderr")
 
 
 def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
@@ -86,7 +91,8 @@ def _spec(args: argparse.Namespace) -> CalibrationSpec:
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=resolution, steps=args.steps,
                            batches=tuple(args.batch), sampler=args.sampler, scheduler=args.scheduler, cfg=args.cfg,
                            runs=args.runs, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
-                           channels_last=False if args.no_channels_last else None)
+                           channels_last=False if args.no_channels_last else None, fp8=args.fp8,
+                           attention=args.attention)
     from pipeline.comfy.sampling import SamplerError, make_scheduler
 
     try:
@@ -97,8 +103,16 @@ def _spec(args: argparse.Namespace) -> CalibrationSpec:
 
 
 def _progress_bar(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    if quiet:
-        yield None
+    if quiet:  # a log's view (the device machine's): one line per step and per run, with the time
+        import time
+
+        t0 = time.monotonic()
+
+        def log(what: str, done: int, total: int) -> None:
+            step = f" {done}/{total}" if done else ""
+            print(f"calibrate: {what}{step} at {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+
+        yield log
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -146,6 +160,8 @@ def print_summary(results: list[CalibrationResult], peak: Peak) -> None:
     first = results[0].summary
     table = Table(title=f"{first.model} {first.resolution}px {first.steps} steps {first.sampler}/{first.scheduler} "
                         f"on {first.device} ({first.dtype}, torch {first.torch_version}"
+                        f"{', FP8 projections' if first.fp8_layers else ''}"
+                        f"{'' if first.attention_kernel == 'auto' else ', ' + first.attention_kernel + ' attention'}"
                         f"{', compiled' if first.compiled else ''})")
     for col in ("batch", "runs", "p50 s/img", "p90 s/img", "batch p50 s", "images/s", "load s", "TFLOP/img",
                 "MFU", "profile"):

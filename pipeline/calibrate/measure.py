@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from pipeline.comfy.fastload import ReadOptions
-from pipeline.comfy.models import (ModelBundle, ModelError, architectures, compile_bundle, load_bundle,
-                                   save_checkpoint, uncompiled)
+from pipeline.comfy.models import (ATTENTION_BACKENDS, ModelBundle, ModelError, architectures, attention_backend,
+                                   compile_bundle, load_bundle, quantize_fp8, save_checkpoint, uncompiled)
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
 __all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
@@ -65,6 +65,8 @@ class CalibrationSpec:
     compile: bool = False
     channels_last: bool | None = None  # None: on for CUDA
     seed: int = 0
+    fp8: bool = False  # the UNet's transformer projections in FP8 (torchao; CUDA, compute capability 8.9+)
+    attention: str = "auto"  # the SDPA kernel tried first: auto (torch's order), cudnn, flash, efficient, math
 
     def __post_init__(self) -> None:
         if self.resolution <= 0 or self.resolution % 8:
@@ -79,6 +81,16 @@ class CalibrationSpec:
             raise CalibrationError(f"--warmup must be 0 or more, got {self.warmup}")
         if self.dtype is not None and self.dtype not in DTYPES:
             raise CalibrationError(f"--dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.attention not in ATTENTION_BACKENDS:
+            raise CalibrationError(f"--attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
+        if self.fp8 and torch.device(self.device).type != "cuda":
+            raise CalibrationError("--fp8 needs --device cuda (a GPU of compute capability 8.9 or newer)")
+
+    @property
+    def variant(self) -> str:
+        """What sets this run apart from the plain one, for profile names: ``-fp8``, ``-cudnn``, ``-compiled``."""
+        return (("-fp8" if self.fp8 else "") + ("" if self.attention == "auto" else f"-{self.attention}")
+                + ("-compiled" if self.compile else ""))
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -141,29 +153,32 @@ def txt2img_once(bundle: ModelBundle, resolution: int, steps: int, batch: int, s
 def time_runs(bundle: ModelBundle, spec: CalibrationSpec, batch: int,
               progress: Callable[[int, int], None] | None = None) -> list[float]:
     """``spec.warmup`` untimed runs, then ``spec.runs`` timed runs (seconds per run of ``batch`` images)."""
-    device = bundle.device
     total = spec.warmup + spec.runs
     samples: list[float] = []
-    for i in range(total):
-        _sync(device)
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg,
-                         spec.seed + i)
-            end.record()
-            end.synchronize()
-            seconds = start.elapsed_time(end) / 1000.0
-        else:
-            t0 = time.perf_counter()
-            txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg,
-                         spec.seed + i)
-            seconds = time.perf_counter() - t0
-        if i >= spec.warmup:
-            samples.append(seconds)
-        if progress is not None:
-            progress(i + 1, total)
+    with attention_backend(spec.attention):  # the warm-up runs trace a compiled module under it too
+        for i in range(total):
+            seconds = _time_one(bundle, spec, batch, spec.seed + i)
+            if i >= spec.warmup:
+                samples.append(seconds)
+            if progress is not None:
+                progress(i + 1, total)
     return samples
+
+
+def _time_one(bundle: ModelBundle, spec: CalibrationSpec, batch: int, seed: int) -> float:
+    """Seconds of one run: CUDA events on a GPU, the wall clock on a CPU."""
+    device = bundle.device
+    _sync(device)
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg, seed)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+    t0 = time.perf_counter()
+    txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg, seed)
+    return time.perf_counter() - t0
 
 
 @dataclass(frozen=True)
@@ -343,6 +358,14 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         _sync(device)
         seconds.append(time.perf_counter() - t0)
         phases.append(steps)
+    if spec.fp8 and bundle is not None:  # a worker would quantize after its load: timed as a step of the last one
+        t0 = time.perf_counter()
+        try:
+            bundle = quantize_fp8(bundle)
+        except ModelError as exc:
+            raise CalibrationError(str(exc)) from None
+        _sync(device)
+        phases[-1]["quantize_s"] = time.perf_counter() - t0
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up
         bundle = compile_bundle(bundle)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -16,8 +16,10 @@ One profile per (device, model, resolution, steps, batch), two files:
 * ``<stem>-load.csv``: measured checkpoint loads (a ``seconds`` column, the
   file :func:`sim.service.load_cold_start_profile` reads).
 
-The stem is ``<device>-<model>-<resolution>-<steps>-b<batch>`` with
-``-compiled`` when torch.compile was on, e.g. ``cpu-tiny-64-4-b1``.
+The stem is ``<device>-<model>-<resolution>-<steps>-b<batch>``, then ``-fp8``
+when the UNet's projections ran in FP8, ``-<kernel>`` when an attention kernel
+was preferred (``-cudnn``) and ``-compiled`` when torch.compile was on, e.g.
+``cpu-tiny-64-4-b1`` or ``h100-sdxl-1024-20-b4-fp8-cudnn-compiled``.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class ProfileSummary:
     attention: str
     load_reader: str | None = None  # how the checkpoint was read (threads, chunk size, O_DIRECT)
     load_phases_s: dict[str, float] | None = None  # median seconds of each step of a load
+    fp8_layers: int = 0  # UNet linear layers in FP8 (0: all in ``dtype``)
+    attention_kernel: str = "auto"  # the SDPA kernel tried first ("auto": torch's order)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -104,9 +108,13 @@ class ProfileSummary:
         return data
 
 
-def profile_stem(device_tag: str, model: str, resolution: int, steps: int, batch: int, compiled: bool) -> str:
+def profile_stem(device_tag: str, model: str, resolution: int, steps: int, batch: int, compiled: bool,
+                 variant: str | None = None) -> str:
+    """``variant`` (e.g. ``-fp8-cudnn-compiled``, :attr:`CalibrationSpec.variant`) replaces the plain
+    ``-compiled`` suffix."""
     tag = re.sub(r"[^a-z0-9]+", "", device_tag.lower()) or "device"
-    return f"{tag}-{model}-{resolution}-{steps}-b{batch}" + ("-compiled" if compiled else "")
+    suffix = variant if variant is not None else ("-compiled" if compiled else "")
+    return f"{tag}-{model}-{resolution}-{steps}-b{batch}{suffix}"
 
 
 def write_profile(out_dir: Path, stem: str, summary: ProfileSummary, batch_seconds: list[float]) -> Path:

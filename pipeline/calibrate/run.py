@@ -12,7 +12,7 @@ import torch
 
 from pipeline.comfy.archs import architectures
 from pipeline.comfy.fastload import ReadOptions
-from pipeline.comfy.models import attention_name
+from pipeline.comfy.models import attention_name, fp8_layers
 
 from .measure import (CalibrationError, CalibrationSpec, FlopCount, count_flops, count_flops_meta, device_name,
                       prepare_checkpoint, resolve_device, time_load, time_runs)
@@ -79,13 +79,18 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
     assert bundle is not None
     if progress:
         progress("counting FLOPs", 0, 1)
-    run_flops = count_flops(bundle, spec)
     # The meta count of a shipped architecture includes attention, which a fused CPU attention kernel
-    # hides from the counter; on CUDA the two agree.  MFU uses the complete count.
-    if architectures().get(bundle.arch.name) == bundle.arch:
+    # hides from the counter; on CUDA the two agree.  MFU uses the complete count.  FP8 runs are
+    # counted on the meta device only: the work is the architecture's whatever the precision.
+    shipped = architectures().get(bundle.arch.name) == bundle.arch
+    if shipped:
         flops = count_flops_meta(bundle.arch.name, spec.resolution, spec.steps, spec.cfg)
         flops_source = "architecture counted on the meta device (FlopCounterMode, attention included)"
+    if not (shipped and spec.fp8):
+        run_flops = count_flops(bundle, spec)
     else:
+        run_flops = flops
+    if not shipped:
         flops, flops_source = run_flops, "counted on one real run (FlopCounterMode)"
     results = []
     for batch in spec.batches:
@@ -106,8 +111,9 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             torch_version=torch.__version__, dtype=spec.dtype_name, sampler=spec.sampler,
             scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile,
             channels_last=bool(spec.channels_last if spec.channels_last is not None else device.type == "cuda"),
-            attention=attention_name(bundle.unet), load_reader=load.reader, load_phases_s=load.median_phases())
+            attention=attention_name(bundle.unet), load_reader=load.reader, load_phases_s=load.median_phases(),
+            fp8_layers=fp8_layers(bundle.unet), attention_kernel=spec.attention)
         tag = peak.gpu if peak.gpu != dev_name else device.type
-        stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile)
+        stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile, spec.variant)
         results.append(CalibrationResult(write_profile(Path(out_dir), stem, summary, runs), summary, flops))
     return results

@@ -16,12 +16,13 @@ architecture named in its metadata) loads back bit-for-bit.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -29,8 +30,8 @@ from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, che
 from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
-           "checkpoint_names", "attention_name", "compile_bundle", "load_bundle", "save_checkpoint",
-           "uncompiled"]
+           "checkpoint_names", "ATTENTION_BACKENDS", "attention_backend", "attention_name", "compile_bundle",
+           "fp8_layers", "load_bundle", "quantize_fp8", "save_checkpoint", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -195,6 +196,70 @@ def uncompiled(bundle: ModelBundle) -> ModelBundle:
 
     return dataclasses.replace(bundle, unet=getattr(bundle.unet, "_orig_mod", bundle.unet),
                                vae=getattr(bundle.vae, "_comfyfab_eager", bundle.vae))
+
+
+ATTENTION_BACKENDS = ("auto", "cudnn", "flash", "efficient", "math")
+
+
+@contextlib.contextmanager
+def attention_backend(name: str = "auto") -> Iterator[None]:
+    """Within the block, PyTorch SDPA tries ``name``'s kernel first and falls back to the others in
+    torch's order where that kernel cannot take the call (a CPU, a head size it does not support).
+    ``auto`` leaves torch's own order.  ``torch.compile`` picks the kernel when it traces, so a
+    compiled module keeps the choice of the block it was first run in."""
+    if name not in ATTENTION_BACKENDS:
+        raise ModelError(f"attention backend must be one of {', '.join(ATTENTION_BACKENDS)}, got {name!r}")
+    if name == "auto":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    kernels = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    first = kernels[name]
+    with sdpa_kernel([first, *(k for k in kernels.values() if k is not first)], set_priority=True):
+        yield
+
+
+def _fp8_worthy(module: torch.nn.Module, fqn: str) -> bool:
+    """The transformer blocks' projections: their rows are every latent pixel (or text token) of the
+    batch, big enough for FP8's scaling to pay; the time/class embeddings' few rows are not.  Both
+    sides a multiple of 16, as the FP8 matmul needs."""
+    return (isinstance(module, torch.nn.Linear) and "attentions." in fqn
+            and module.in_features % 16 == 0 and module.out_features % 16 == 0)
+
+
+def quantize_fp8(bundle: ModelBundle) -> ModelBundle:
+    """The bundle with its UNet's transformer projections in FP8 (torchao's dynamic float8: e4m3
+    activations scaled per row at run time, e4m3 weights scaled per output row, matmuls in
+    ``torch._scaled_mm``); convolutions, attention itself and the VAE stay in the bundle's dtype.
+    In place on the UNet (apply before :func:`compile_bundle`).  Needs a CUDA GPU of compute
+    capability 8.9 or newer (Ada, Hopper) and torchao (``pip install 'comfyfab[gpu]'``)."""
+    device = bundle.device
+    if device.type != "cuda":
+        raise ModelError(f"fp8 needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper); "
+                         f"the model is on {device.type}")
+    capability = torch.cuda.get_device_capability(device)
+    if capability < (8, 9):
+        raise ModelError(f"fp8 needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper); "
+                         f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}")
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+    except ImportError as exc:
+        raise ModelError(f"fp8 needs torchao (pip install 'comfyfab[gpu]'): {exc}") from None
+    unet = getattr(bundle.unet, "_orig_mod", bundle.unet)
+    quantize_(unet, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_fp8_worthy)
+    return bundle
+
+
+def fp8_layers(unet: Any) -> int:
+    """How many of the UNet's linear layers hold FP8 weights (0 for a bundle not quantized)."""
+    unet = getattr(unet, "_orig_mod", unet)
+
+    def fp8(weight: Any) -> bool:
+        return "float8" in type(weight).__name__.lower() or weight.dtype in (torch.float8_e4m3fn, torch.float8_e5m2)
+
+    return sum(1 for m in unet.modules() if isinstance(m, torch.nn.Linear) and fp8(m.weight))
 
 
 def attention_name(unet: Any) -> str:

@@ -179,6 +179,7 @@ def test_shipped_h100_profile_drives_the_simulator():
     (["--loads", "0"], "--loads must be at least 1"),
     (["--peak-tflops", "-1"], "--peak-tflops must be positive"),
     (["--checkpoint", "/nonexistent/x.safetensors"], "does not exist"),
+    (["--fp8"], "--fp8 needs --device cuda"),
 ])
 def test_bad_flags_are_clear_errors(cli, tmp_path, capsys, flags, message):
     if flags[:2] == ["--device", "cuda"] and torch.cuda.is_available():
@@ -188,6 +189,20 @@ def test_bad_flags_are_clear_errors(cli, tmp_path, capsys, flags, message):
     assert code == 2
     assert message in err and "Traceback" not in err
     assert not list(tmp_path.glob("*.csv"))
+
+
+def test_a_variant_run_names_its_profile_and_records_its_kernel(cli, tmp_path, capsys):
+    """A preferred attention kernel is part of the profile's name and its summary, so the
+    profiles of an A/B on one device sit side by side instead of overwriting each other."""
+    assert cli(["calibrate", *FAST, "--attention", "math", "--out", str(tmp_path)]) == 0
+    assert "math attention" in capsys.readouterr().out
+    summary = read_summary(tmp_path / "cpu-tiny-64-2-b1-math.csv")
+    assert summary["attention_kernel"] == "math" and summary["fp8_layers"] == 0
+    assert not (tmp_path / "cpu-tiny-64-2-b1.csv").exists()
+    assert CalibrationSpec(compile=True).variant == "-compiled"
+    assert CalibrationSpec(device="cuda", fp8=True, attention="cudnn", compile=True).variant == "-fp8-cudnn-compiled"
+    with pytest.raises(CalibrationError, match="--attention must be one of"):
+        CalibrationSpec(attention="fast")
 
 
 def test_bad_batch_list_is_an_argparse_error(cli, capsys):
