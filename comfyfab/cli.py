@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "pipeline.calibrate.cli",
     "pipeline.calibrate.loadbench",
     "pipeline.calibrate.kernels",
+    "pipeline.calibrate.attention",
     "scenarios.cli",
 )
 
