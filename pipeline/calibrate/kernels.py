@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 
 from ._entry import register_bench, standalone
-from .measure import CalibrationError, CalibrationSpec, DTYPES, resolve_device, txt2img_once
+from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, resolve_device, txt2img_once
 
 __all__ = ["KINDS", "KernelSplit", "classify", "flops_by_kind", "main", "profile_run", "register"]
 
@@ -49,7 +49,14 @@ _FLOP_OPS = {
 
 
 def classify(name: str) -> str:
-    """The kind of work a kernel or ATen operator name stands for."""
+    """The kind of work a kernel or ATen operator name stands for.  Inductor's generated kernels
+    (``triton_poi_``/``triton_per_``/``triton_red_``) are named after every operator they fuse, and
+    a convolution's or a matmul's epilogue fused into a norm does none of the product itself: those
+    count as norm or other; only its templates (``triton_tem_``, e.g. a tuned mm) do products."""
+    if name.startswith("triton_tem_"):
+        return "convolution" if "convolution" in name else "matmul"
+    if name.startswith("triton_"):
+        return "norm" if _PATTERNS[3][1].search(name) else "other"
     for kind, pattern in _PATTERNS:
         if pattern.search(name):
             return kind
@@ -92,7 +99,7 @@ def profile_run(spec: CalibrationSpec, batch: int, compiled: bool = False, top: 
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pipeline.comfy.models import compile_bundle, load_bundle
+    from pipeline.comfy.models import ModelError, attention_backend, compile_bundle, load_bundle, quantize_fp8
 
     device = resolve_device(spec.device)
     bundle = load_bundle(f"{spec.model}.safetensors", device=str(device), dtype=spec.torch_dtype,
@@ -101,19 +108,25 @@ def profile_run(spec: CalibrationSpec, batch: int, compiled: bool = False, top: 
                                         spec.cfg, seed))
     with FlopCounterMode(display=False) as counter:
         run(bundle, 0)
-    flops = flops_by_kind(counter.get_flop_counts())
+    flops = flops_by_kind(counter.get_flop_counts())  # the architecture's work, counted before any FP8
+    if spec.fp8:
+        try:
+            bundle = quantize_fp8(bundle)
+        except ModelError as exc:
+            raise CalibrationError(str(exc)) from None
     if compiled:
         bundle = compile_bundle(bundle)
-    for i in range(max(1, spec.warmup)):
-        run(bundle, i)
     cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities) as prof:
-        run(bundle, 99)
+    with attention_backend(spec.attention):
+        for i in range(max(1, spec.warmup)):
+            run(bundle, i)
         if cuda:
             torch.cuda.synchronize(device)
+        with profile(activities=activities) as prof:
+            run(bundle, 99)
+            if cuda:
+                torch.cuda.synchronize(device)
     per_name: dict[str, list] = defaultdict(lambda: [0, 0.0])
     if cuda:
         for event in prof.events():
@@ -145,6 +158,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet and VAE decoder first")
+    p.add_argument("--fp8", action="store_true", help="the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)")
+    p.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
+                   help="the SDPA kernel to try first (default auto: torch's order)")
     p.add_argument("--top", type=int, default=15, help="dearest kernels to list (default 15)")
     p.add_argument("--csv", type=Path, default=None, help="also write the split by kind here")
 
@@ -162,7 +178,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise CalibrationError(f"--batch must be at least 1, got {args.batch}")
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=args.resolution or arch.default_resolution,
-                           steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile)
+                           steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
+                           fp8=args.fp8, attention=args.attention)
     console = Console(width=160)
     with console.status(f"{args.model} batch {args.batch}: warming up and profiling one run"):
         split = profile_run(spec, args.batch, compiled=args.compile, top=args.top)
@@ -170,9 +187,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         frame.assign(device=split.device, batch=split.batch, model=args.model, resolution=spec.resolution,
-                     steps=spec.steps, compiled=args.compile).to_csv(args.csv, index=False)
+                     steps=spec.steps, compiled=args.compile, fp8=args.fp8,
+                     attention_kernel=args.attention).to_csv(args.csv, index=False)
     console.print(f"{args.model} {spec.resolution}px {spec.steps} steps, batch {args.batch} on {split.device}"
-                  f"{' (compiled)' if args.compile else ''}: {split.total_s:.3f} s of {split.timing}")
+                  f"{' (' + spec.variant.strip('-').replace('-', ', ') + ')' if spec.variant else ''}: "
+                  f"{split.total_s:.3f} s of {split.timing}")
     console.print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
     console.print("dearest:")
     for kind, name, calls, secs in split.top:
