@@ -11,7 +11,13 @@
 #   4. loadbench: the checkpoint loaded cold with several readers (threads, chunk size, O_DIRECT),
 #      step by step, and the disk's one-stream O_DIRECT rate; runs on what time the call has left;
 #   5. kernels: one batch-4 run profiled, device time and achieved TFLOP/s by kind of work
-#      (convolution, matmul, attention, norm, other), eager then compiled, on what time is left.
+#      (convolution, matmul, attention, norm, other), eager then compiled, on what time is left;
+#   0. attention (runs first when picked): each SDPA kernel timed on SDXL's attention shapes in
+#      seconds (comfyfab bench attention); GPU_CHECK_ATTENTION=best then hands the fastest to the
+#      calibrations.
+# Variants of the calibrations: GPU_CHECK_FP8=1 (the UNet's transformer projections in FP8, torchao),
+# GPU_CHECK_ATTENTION=auto|cudnn|flash|efficient|math|best, GPU_CHECK_BATCH (compiled4's batch
+# sizes, default 4; e.g. 4,8). Every stage's time limit is capped by what the call's budget has left.
 # Writes the profiles, a log and a verdict against the issue's targets under $OUT (the device
 # machine's return folder) or the first argument; prints p50, images/s batched, load time, MFU.
 #
@@ -58,26 +64,68 @@ else
   KERNELS=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16 --warmup 2)
 fi
 KERNEL_BATCH=${GPU_CHECK_KERNEL_BATCH:-4}
+BATCH=${GPU_CHECK_BATCH:-4}
+ATTENTION=${GPU_CHECK_ATTENTION:-auto}
 # the whole call's budget (the device call's own limit is a little above it); later stages get what is left
 BUDGET=${GPU_CHECK_BUDGET:-560}
+# a stage's time limit: its own, or what the budget has left after the report (25 s) if that is less
+cap() { local t=$1 left=$((BUDGET - (SECONDS - START) - 25)); [ "$left" -lt "$t" ] && t=$left; [ "$t" -lt 1 ] && t=1; echo "$t"; }
 "$PY" - <<'PYEOF' || { echo "gpu_check: the Python stack is incomplete"; exit 3; }
 import torch, diffusers, transformers, pydantic, pandas
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, available={torch.cuda.is_available()}), "
       f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, pydantic {pydantic.VERSION}")
 PYEOF
+if [ "${GPU_CHECK_FP8:-0}" = 1 ]; then
+  # one FP8 layer end to end first: without it the calibrations fall back to the model's dtype
+  "$PY" - <<'PYEOF' || { echo "gpu_check: FP8 unavailable, calibrating without --fp8"; GPU_CHECK_FP8=0; }
+from importlib.metadata import version
+import torch
+from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+layer = torch.nn.Linear(256, 512, device="cuda", dtype=torch.bfloat16)
+x = torch.randn(64, 256, device="cuda", dtype=torch.bfloat16)
+want = layer(x)
+quantize_(layer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+got = layer(x)
+err = ((got - want).norm() / want.norm()).item()
+print(f"torchao {version('torchao')}: FP8 layer {type(layer.weight).__name__}, relative error {err:.4f}")
+assert err < 0.1, err
+PYEOF
+fi
 
 CAL=("$PY" -m pipeline.calibrate "${COMMON[@]}" --sampler dpmpp_2m --scheduler karras --cfg 7
      --cache-dir "$WORK/ckpt" --out "$WORK/profiles" --quiet)
-# GPU_CHECK_STAGES picks stages: eager, compiled1, compiled4, loadbench, kernels (default "eager compiled1"; on the
+# GPU_CHECK_STAGES picks stages: attention, eager, compiled1, compiled4, loadbench, kernels (default "eager compiled1"; on the
 # device machine, "compiled4" needs a call of its own, see above)
-if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="eager compiled1 compiled4 loadbench kernels"; else DEFAULT_STAGES="eager compiled1"; fi
+if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="attention eager compiled1 compiled4 loadbench kernels"; else DEFAULT_STAGES="eager compiled1"; fi
 STAGES=" ${GPU_CHECK_STAGES:-$DEFAULT_STAGES} "
 # what finished is packed after every stage, so a call stopped at its limit still returns it
 pack() { tar czf "$DEST/profiles.tgz" -C "$WORK" profiles 2>/dev/null || true; }
-rc1=0; rc2=0; rc3=0; rc4=0; rc5=0
+rc0=0; rc1=0; rc2=0; rc3=0; rc4=0; rc5=0
+if [[ $STAGES == *" attention "* ]]; then
+  echo "== SDPA kernels on the attention shapes, batch ${BATCH%%,*} (elapsed $((SECONDS - START)) s)"
+  if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then ATT=(--device cpu --model tiny --resolution 64 --reps 3)
+  else ATT=(--device cuda --model sdxl --resolution 1024 --dtype bf16); fi
+  timeout "$(cap 120)" "$PY" -m pipeline.calibrate.attention "${ATT[@]}" --batch "${BATCH%%,*}" \
+    --csv "$DEST/attention.csv"; rc0=$?
+fi
+if [ "$ATTENTION" = best ]; then
+  # the kernel with the least UNet attention time per run, of those that ran every shape
+  ATTENTION=$("$PY" - "$DEST/attention.csv" <<'PYEOF' 2>/dev/null || echo auto
+import sys
+import pandas as pd
+rows = pd.read_csv(sys.argv[1])
+unet = rows[rows.component == "unet"].assign(t=lambda f: f.seconds * f["count"])
+whole = unet.groupby("kernel").filter(lambda g: g.seconds.notna().all()).groupby("kernel").t.sum()
+print(whole.idxmin())
+PYEOF
+)
+  echo "== attention kernel for the calibrations: $ATTENTION"
+fi
+VARIANT=(--attention "$ATTENTION")
+[ "${GPU_CHECK_FP8:-0}" = 1 ] && VARIANT+=(--fp8)
 if [[ $STAGES == *" eager "* ]]; then
   echo "== eager (elapsed $((SECONDS - START)) s)"
-  timeout "$T1" "${CAL[@]}" "${EAGER[@]}"; rc1=$?; pack
+  timeout "$(cap "$T1")" "${CAL[@]}" "${EAGER[@]}" "${VARIANT[@]}"; rc1=$?; pack
 fi
 # the disk's own cold read rate, one stream, for comparison with the load times: cold_read LABEL DD_ARGS...
 cold_read() {
@@ -90,11 +138,11 @@ cold_read() {
 cold_read "one-stream cold read" bs=16M
 if [[ $STAGES == *" compiled1 "* ]]; then
   echo "== torch.compile, batch 1 (elapsed $((SECONDS - START)) s)"
-  timeout "$T2" "${CAL[@]}" "${COMPILED[@]}" --batch 1; rc2=$?; pack
+  timeout "$(cap "$T2")" "${CAL[@]}" "${COMPILED[@]}" "${VARIANT[@]}" --batch 1; rc2=$?; pack
 fi
 if [[ $STAGES == *" compiled4 "* ]]; then
-  echo "== torch.compile, batch 4 (elapsed $((SECONDS - START)) s)"
-  timeout "$T3" "${CAL[@]}" "${COMPILED[@]}" --batch 4; rc3=$?; pack
+  echo "== torch.compile, batch $BATCH ${VARIANT[*]} (elapsed $((SECONDS - START)) s)"
+  timeout "$(cap "$T3")" "${CAL[@]}" "${COMPILED[@]}" "${VARIANT[@]}" --batch "$BATCH"; rc3=$?; pack
 fi
 if [[ $STAGES == *" loadbench "* ]]; then
   left=$((BUDGET - (SECONDS - START) - 25))  # the report and the packing after it
@@ -111,7 +159,7 @@ fi
 if [[ $STAGES == *" kernels "* ]]; then
   # where a batched run's device time goes, by kind of work: eager first (a minute), then compiled
   # on what is left (a compile costs 2-3 minutes); each prints as soon as it ends
-  for mode in eager compiled; do
+  for mode in ${GPU_CHECK_KERNEL_MODES:-eager compiled}; do
     left=$((BUDGET - (SECONDS - START) - 20))
     if [ "$left" -lt 40 ]; then echo "== kernels ($mode): skipped, $left s left"; rc5=124; break; fi
     echo "== kernels, batch ${KERNEL_BATCH}, $mode, $left s budget (elapsed $((SECONDS - START)) s)"
@@ -119,11 +167,11 @@ if [[ $STAGES == *" kernels "* ]]; then
       --csv "$DEST/kernels-$mode.csv" $([ "$mode" = compiled ] && echo --compile); rc5=$?
   done
 fi
-echo "== done in $((SECONDS - START)) s (eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5; 124 = timed out)"
+echo "== done in $((SECONDS - START)) s (attention rc=$rc0, eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5; 124 = timed out)"
 
 "$PY" scripts/gpu_check_report.py "$WORK/profiles" $([ -s "$DEST/loadbench.csv" ] && echo "$DEST/loadbench.csv") \
   | tee "$DEST/verdict.txt"
 pack
 rm -rf "$WORK"
-for rc in $rc1 $rc2 $rc3 $rc4 $rc5; do [ "$rc" = 0 ] || exit "$rc"; done
+for rc in $rc0 $rc1 $rc2 $rc3 $rc4 $rc5; do [ "$rc" = 0 ] || exit "$rc"; done
 exit 0
