@@ -237,6 +237,23 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
                       "stopped (the jobs wait in SQS)")
         alone = _sweep(stack, clients, rates, seconds_per_rate, console)
         _held(alone, "alone", console)
+
+        # what those queued jobs cost the fleet to drain: the same work as end to end less the router's
+        queued = sum(stack.queues.depth(t.id, c) for t in cfg.tenants for c in PRIORITY_ORDER)
+        base = done()
+        fleet_pids = {k: v for k, v in pids.items() if k != "router"}
+        cpu0 = {k: _cpu_s(p) for k, p in fleet_pids.items()}
+        t0 = time.time()
+        for t in cfg.tenants:
+            stack.fleet.apply(t.id, ScaleDecision(add=workers), warm=True)
+        t_end = done.wait(base + queued, console)
+        cpu1 = {k: _cpu_s(p) for k, p in fleet_pids.items()}
+        console.print(f"[bold]the fleet drains that backlog[/]: {queued} queued jobs, {workers} workers per "
+                      f"tenant, done in {t_end - t0:.2f} s: [bold]{queued / max(t_end - t0, 1e-9):.1f} jobs/s[/]")
+        shown = [f"{k} {(cpu1[k] - cpu0[k]) / max(queued, 1) * 1000:.1f}" for k in fleet_pids
+                 if None not in (cpu0[k], cpu1[k])]
+        if shown:
+            console.print(f"  CPU per job (ms): {', '.join(shown)}")
         if out is not None and sweep:
             console.print(f"  plot: {plot_sweep(sweep, out / 'router_latency.png', alone=alone)}")
     return 0

@@ -22,6 +22,11 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     assert text.index("jobs/s") < text.index("router alone")  # nothing queued by it touches the other figures
     assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
     assert "CPU per job (ms)" in text
+    # then the jobs the router-alone phase left queued are drained and timed, all of them
+    queued = re.search(r"the fleet drains that backlog: (\d+) queued jobs, 1 workers per tenant, done in [\d.]+ s: "
+                       r"[\d.]+ jobs/s", text)
+    assert queued and int(queued.group(1)) == 3 + 6  # the router-alone phase: 1 s at 3 req/s, then at 6
+    assert text.index("router alone") < text.index("drains that backlog")
     assert (tmp_path / "router_latency.png").stat().st_size > 1000
 
 
