@@ -163,7 +163,7 @@ if [[ $STAGES == *" kernels "* ]]; then
     left=$((BUDGET - (SECONDS - START) - 20))
     if [ "$left" -lt 40 ]; then echo "== kernels ($mode): skipped, $left s left"; rc5=124; break; fi
     echo "== kernels, batch ${KERNEL_BATCH}, $mode, $left s budget (elapsed $((SECONDS - START)) s)"
-    timeout "$left" "$PY" -m pipeline.calibrate.kernels "${KERNELS[@]}" --batch "$KERNEL_BATCH" \
+    timeout "$left" "$PY" -m pipeline.calibrate.kernels "${KERNELS[@]}" "${VARIANT[@]}" --batch "$KERNEL_BATCH" \
       --csv "$DEST/kernels-$mode.csv" $([ "$mode" = compiled ] && echo --compile); rc5=$?
   done
 fi
