@@ -211,4 +211,36 @@ fig.suptitle(f"H100 fleet for {TENANT} at 3x the seed's volume: seed inputs vs m
 fig.tight_layout()
 fig.savefig(fig_dir / "seed_vs_measured_h100.png", dpi=90)
 fig"""),
+    ("markdown", """\
+## 5. Where a batch of four goes on the H100, and what 1.8 images/s needs
+
+`comfyfab bench kernels` profiled one batch-4 SDXL 1024² 20-step run on the H100, eager and
+compiled (`profiles/h100-sdxl-1024-20-b4-kernels-*.csv`): GPU kernel time by kind of work. The
+issue's 1.8 images/s is 2.22 s per batch of four; the compiled run spends 2.60 s in kernels.
+Compiling removed the eager run's copies and most element-wise work, so what is left is the
+products: the matmuls are the largest share, which is why FP8 (`calibrate --fp8`) is the next
+lever. (The compiled convolution bar also holds inductor's norm kernels fused with a
+convolution's epilogue, counted as convolutions by the classifier of that run.)"""),
+    ("code", """\
+splits = {mode: pd.read_csv(profiles / f"h100-sdxl-1024-20-b4-kernels-{mode}.csv") for mode in ("eager", "compiled")}
+kinds = ["convolution", "matmul", "attention", "norm", "other"]
+fig = Figure(figsize=(11, 3.2))
+ax = fig.subplots()
+for row, (mode, split) in enumerate(splits.items()):
+    split = split.set_index("kind").reindex(kinds)
+    left = 0.0
+    for kind, r in split.iterrows():
+        ax.barh(row, r["seconds"], left=left, color=f"C{kinds.index(kind)}", label=kind if row == 0 else None)
+        if r["seconds"] > 0.15:
+            rate = f"\\n{r['tflops_per_s']:.0f} TF/s" if r["tflops_per_s"] > 0 else ""
+            ax.text(left + r["seconds"] / 2, row, f"{r['seconds']:.2f} s{rate}", ha="center", va="center",
+                    fontsize=8, color="white")
+        left += r["seconds"]
+ax.axvline(4 / 1.8, color="red", ls="--", lw=1, label="1.8 images/s")
+ax.set_yticks(range(len(splits)), list(splits))
+ax.set(xlabel="GPU kernel seconds per batch of four", title="H100, SDXL 1024², 20 steps, batch 4")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+fig.tight_layout()
+fig.savefig(fig_dir / "h100_kernel_split.png", dpi=90)
+fig"""),
 ]

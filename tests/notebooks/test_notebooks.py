@@ -12,7 +12,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 build = runpy.run_path(str(ROOT / "notebooks" / "build.py"))
 FIGURES = {"capacity_planning.ipynb": {"gpu_cost_latency.png", "fleet_size_slo.png", "planner_40k.png",
-                                        "seed_vs_measured_h100.png"},
+                                        "seed_vs_measured_h100.png", "h100_kernel_split.png"},
            "autoscaler_tuning.ipynb": {"knob_sweeps.png", "burst_depth.png", "burst_thresholds.png"}}
 
 
