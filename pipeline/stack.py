@@ -71,6 +71,7 @@ class Stack:
     # -- start ---------------------------------------------------------------
     def start(self) -> "Stack":
         from pipeline.comfy.client import ComfyClient
+        from pipeline.comfy.engines import TorchOptions
         from pipeline.comfy.server import ComfyServer
         from pipeline.provision import provision
 
@@ -92,7 +93,7 @@ class Stack:
                 self._say(f"starting the ComfyUI stand-in for {tid} ({self.engine} engine)")
                 # One torch thread per executor: several run side by side on few cores.
                 server = ComfyServer(engine=self.engine, fault=self.fault,
-                                     cpu_threads=1 if self.engine == "torch" else None).start()
+                                     options=TorchOptions(cpu_threads=1 if self.engine == "torch" else None)).start()
                 self._executors.append(server)
                 urls[tid] = server.url
         self.executor_urls = urls

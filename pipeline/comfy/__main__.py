@@ -13,6 +13,8 @@ from pathlib import Path
 
 from comfyfab.child import ready
 
+from .engines import TorchOptions
+from .models import ATTENTION_BACKENDS
 from .server import ComfyServer
 
 
@@ -28,17 +30,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile each model's UNet and VAE decoder (the first job of a shape pays it)")
+    parser.add_argument("--fp8", action="store_true",
+                        help="the UNet's transformer projections in FP8 (CUDA 8.9+, pip install 'comfyfab[gpu]')")
+    parser.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
+                        help="the SDPA kernel to try first (default auto: torch's order; "
+                             "comfyfab bench attention says which is fastest)")
     parser.add_argument("--max-batch", type=int, default=1,
                         help="sample up to N queued same-shape prompts together (default 1: one at a time)")
     parser.add_argument("--announce", action="store_true",
                         help="print the port as one JSON line and exit when stdin closes (comfyfab.child)")
     args = parser.parse_args(argv)
+    try:
+        options = TorchOptions(device=args.device, cpu_threads=args.cpu_threads, compiled=args.compile,
+                               fp8=args.fp8, attention=args.attention)
+    except ValueError as exc:
+        parser.error(str(exc))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with ComfyServer(engine=args.engine, models_dir=args.models_dir, output_dir=args.output_dir,
-                     device=args.device, host=args.listen, port=args.port, cpu_threads=args.cpu_threads,
-                     compiled=args.compile, max_batch=args.max_batch) as server:
+                     host=args.listen, port=args.port, options=options, max_batch=args.max_batch) as server:
         ready(server.port, args.announce, f"ComfyUI stand-in ({args.engine} engine, {args.device}) at {server.url}")
         stop.wait()
     return 0

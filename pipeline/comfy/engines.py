@@ -111,38 +111,72 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([\[\]*?])", r"[\1]", text)
 
 
+@dataclass(frozen=True)
+class TorchOptions:
+    """How the torch engine runs its models: the stand-in's ``--device``, ``--cpu-threads``,
+    ``--compile``, ``--fp8`` and ``--attention`` (what ``comfyfab calibrate`` measures with the
+    same names)."""
+
+    device: str = "cpu"
+    dtype: Any = None                # None: bf16 on a GPU, fp32 on the CPU
+    cpu_threads: int | None = None   # torch's intra-op threads (process-wide)
+    compiled: bool = False           # torch.compile each model's UNet and VAE decoder
+    fp8: bool = False                # the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)
+    attention: str = "auto"          # the SDPA kernel tried first
+
+    def __post_init__(self) -> None:
+        from .models import ATTENTION_BACKENDS
+
+        if self.attention not in ATTENTION_BACKENDS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
+        if self.fp8 and not self.device.startswith("cuda"):
+            raise ValueError(f"fp8 needs a CUDA device of compute capability 8.9 or newer, not {self.device!r}")
+
+
 class TorchEngine:
     """Runs the core txt2img nodes with torch + diffusers models.
 
     Loaded checkpoints stay in memory (like ComfyUI keeping models loaded),
-    keyed by checkpoint name.
+    keyed by checkpoint name, quantized and compiled as ``options`` say; every
+    sampling and decode runs under ``options.attention``.
     """
 
     name = "torch"
 
-    def __init__(self, models_dir: Path | None = None, device: str = "cpu", dtype: Any = None,
-                 cpu_threads: int | None = None, compiled: bool = False):
-        if cpu_threads is not None:
+    def __init__(self, models_dir: Path | None = None, options: TorchOptions = TorchOptions()):
+        if options.cpu_threads is not None:
             import torch
 
             # Process-wide: on a small shared CPU, one intra-op thread avoids
             # OpenMP threads spinning against each other (seconds per image).
-            torch.set_num_threads(cpu_threads)
+            torch.set_num_threads(options.cpu_threads)
         self.models_dir = models_dir
-        self.device = device
-        self.dtype = dtype
-        self.compiled = compiled  # torch.compile the UNet and VAE decoder of each loaded model
+        self.options = options
         self._bundles: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def bundle(self, ckpt_name: str):
-        from .models import load_bundle
+    @property
+    def device(self) -> str:
+        return self.options.device
 
+    def bundle(self, ckpt_name: str):
+        from .models import ModelError, compile_bundle, load_bundle, quantize_fp8
+
+        o = self.options
         with self._lock:
             if ckpt_name not in self._bundles:
-                self._bundles[ckpt_name] = load_bundle(ckpt_name, self.models_dir, self.device, self.dtype,
-                                                       compiled=self.compiled)
+                bundle = load_bundle(ckpt_name, self.models_dir, o.device, o.dtype)
+                try:
+                    bundle = quantize_fp8(bundle) if o.fp8 else bundle
+                except ModelError as exc:
+                    raise NodeExecutionError(str(exc)) from None
+                self._bundles[ckpt_name] = compile_bundle(bundle) if o.compiled else bundle
             return self._bundles[ckpt_name]
+
+    def _attention(self):
+        from .models import attention_backend
+
+        return attention_backend(self.options.attention)
 
     def run_batch(self, prompts: list[dict[str, Any]]) -> list[dict[str, tuple]]:
         """Text encodes, KSampler and VAE decode of same-key prompts (:mod:`.batching`) in one batch;
@@ -159,9 +193,10 @@ class TorchEngine:
         size = first[ids["latent"]]["inputs"]
         latent = _empty_latent(len(prompts), int(size["width"]), int(size["height"]))
         seeds = [int(p[ids["ksampler"]]["inputs"]["seed"]) for p in prompts]
-        samples = sampling.ksample(bundle, pos, neg, latent, seeds, int(ks["steps"]), float(ks["cfg"]),
-                                   str(ks["sampler_name"]), str(ks["scheduler"]))
-        images = sampling.vae_decode(bundle, samples)
+        with self._attention():
+            samples = sampling.ksample(bundle, pos, neg, latent, seeds, int(ks["steps"]), float(ks["cfg"]),
+                                       str(ks["sampler_name"]), str(ks["scheduler"]))
+            images = sampling.vae_decode(bundle, samples)
         return [{ids["positive"]: (pos[i],), ids["negative"]: (neg[i],),
                  ids["ksampler"]: ({"samples": samples[i:i + 1]},), ids["vae_decode"]: (images[i:i + 1],)}
                 for i in range(len(prompts))]
@@ -178,13 +213,15 @@ class TorchEngine:
             return ({"samples": _empty_latent(inputs["batch_size"], inputs["width"], inputs["height"])},), None
         if class_type == "KSampler":
             latent = dict(inputs["latent_image"])
-            latent["samples"] = sampling.ksample(
-                inputs["model"], inputs["positive"], inputs["negative"], latent["samples"], inputs["seed"],
-                inputs["steps"], inputs["cfg"], inputs["sampler_name"], inputs["scheduler"], inputs["denoise"],
-                on_step=ctx.progress, interrupted=ctx.interrupted)
+            with self._attention():
+                latent["samples"] = sampling.ksample(
+                    inputs["model"], inputs["positive"], inputs["negative"], latent["samples"], inputs["seed"],
+                    inputs["steps"], inputs["cfg"], inputs["sampler_name"], inputs["scheduler"], inputs["denoise"],
+                    on_step=ctx.progress, interrupted=ctx.interrupted)
             return (latent,), None
         if class_type == "VAEDecode":
-            return (sampling.vae_decode(inputs["vae"], inputs["samples"]["samples"]),), None
+            with self._attention():
+                return (sampling.vae_decode(inputs["vae"], inputs["samples"]["samples"]),), None
         if class_type == "SaveImage":
             arrays = [sampling.to_uint8(img) for img in inputs["images"]]
             return (), save_pngs(arrays, inputs["filename_prefix"], ctx)
@@ -241,11 +278,10 @@ class NoopEngine:
         return out
 
 
-def make_engine(engine: str, models_dir: Path | None = None, device: str = "cpu",
-                cpu_threads: int | None = None, compiled: bool = False) -> Engine:
-    """The engine named ``engine`` ("torch" or "noop")."""
+def make_engine(engine: str, models_dir: Path | None = None, options: TorchOptions = TorchOptions()) -> Engine:
+    """The engine named ``engine`` ("torch" or "noop"; ``options`` are the torch engine's)."""
     if engine == "torch":
-        return TorchEngine(models_dir, device, cpu_threads=cpu_threads, compiled=compiled)
+        return TorchEngine(models_dir, options)
     if engine == "noop":
         return NoopEngine()
     raise ValueError(f"unknown engine {engine!r}; expected 'torch' or 'noop'")

@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from comfyfab.serve import ServerThread
 
-from .engines import make_engine
+from .engines import TorchOptions, make_engine
 from .executor import ExecutionService, PromptRejected
 from .archs import checkpoint_names
 
@@ -82,8 +82,8 @@ def _error_body(kind: str, message: str, details: str = "") -> dict[str, Any]:
 
 
 def create_app(engine: str = "torch", models_dir: str | Path | None = None, output_dir: str | Path | None = None,
-               fault: Callable[[dict], str | None] | None = None, device: str = "cpu",
-               cpu_threads: int | None = None, compiled: bool = False, max_batch: int = 1) -> FastAPI:
+               fault: Callable[[dict], str | None] | None = None, options: TorchOptions = TorchOptions(),
+               max_batch: int = 1) -> FastAPI:
     """A FastAPI app speaking ComfyUI's API.
 
     ``engine`` is ``"torch"`` (real execution) or ``"noop"`` (same flow,
@@ -91,14 +91,14 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
     checkpoints; ``output_dir`` receives SaveImage files (a fresh temporary
     folder when None).  ``fault(prompt) -> message | None`` is a test seam:
     a message makes that prompt fail as a node exception would.
-    ``cpu_threads`` sets torch's (process-wide) intra-op thread count; ``compiled``
-    runs each model's UNet and VAE decoder through ``torch.compile``; ``max_batch`` > 1
+    ``options`` say how the torch engine runs (device, threads, ``torch.compile``, FP8,
+    attention kernel: :class:`~.engines.TorchOptions`); ``max_batch`` > 1
     samples up to that many queued same-shape prompts together (:mod:`.batching`).
     """
     models_path = Path(models_dir) if models_dir is not None else None
     out_path = Path(output_dir) if output_dir is not None else Path(tempfile.mkdtemp(prefix="comfy-output-"))
     hub = WebsocketHub()
-    service = ExecutionService(make_engine(engine, models_path, device, cpu_threads, compiled), out_path,
+    service = ExecutionService(make_engine(engine, models_path, options), out_path,
                                lambda: checkpoint_names(models_path), hub.publish, fault, max_batch=max_batch)
 
     @asynccontextmanager
@@ -113,7 +113,7 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
     app.state.service = service
     app.state.hub = hub
     app.state.engine = engine
-    app.state.device = device
+    app.state.device = options.device
 
     @app.post("/prompt")
     async def post_prompt(request: Request) -> Response:
@@ -201,7 +201,7 @@ def create_app(engine: str = "torch", models_dir: str | Path | None = None, outp
 
     @app.get("/system_stats")
     async def system_stats() -> dict[str, Any]:
-        return _system_stats(engine, device)
+        return _system_stats(engine, options.device)
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
@@ -303,10 +303,10 @@ class ComfyServer:
 
     def __init__(self, engine: str = "torch", models_dir: str | Path | None = None,
                  output_dir: str | Path | None = None, fault: Callable[[dict], str | None] | None = None,
-                 device: str = "cpu", host: str = "127.0.0.1", port: int = 0, cpu_threads: int | None = None,
-                 compiled: bool = False, max_batch: int = 1):
+                 host: str = "127.0.0.1", port: int = 0, options: TorchOptions = TorchOptions(),
+                 max_batch: int = 1):
         self.app = create_app(engine=engine, models_dir=models_dir, output_dir=output_dir, fault=fault,
-                              device=device, cpu_threads=cpu_threads, compiled=compiled, max_batch=max_batch)
+                              options=options, max_batch=max_batch)
         # lifespan on: the prompt queue's worker thread starts and stops with the app.
         self._http = ServerThread(self.app, host=host, port=port, lifespan="on", ws="websockets-sansio")
         self._http.name = f"comfy-standin-{self._http.port}"

@@ -10,6 +10,7 @@ import pytest
 from pipeline.comfy.client import ComfyClient
 from pipeline.comfy.nodes import object_info
 from pipeline.comfy.archs import checkpoint_names
+from pipeline.comfy.engines import TorchOptions
 from pipeline.comfy.server import ComfyServer
 
 
@@ -33,7 +34,8 @@ def catalog():
 
 @pytest.fixture(scope="session")
 def torch_server(tmp_path_factory):
-    with ComfyServer(engine="torch", output_dir=tmp_path_factory.mktemp("torch-out"), cpu_threads=1) as server:
+    with ComfyServer(engine="torch", output_dir=tmp_path_factory.mktemp("torch-out"),
+                     options=TorchOptions(cpu_threads=1)) as server:
         yield server
 
 

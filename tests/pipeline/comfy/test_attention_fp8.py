@@ -5,6 +5,8 @@ test is that asking for it is a clear error; the H100 run is in profiles/README.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch.nn.attention import SDPBackend
@@ -54,3 +56,60 @@ def test_fp8_on_a_cpu_is_a_clear_error():
     with pytest.raises(ModelError, match="compute capability 8.9"):
         quantize_fp8(bundle)
     assert fp8_layers(bundle.unet) == 0
+
+
+def test_the_stand_in_samples_and_decodes_under_its_attention_option(monkeypatch, tmp_path):
+    """``python -m pipeline.comfy --attention math``: every sampling and decode of the torch engine
+    runs inside that preference, the single-prompt path and the batched one alike."""
+    import pipeline.comfy.models as models
+    from pipeline.comfy.archs import checkpoint_names
+    from pipeline.comfy.engines import TorchEngine, TorchOptions
+    from pipeline.comfy.executor import ExecutionService
+    from pipeline.comfy.workflows import txt2img
+
+    entered = []
+    real = models.attention_backend
+
+    def spy(name="auto"):
+        entered.append(name)
+        return real(name)
+
+    monkeypatch.setattr(models, "attention_backend", spy)
+    for max_batch in (1, 2):
+        entered.clear()
+        service = ExecutionService(TorchEngine(options=TorchOptions(cpu_threads=1, attention="math")), tmp_path,
+                                   lambda: checkpoint_names(None), lambda *_: None, max_batch=max_batch)
+        ids = [service.submit(txt2img("a red cube", seed=s, steps=1))["prompt_id"] for s in range(2)]
+        service.start()  # both queued first, so max_batch 2 samples them together
+        try:
+            deadline = time.monotonic() + 120
+            while service.queue.remaining():
+                assert time.monotonic() < deadline, "the prompts did not finish"
+                time.sleep(0.02)
+        finally:
+            service.stop()
+        for pid in ids:
+            assert service.queue.get_history(pid)[pid]["status"]["status_str"] == "success"
+        assert set(entered) == {"math"}
+        # one prompt at a time: sampling and decoding each enter it; two batched: one entry for both
+        assert len(entered) == (4 if max_batch == 1 else 1)
+
+
+def test_torch_options_refuse_what_cannot_run():
+    from pipeline.comfy.engines import TorchOptions
+
+    with pytest.raises(ValueError, match="attention must be one of"):
+        TorchOptions(attention="fast")
+    with pytest.raises(ValueError, match="fp8 needs a CUDA device"):
+        TorchOptions(fp8=True)
+    assert TorchOptions(device="cuda", fp8=True).fp8  # checked against the GPU when the model loads
+
+
+def test_the_stand_in_command_refuses_fp8_without_a_gpu(capsys):
+    from pipeline.comfy.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--fp8", "--port", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "fp8 needs a CUDA device" in err and "Traceback" not in err

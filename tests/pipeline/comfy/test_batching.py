@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline.comfy.archs import checkpoint_names
 from pipeline.comfy.batching import batch_key
-from pipeline.comfy.engines import TorchEngine
+from pipeline.comfy.engines import TorchEngine, TorchOptions
 from pipeline.comfy.executor import ExecutionService
 from pipeline.comfy.models import load_bundle
 from pipeline.comfy.sampling import encode_text, ksample
@@ -52,7 +52,7 @@ def test_batched_samples_equal_their_unbatched_runs():
 
 
 def _run(tmp_path, prompts, max_batch):
-    service = ExecutionService(TorchEngine(cpu_threads=1), tmp_path, lambda: checkpoint_names(None),
+    service = ExecutionService(TorchEngine(options=TorchOptions(cpu_threads=1)), tmp_path, lambda: checkpoint_names(None),
                                lambda *_: None, max_batch=max_batch)
     ids = [service.submit(p)["prompt_id"] for p in prompts]  # all queued before the worker starts
     service.start()

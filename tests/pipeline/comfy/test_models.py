@@ -106,7 +106,7 @@ def test_compiled_bundle_gives_the_eager_image_and_unwraps():
     """torch.compile of the UNet and VAE decoder (the stand-in's --compile, calibrate's --compile).
     The graphs are captured as inductor would get them; the ``eager`` backend skips the code generation
     (a minute of C++ compiling on this CPU; the H100 check runs inductor itself)."""
-    from pipeline.comfy.engines import TorchEngine
+    from pipeline.comfy.engines import TorchEngine, TorchOptions
     from pipeline.comfy.models import compile_bundle, uncompiled
 
     eager = load_bundle("tiny.safetensors")
@@ -120,5 +120,5 @@ def test_compiled_bundle_gives_the_eager_image_and_unwraps():
     want = vae_decode(eager, ksample(eager, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
     got = vae_decode(compiled, ksample(compiled, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
     assert torch.allclose(want, got, atol=1e-3)
-    engine = TorchEngine(compiled=True)
+    engine = TorchEngine(options=TorchOptions(compiled=True))
     assert hasattr(engine.bundle("tiny.safetensors").unet, "_orig_mod")
