@@ -14,7 +14,7 @@ from pathlib import Path
 from comfyfab.child import ready
 
 from .engines import TorchOptions
-from .models import ATTENTION_BACKENDS
+from .models import ATTENTION_BACKENDS, fp8_refusal
 from .server import ComfyServer
 
 
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                                fp8=args.fp8, attention=args.attention)
     except ValueError as exc:
         parser.error(str(exc))
+    if options.fp8 and (refused := fp8_refusal(options.device)):
+        parser.error(refused)  # at start, not on the first job's model load
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

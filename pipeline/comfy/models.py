@@ -31,7 +31,7 @@ from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "ATTENTION_BACKENDS", "attention_backend", "attention_name", "compile_bundle",
-           "fp8_layers", "load_bundle", "quantize_fp8", "save_checkpoint", "uncompiled"]
+           "fp8_layers", "fp8_refusal", "load_bundle", "quantize_fp8", "save_checkpoint", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -229,20 +229,30 @@ def _fp8_worthy(module: torch.nn.Module, fqn: str) -> bool:
             and module.in_features % 16 == 0 and module.out_features % 16 == 0)
 
 
+def fp8_refusal(device: torch.device | str) -> str | None:
+    """Why FP8 cannot run on ``device`` (None when it can): it needs a CUDA GPU of compute
+    capability 8.9 or newer."""
+    device = torch.device(device)
+    need = "fp8 needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper)"
+    if device.type != "cuda":
+        return f"{need}; the model is on {device.type}"
+    if not torch.cuda.is_available():
+        return f"{need}; this torch ({torch.__version__}) sees no CUDA device"
+    capability = torch.cuda.get_device_capability(device)
+    if capability < (8, 9):
+        return f"{need}; {torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}"
+    return None
+
+
 def quantize_fp8(bundle: ModelBundle) -> ModelBundle:
     """The bundle with its UNet's transformer projections in FP8 (torchao's dynamic float8: e4m3
     activations scaled per row at run time, e4m3 weights scaled per output row, matmuls in
     ``torch._scaled_mm``); convolutions, attention itself and the VAE stay in the bundle's dtype.
     In place on the UNet (apply before :func:`compile_bundle`).  Needs a CUDA GPU of compute
     capability 8.9 or newer (Ada, Hopper) and torchao (``pip install 'comfyfab[gpu]'``)."""
-    device = bundle.device
-    if device.type != "cuda":
-        raise ModelError(f"fp8 needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper); "
-                         f"the model is on {device.type}")
-    capability = torch.cuda.get_device_capability(device)
-    if capability < (8, 9):
-        raise ModelError(f"fp8 needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper); "
-                         f"{torch.cuda.get_device_name(device)} is {capability[0]}.{capability[1]}")
+    refused = fp8_refusal(bundle.device)
+    if refused:
+        raise ModelError(refused)
     try:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
     except ImportError as exc:

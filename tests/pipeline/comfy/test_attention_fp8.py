@@ -113,3 +113,12 @@ def test_the_stand_in_command_refuses_fp8_without_a_gpu(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "fp8 needs a CUDA device" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_an_fp8_stand_in_on_a_machine_without_the_gpu_is_refused_at_start(capsys):
+    from pipeline.comfy.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--fp8", "--device", "cuda", "--port", "0"])
+    assert exc.value.code == 2 and "sees no CUDA device" in capsys.readouterr().err
