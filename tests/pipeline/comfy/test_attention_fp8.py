@@ -5,8 +5,6 @@ test is that asking for it is a clear error; the H100 run is in profiles/README.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from torch.nn.attention import SDPBackend
@@ -62,10 +60,10 @@ def test_the_stand_in_samples_and_decodes_under_its_attention_option(monkeypatch
     """``python -m pipeline.comfy --attention math``: every sampling and decode of the torch engine
     runs inside that preference, the single-prompt path and the batched one alike."""
     import pipeline.comfy.models as models
-    from pipeline.comfy.archs import checkpoint_names
-    from pipeline.comfy.engines import TorchEngine, TorchOptions
-    from pipeline.comfy.executor import ExecutionService
+    from pipeline.comfy.engines import TorchOptions
     from pipeline.comfy.workflows import txt2img
+
+    from .test_batching import run_queued
 
     entered = []
     real = models.attention_backend
@@ -77,19 +75,8 @@ def test_the_stand_in_samples_and_decodes_under_its_attention_option(monkeypatch
     monkeypatch.setattr(models, "attention_backend", spy)
     for max_batch in (1, 2):
         entered.clear()
-        service = ExecutionService(TorchEngine(options=TorchOptions(cpu_threads=1, attention="math")), tmp_path,
-                                   lambda: checkpoint_names(None), lambda *_: None, max_batch=max_batch)
-        ids = [service.submit(txt2img("a red cube", seed=s, steps=1))["prompt_id"] for s in range(2)]
-        service.start()  # both queued first, so max_batch 2 samples them together
-        try:
-            deadline = time.monotonic() + 120
-            while service.queue.remaining():
-                assert time.monotonic() < deadline, "the prompts did not finish"
-                time.sleep(0.02)
-        finally:
-            service.stop()
-        for pid in ids:
-            assert service.queue.get_history(pid)[pid]["status"]["status_str"] == "success"
+        prompts = [txt2img("a red cube", seed=s, steps=1) for s in range(2)]
+        run_queued(tmp_path, prompts, max_batch, TorchOptions(cpu_threads=1, attention="math"))
         assert set(entered) == {"math"}
         # one prompt at a time: sampling and decoding each enter it; two batched: one entry for both
         assert len(entered) == (4 if max_batch == 1 else 1)

@@ -51,8 +51,10 @@ def test_batched_samples_equal_their_unbatched_runs():
         ksample(b, pos, neg, torch.zeros(3, 4, 8, 8), [1, 2], 3, 6.0, "dpmpp_2m", "karras")
 
 
-def _run(tmp_path, prompts, max_batch):
-    service = ExecutionService(TorchEngine(options=TorchOptions(cpu_threads=1)), tmp_path, lambda: checkpoint_names(None),
+def run_queued(tmp_path, prompts, max_batch, options=TorchOptions(cpu_threads=1)):
+    """Queue ``prompts`` on a torch-engine executor before it starts (so same-shape ones can batch),
+    run them, and return the service and each prompt's image."""
+    service = ExecutionService(TorchEngine(options=options), tmp_path, lambda: checkpoint_names(None),
                                lambda *_: None, max_batch=max_batch)
     ids = [service.submit(p)["prompt_id"] for p in prompts]  # all queued before the worker starts
     service.start()
@@ -75,8 +77,8 @@ def _run(tmp_path, prompts, max_batch):
 def test_queued_same_shape_prompts_run_as_one_batch_with_their_own_outputs(tmp_path):
     prompts = [_wf("a lighthouse", 1, "one"), _wf("a harbour", 2, "two"), _wf("a storm", 3, "three"),
                _wf("odd one out", 4, "four", steps=2)]
-    batched, got = _run(tmp_path / "b", prompts, max_batch=4)
-    alone, want = _run(tmp_path / "a", prompts, max_batch=1)
+    batched, got = run_queued(tmp_path / "b", prompts, max_batch=4)
+    alone, want = run_queued(tmp_path / "a", prompts, max_batch=1)
     assert batched.batches == [3] and alone.batches == []  # the 2-step prompt could not join
     for g, w in zip(got, want):
         assert np.abs(g - w).max() <= 2  # the same image up to float rounding in a batched convolution
