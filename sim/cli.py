@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -139,6 +140,17 @@ def _options(args: argparse.Namespace):
                       cold_start_path=str(args.cold_starts) if args.cold_starts else None)
 
 
+def _note_batched(cfg, args: argparse.Namespace) -> None:
+    """Say so when a service profile was measured batched: capacity right, latency optimistic."""
+    from .service import batched_profiles
+
+    paths = [getattr(args, "profile", None), *(g.profile_file for g in cfg.gpus)]
+    for path, batch in batched_profiles(paths).items():
+        print(f"note: {path} was measured at batch {batch}: each job is served alone at its per-image share, "
+              f"so capacity is batched serving's but latencies leave out the batch's wait and run "
+              f"(up to {batch - 1} more shares a job)", file=sys.stderr)
+
+
 def _workload(args: argparse.Namespace, cfg):
     from .workload import SEED_CLASS_MIX, WorkloadSpec, load_trace
 
@@ -190,6 +202,7 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     cfg = ctx.config()
     workload = _workload(args, cfg)
     opts = _options(args)
+    _note_batched(cfg, args)
     results = [simulate(cfg, workload, seed=args.seed, rep=r, options=opts) for r in range(args.reps)]
     summaries = [summary(r, warmup_s=args.warmup_s) for r in results]
     table = summaries[0] if args.reps == 1 else across(summaries)
@@ -245,6 +258,7 @@ def _sweep(args: argparse.Namespace, ctx: Context) -> int:
         cfg.with_overrides(v)  # a bad path or value fails here, before any process starts
     if args.reps < 1:
         raise CliError("--reps must be at least 1")
+    _note_batched(cfg, args)
     with _progress(len(variants) * args.reps, "sweep") as update:
         table = sweep(cfg, _workload(args, cfg), variants, reps=args.reps, seed=args.seed, options=_options(args),
                       processes=args.processes, progress=update, scheduler=args.scheduler)

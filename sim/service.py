@@ -16,6 +16,13 @@ Distributions:
   with columns ``gpu, model, resolution, steps, seconds``), used for a GPU
   whose ``profile_file`` is set or when a profile is passed explicitly.
 
+A profile ``comfyfab calibrate`` measured at batch B > 1 (its ``batch`` column)
+holds each image's share of a batched run: the run's seconds divided by B.  The
+simulator serves one job at a time at that speed, so the fleet's capacity is that
+of batched serving, but a job's latency leaves out what batching adds to it: the
+wait for batchmates and the rest of the batch's run, up to (B - 1) shares more.
+:func:`batched_profiles` finds such files so the commands can say so.
+
 Cold starts are uniform on ``fleet.cold_start`` unless a calibrated profile
 (a ``seconds`` column of measured cold starts) is given.
 """
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 import numpy as np
 
@@ -50,6 +57,16 @@ def load_service_profile(path: str | Path) -> dict[ProfileKey, np.ndarray]:
     out: dict[ProfileKey, np.ndarray] = {}
     for (g, m, r, s), grp in df.groupby(["gpu", "model", "resolution", "steps"]):
         out[(str(g), str(m), int(r), int(s))] = np.sort(grp["seconds"].to_numpy(dtype=float))
+    return out
+
+
+def batched_profiles(paths: Iterable[str | Path | None]) -> dict[str, int]:
+    """The profile files among ``paths`` measured at a batch above 1, with their largest batch."""
+    out: dict[str, int] = {}
+    for path in dict.fromkeys(str(x) for x in paths if x):
+        _, df = read_table(path, "service profile", ProfileError)
+        if "batch" in df.columns and len(df) and int(df["batch"].max()) > 1:
+            out[path] = int(df["batch"].max())
     return out
 
 

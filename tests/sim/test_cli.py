@@ -83,3 +83,20 @@ def test_sweep_and_plan(tmp_path, capsys):
 def test_expected_failures_are_cli_errors(argv, match):
     with pytest.raises(CliError, match=match):
         run(argv)
+
+
+def test_a_batched_profile_is_named_with_what_it_leaves_out(capsys):
+    """A batch-4 profile gives each job a quarter of the batch's time: the fleet's capacity is right,
+    its latencies are not; the command says so (and says nothing for a batch-1 profile)."""
+    from pathlib import Path
+
+    from sim.service import batched_profiles
+
+    profiles = Path(__file__).resolve().parents[2] / "profiles"
+    b4, b1 = profiles / "h100-sdxl-1024-20-b4-compiled.csv", profiles / "h100-sdxl-1024-20-b1-compiled.csv"
+    assert batched_profiles([b4, b1, None, b4]) == {str(b4): 4}
+    assert run(["--set", f"gpus.H100.profile_file={b4}", "sim", "run", "--days", "0.02"]) == 0
+    err = capsys.readouterr().err
+    assert f"{b4} was measured at batch 4" in err and "up to 3 more shares" in err
+    assert run(["--set", f"gpus.H100.profile_file={b1}", "sim", "run", "--days", "0.02"]) == 0
+    assert "measured at batch" not in capsys.readouterr().err
