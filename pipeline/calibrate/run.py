@@ -82,15 +82,12 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
     # The meta count of a shipped architecture includes attention, which a fused CPU attention kernel
     # hides from the counter; on CUDA the two agree.  MFU uses the complete count.  FP8 runs are
     # counted on the meta device only: the work is the architecture's whatever the precision.
-    shipped = architectures().get(bundle.arch.name) == bundle.arch
-    if shipped:
+    if architectures().get(bundle.arch.name) == bundle.arch:
         flops = count_flops_meta(bundle.arch.name, spec.resolution, spec.steps, spec.cfg)
         flops_source = "architecture counted on the meta device (FlopCounterMode, attention included)"
-    if not (shipped and spec.fp8):
-        run_flops = count_flops(bundle, spec)
+        run_flops = flops if spec.fp8 else count_flops(bundle, spec)
     else:
-        run_flops = flops
-    if not shipped:
+        run_flops = count_flops(bundle, spec)
         flops, flops_source = run_flops, "counted on one real run (FlopCounterMode)"
     results = []
     for batch in spec.batches:

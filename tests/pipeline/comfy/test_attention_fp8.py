@@ -109,3 +109,20 @@ def test_an_fp8_stand_in_on_a_machine_without_the_gpu_is_refused_at_start(capsys
     with pytest.raises(SystemExit) as exc:
         main(["--fp8", "--device", "cuda", "--port", "0"])
     assert exc.value.code == 2 and "sees no CUDA device" in capsys.readouterr().err
+
+
+def test_fp8_takes_the_transformer_projections_and_nothing_else():
+    """What --fp8 quantizes, checked on SDXL's own UNet (built on the meta device): every projection
+    inside the transformer blocks, none of the embeddings' few-row matmuls, no convolution."""
+    from pipeline.comfy.archs import architectures
+    from pipeline.comfy.models import _fp8_worthy, build_components
+
+    unet, _, _ = build_components(architectures()["sdxl"], "meta")
+    unet.fuse_qkv_projections()
+    picked = [name for name, m in unet.named_modules() if _fp8_worthy(m, name)]
+    linears = [name for name, m in unet.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert picked and all(".attentions." in f".{name}" for name in picked)
+    assert any(name.endswith("attn1.to_qkv") for name in picked)  # the fused QKV of self-attention
+    assert any(name.endswith("ff.net.2") for name in picked) and any(name.endswith("proj_in") for name in picked)
+    assert not any(name.startswith(("time_embedding", "add_embedding")) for name in picked)
+    assert set(linears) - set(picked) == {n for n in linears if ".attentions." not in f".{n}"}
