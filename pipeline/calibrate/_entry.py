@@ -38,3 +38,17 @@ def standalone(prog: str, description: str, add_arguments: Arguments, run: Run,
     except CalibrationError as exc:
         print(f"error: {exc}")
         return 2
+
+
+def entry_points(name: str, help: str, module: str, doc: str, add_arguments: Arguments,
+                 run: Run) -> tuple[Callable[..., None], Callable[..., int]]:
+    """A benchmark module's ``register(sub, bench)`` (for ``comfyfab bench NAME``) and
+    ``main(argv)`` (for ``python -m MODULE``, described by the first line of ``doc``)."""
+
+    def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+        register_bench(bench, name, help, add_arguments, run)
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return standalone(f"python -m {module}", doc.splitlines()[0], add_arguments, run, argv)
+
+    return register, main

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +35,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.overrides import TorchFunctionMode
 
-from pipeline.comfy.models import ATTENTION_BACKENDS
+from pipeline.comfy.models import ATTENTION_BACKENDS, default_dtype, sdpa_kernels
 
-from ._entry import register_bench, standalone
-from .measure import CalibrationError, DTYPES, resolve_device
+from ._entry import entry_points
+from .measure import CalibrationError, DTYPES, resolve_device, shipped_arch, timed, unet_inputs
 
 __all__ = ["AttentionCall", "KernelTiming", "attention_calls", "main", "register", "time_kernels"]
 
@@ -77,32 +76,20 @@ class _Recorder(TorchFunctionMode):
 
 def attention_calls(model: str, resolution: int, batch: int, cfg: float = 7.0) -> list[AttentionCall]:
     """The attention calls of one UNet evaluation and one VAE decode of ``model`` (shapes only)."""
-    from pipeline.comfy.archs import architectures
     from pipeline.comfy.models import build_components
 
-    arch = architectures().get(model)
-    if arch is None:
-        raise CalibrationError(f"--model {model!r} is not a shipped architecture ({', '.join(sorted(architectures()))})")
+    arch = shipped_arch(model)
     if resolution <= 0 or resolution % arch.vae_scale_factor:
         raise CalibrationError(f"--resolution must be a positive multiple of {arch.vae_scale_factor}, got {resolution}")
     if batch < 1:
         raise CalibrationError(f"--batch must be at least 1, got {batch}")
     unet, vae, _ = build_components(arch, "meta")
-    pairs = batch * (2 if cfg != 1.0 else 1)
     side = resolution // arch.vae_scale_factor
-    contexts = sum(spec["config"]["hidden_size"] for spec in arch.text_encoders)
-    added = None
-    if arch.family == "sdxl":
-        pooled = next(s["config"]["projection_dim"] for s in arch.text_encoders if s.get("pooled"))
-        added = {"text_embeds": torch.zeros(pairs, pooled, device="meta"), "time_ids": torch.zeros(pairs, 6, device="meta")}
     calls = []
-    with torch.no_grad():
-        for component, run in (
-                ("unet", lambda: unet(torch.zeros(pairs, arch.latent_channels, side, side, device="meta"),
-                                      torch.tensor(999.0, device="meta"),
-                                      encoder_hidden_states=torch.zeros(pairs, 77, contexts, device="meta"),
-                                      added_cond_kwargs=added)),
-                ("vae", lambda: vae.decode(torch.zeros(batch, arch.latent_channels, side, side, device="meta")))):
+    with torch.no_grad(), torch.device("meta"):
+        args, kwargs = unet_inputs(arch, batch * (2 if cfg != 1.0 else 1), side)
+        for component, run in (("unet", lambda: unet(*args, **kwargs)),
+                               ("vae", lambda: vae.decode(torch.zeros(batch, arch.latent_channels, side, side)))):
             with _Recorder() as rec:
                 run()
             calls += [AttentionCall(component, *shape, count) for shape, count in sorted(rec.shapes.items())]
@@ -120,31 +107,18 @@ class KernelTiming:
 
 
 def _time_call(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
+    """The median of ``reps`` timed calls after two untimed ones."""
     for _ in range(2):
         fn()
-    samples = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end) / 1000.0)
-        else:
-            t0 = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    return statistics.median(timed(fn, device) for _ in range(reps))
 
 
 def time_kernels(calls: Sequence[AttentionCall], device: str, dtype: torch.dtype, kernels: Sequence[str],
                  reps: int = 10, progress: Callable[[int, int], None] | None = None) -> list[KernelTiming]:
     """Each kernel on each call shape (``auto``: torch's choice; the others forced, with no fallback)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention import sdpa_kernel
 
-    forced = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-              "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    forced = sdpa_kernels()
     dev = resolve_device(device)
     out: list[KernelTiming] = []
     total, done = len(calls) * len(kernels), 0
@@ -210,19 +184,16 @@ def run_from_args(args: argparse.Namespace) -> int:
     import pandas as pd
     from rich.console import Console
 
-    from pipeline.comfy.archs import architectures
-
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     unknown = [k for k in kernels if k not in ATTENTION_BACKENDS]
     if unknown or not kernels:
         raise CalibrationError(f"--kernels takes {', '.join(ATTENTION_BACKENDS)}, got {args.kernels!r}")
     if args.reps < 1:
         raise CalibrationError(f"--reps must be at least 1, got {args.reps}")
-    arch = architectures().get(args.model)
-    resolution = args.resolution or (arch.default_resolution if arch else 0)
+    resolution = args.resolution or shipped_arch(args.model).default_resolution
     calls = attention_calls(args.model, resolution, args.batch, args.cfg)
     dev = resolve_device(args.device)
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.float32 if dev.type == "cpu" else torch.bfloat16)
+    dtype = DTYPES[args.dtype] if args.dtype else default_dtype(dev)
     console = Console(width=160)
     with console.status(f"{args.model} {resolution}px batch {args.batch}: {len(calls)} call shapes x "
                         f"{len(kernels)} kernels"):
@@ -255,14 +226,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    register_bench(bench, "attention", "time each SDPA kernel on a model's attention shapes", add_arguments,
-                   run_from_args)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return standalone("python -m pipeline.calibrate.attention", __doc__.splitlines()[0], add_arguments,
-                      run_from_args, argv)
+register, main = entry_points(
+    "attention", "time each SDPA kernel on a model's attention shapes",
+    "pipeline.calibrate.attention", __doc__, add_arguments, run_from_args)
 
 
 if __name__ == "__main__":

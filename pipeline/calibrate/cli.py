@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES
+from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, shipped_arch
 from .run import CalibrationResult, Peak, calibrate, resolve_peak
 
 __all__ = ["add_arguments", "main", "register", "run_from_args"]
@@ -85,8 +85,7 @@ def _spec(args: argparse.Namespace) -> CalibrationSpec:
 
     arch = architectures().get(args.model)
     if arch is None and args.checkpoint is None:
-        raise CalibrationError(f"--model {args.model!r} is not a shipped architecture "
-                               f"({', '.join(sorted(architectures()))}); give --checkpoint PATH for a real one")
+        shipped_arch(args.model, "; give --checkpoint PATH for a real one")
     resolution = args.resolution or (arch.default_resolution if arch else 1024)
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=resolution, steps=args.steps,
                            batches=tuple(args.batch), sampler=args.sampler, scheduler=args.scheduler, cfg=args.cfg,

@@ -20,12 +20,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
-from ._entry import register_bench, standalone
-from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, resolve_device, txt2img_once
+from ._entry import entry_points
+from .measure import (ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, quantized, resolve_device,
+                      shipped_arch, txt2img_once)
 
 __all__ = ["KINDS", "KernelSplit", "classify", "flops_by_kind", "main", "profile_run", "register"]
 
@@ -94,12 +94,13 @@ class KernelSplit:
                 for k in KINDS]
 
 
-def profile_run(spec: CalibrationSpec, batch: int, compiled: bool = False, top: int = 15) -> KernelSplit:
-    """Warm up, count FLOPs, then profile one run of ``batch`` images of a random-weight ``spec.model``."""
+def profile_run(spec: CalibrationSpec, batch: int, top: int = 15) -> KernelSplit:
+    """Warm up, count FLOPs, then profile one run of ``batch`` images of a random-weight ``spec.model``
+    (quantized and compiled as ``spec`` says)."""
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
 
-    from pipeline.comfy.models import ModelError, attention_backend, compile_bundle, load_bundle, quantize_fp8
+    from pipeline.comfy.models import attention_backend, compile_bundle, load_bundle
 
     device = resolve_device(spec.device)
     bundle = load_bundle(f"{spec.model}.safetensors", device=str(device), dtype=spec.torch_dtype,
@@ -110,11 +111,8 @@ def profile_run(spec: CalibrationSpec, batch: int, compiled: bool = False, top: 
         run(bundle, 0)
     flops = flops_by_kind(counter.get_flop_counts())  # the architecture's work, counted before any FP8
     if spec.fp8:
-        try:
-            bundle = quantize_fp8(bundle)
-        except ModelError as exc:
-            raise CalibrationError(str(exc)) from None
-    if compiled:
+        bundle = quantized(bundle)
+    if spec.compile:
         bundle = compile_bundle(bundle)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -169,12 +167,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     import pandas as pd
     from rich.console import Console
 
-    from pipeline.comfy.archs import architectures
-
-    arch = architectures().get(args.model)
-    if arch is None:
-        raise CalibrationError(f"--model {args.model!r} is not a shipped architecture "
-                               f"({', '.join(sorted(architectures()))})")
+    arch = shipped_arch(args.model)
     if args.batch < 1:
         raise CalibrationError(f"--batch must be at least 1, got {args.batch}")
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=args.resolution or arch.default_resolution,
@@ -182,7 +175,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                            fp8=args.fp8, attention=args.attention)
     console = Console(width=160)
     with console.status(f"{args.model} batch {args.batch}: warming up and profiling one run"):
-        split = profile_run(spec, args.batch, compiled=args.compile, top=args.top)
+        split = profile_run(spec, args.batch, top=args.top)
     frame = pd.DataFrame(split.rows())
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
@@ -199,13 +192,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    register_bench(bench, "kernels", "one txt2img run's device time by kind of work, with achieved TFLOP/s", add_arguments, run_from_args)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return standalone("python -m pipeline.calibrate.kernels", __doc__.splitlines()[0], add_arguments, run_from_args,
-                      argv)
+register, main = entry_points(
+    "kernels", "one txt2img run's device time by kind of work, with achieved TFLOP/s",
+    "pipeline.calibrate.kernels", __doc__, add_arguments, run_from_args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.comfy.fastload import ReadOptions
 
-from ._entry import register_bench, standalone
+from ._entry import entry_points
 from .measure import CalibrationError, CalibrationSpec, DTYPES, prepare_checkpoint, time_load
 
 __all__ = ["DEFAULT_READERS", "bench_loads", "main", "register"]
@@ -118,13 +118,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
-    register_bench(bench, "load", "cold-start checkpoint loads under several reader settings, step by step", add_arguments, run_from_args)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return standalone("python -m pipeline.calibrate.loadbench", __doc__.splitlines()[0], add_arguments, run_from_args,
-                      argv)
+register, main = entry_points(
+    "load", "cold-start checkpoint loads under several reader settings, step by step",
+    "pipeline.calibrate.loadbench", __doc__, add_arguments, run_from_args)
 
 
 if __name__ == "__main__":

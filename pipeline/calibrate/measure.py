@@ -35,8 +35,8 @@ from pipeline.comfy.models import (ATTENTION_BACKENDS, ModelBundle, ModelError, 
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
 __all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
-           "device_name",
-           "resolve_device", "time_load", "time_runs", "txt2img_once"]
+           "device_name", "quantized", "resolve_device", "shipped_arch", "time_load", "time_runs", "timed",
+           "txt2img_once", "unet_inputs"]
 
 POSITIVE = "a lighthouse on a cliff at dusk, volumetric light, highly detailed"
 NEGATIVE = "blurry, low quality"
@@ -103,6 +103,52 @@ class CalibrationSpec:
         return {v: k for k, v in DTYPES.items()}[self.torch_dtype]
 
 
+def shipped_arch(model: str, hint: str = "") -> Any:
+    """The shipped architecture named ``model`` (an :class:`~pipeline.comfy.archs.ArchSpec`), or a
+    CalibrationError naming the ones there are (``hint`` appended)."""
+    arch = architectures().get(model)
+    if arch is None:
+        raise CalibrationError(f"--model {model!r} is not a shipped architecture "
+                               f"({', '.join(sorted(architectures()))}){hint}")
+    return arch
+
+
+def unet_inputs(arch: Any, pairs: int, side: int) -> tuple[tuple, dict[str, Any]]:
+    """Positional and keyword arguments of one UNet evaluation of ``pairs`` latents ``side`` wide,
+    with a 77-token context (and SDXL's pooled embeddings and size ids), on the default device
+    (build them under ``torch.device("meta")`` for shapes only)."""
+    contexts = sum(spec["config"]["hidden_size"] for spec in arch.text_encoders)
+    added = None
+    if arch.family == "sdxl":
+        pooled = next(s["config"]["projection_dim"] for s in arch.text_encoders if s.get("pooled"))
+        added = {"text_embeds": torch.zeros(pairs, pooled), "time_ids": torch.zeros(pairs, 6)}
+    return ((torch.zeros(pairs, arch.latent_channels, side, side), torch.tensor(999.0)),
+            {"encoder_hidden_states": torch.zeros(pairs, 77, contexts), "added_cond_kwargs": added})
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Seconds of one call of ``fn``: CUDA events on a GPU (after a synchronise), the wall clock on a CPU."""
+    _sync(device)
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000.0
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def quantized(bundle: ModelBundle) -> ModelBundle:
+    """:func:`~pipeline.comfy.models.quantize_fp8`, its refusal as a CalibrationError."""
+    try:
+        return quantize_fp8(bundle)
+    except ModelError as exc:
+        raise CalibrationError(str(exc)) from None
+
+
 def resolve_device(device: str) -> torch.device:
     """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for and absent."""
     try:
@@ -157,28 +203,14 @@ def time_runs(bundle: ModelBundle, spec: CalibrationSpec, batch: int,
     samples: list[float] = []
     with attention_backend(spec.attention):  # the warm-up runs trace a compiled module under it too
         for i in range(total):
-            seconds = _time_one(bundle, spec, batch, spec.seed + i)
+            seconds = timed(lambda seed=spec.seed + i: txt2img_once(
+                bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg, seed),
+                bundle.device)
             if i >= spec.warmup:
                 samples.append(seconds)
             if progress is not None:
                 progress(i + 1, total)
     return samples
-
-
-def _time_one(bundle: ModelBundle, spec: CalibrationSpec, batch: int, seed: int) -> float:
-    """Seconds of one run: CUDA events on a GPU, the wall clock on a CPU."""
-    device = bundle.device
-    _sync(device)
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg, seed)
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000.0
-    t0 = time.perf_counter()
-    txt2img_once(bundle, spec.resolution, spec.steps, batch, spec.sampler, spec.scheduler, spec.cfg, seed)
-    return time.perf_counter() - t0
 
 
 @dataclass(frozen=True)
@@ -228,9 +260,7 @@ def count_flops_meta(model: str, resolution: int, steps: int, cfg: float = 7.0) 
 
     from pipeline.comfy.models import build_components
 
-    arch = architectures().get(model)
-    if arch is None:
-        raise CalibrationError(f"--model {model!r} is not a shipped architecture ({', '.join(sorted(architectures()))})")
+    arch = shipped_arch(model)
     unet, vae, encoders = build_components(arch, "meta")
     pairs = 2 if cfg != 1.0 else 1
     side = resolution // arch.vae_scale_factor
@@ -240,14 +270,9 @@ def count_flops_meta(model: str, resolution: int, steps: int, cfg: float = 7.0) 
             with FlopCounterMode(display=False) as counter:
                 encoder(input_ids=torch.zeros(2, 77, dtype=torch.long), output_hidden_states=True)
             text += counter.get_total_flops()
-        contexts = sum(spec["config"]["hidden_size"] for spec in arch.text_encoders)
-        added = None
-        if arch.family == "sdxl":
-            pooled = next(s["config"]["projection_dim"] for s in arch.text_encoders if s.get("pooled"))
-            added = {"text_embeds": torch.zeros(pairs, pooled), "time_ids": torch.zeros(pairs, 6)}
+        args, kwargs = unet_inputs(arch, pairs, side)
         with FlopCounterMode(display=False) as counter:
-            unet(torch.zeros(pairs, arch.latent_channels, side, side), torch.tensor(999.0),
-                 encoder_hidden_states=torch.zeros(pairs, 77, contexts), added_cond_kwargs=added)
+            unet(*args, **kwargs)
         per_step = counter.get_total_flops()
         with FlopCounterMode(display=False) as counter:
             vae.decode(torch.zeros(1, arch.latent_channels, side, side))
@@ -294,9 +319,7 @@ def prepare_checkpoint(spec: CalibrationSpec, cache_dir: Path, checkpoint: Path 
         if not checkpoint.is_file() and not checkpoint.is_dir():
             raise CalibrationError(f"--checkpoint {checkpoint} does not exist")
         return checkpoint
-    if spec.model not in architectures():
-        raise CalibrationError(f"--model {spec.model!r} is not a shipped architecture "
-                               f"({', '.join(sorted(architectures()))}); give --checkpoint PATH for a real one")
+    shipped_arch(spec.model, "; give --checkpoint PATH for a real one")
     path = cache_dir / f"{spec.model}-{spec.dtype_name}.safetensors"
     if not path.is_file():
         device = resolve_device(spec.device)
@@ -360,10 +383,7 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         phases.append(steps)
     if spec.fp8 and bundle is not None:  # a worker would quantize after its load: timed as a step of the last one
         t0 = time.perf_counter()
-        try:
-            bundle = quantize_fp8(bundle)
-        except ModelError as exc:
-            raise CalibrationError(str(exc)) from None
+        bundle = quantized(bundle)
         _sync(device)
         phases[-1]["quantize_s"] = time.perf_counter() - t0
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up

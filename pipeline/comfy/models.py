@@ -31,7 +31,8 @@ from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "ATTENTION_BACKENDS", "attention_backend", "attention_name", "compile_bundle",
-           "fp8_layers", "fp8_refusal", "load_bundle", "quantize_fp8", "save_checkpoint", "uncompiled"]
+           "fp8_layers", "fp8_refusal", "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels",
+           "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -115,7 +116,7 @@ def default_dtype(device: torch.device | str) -> torch.dtype:
 
 def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: str = "cpu",
                 dtype: torch.dtype | None = None, channels_last: bool | None = None,
-                compiled: bool = False, fuse_qkv: bool | None = None,
+                fuse_qkv: bool | None = None,
                 reader: ReadOptions | None = None, phases: dict[str, Any] | None = None) -> ModelBundle:
     """Resolve ``ckpt_name`` and load it: a file under ``models_dir`` (one
     written by :func:`save_checkpoint`, or a diffusers model folder) wins
@@ -124,9 +125,8 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
     Attention runs through PyTorch SDPA (diffusers' default processor); on
     CUDA the UNet is channels-last by default, its attention projections are
     fused into one QKV matmul (``fuse_qkv``, diffusers' ``fuse_qkv_projections``)
-    and cuDNN picks its convolution algorithms by benchmark; ``compiled``
-    wraps the UNet and the VAE decoder in ``torch.compile`` (:func:`compile_bundle`;
-    the first job of each shape then pays the compile).  A checkpoint file is read
+    and cuDNN picks its convolution algorithms by benchmark (:func:`quantize_fp8` and
+    :func:`compile_bundle` go further, on the loaded bundle).  A checkpoint file is read
     straight onto a CUDA device by :func:`~pipeline.comfy.fastload.read_safetensors` (``reader``:
     threads, chunk size, ``O_DIRECT``).  ``phases``, when given, receives the seconds of each
     step of the load (reading, building the modules, casting, layout, fusing) for cold-start work."""
@@ -170,7 +170,7 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
         torch.backends.cudnn.benchmark = True  # the warm-up runs pay the search; shapes repeat per job
     tokenizers = [HashTokenizer(spec["config"]["vocab_size"], spec.get("pad", "eos")) for spec in arch.text_encoders]
     bundle = ModelBundle(arch, unet, vae, encoders, tokenizers, torch_device, dtype, source)
-    return compile_bundle(bundle) if compiled else bundle
+    return bundle
 
 
 def compile_bundle(bundle: ModelBundle, backend: str = "inductor") -> ModelBundle:
@@ -212,13 +212,20 @@ def attention_backend(name: str = "auto") -> Iterator[None]:
     if name == "auto":
         yield
         return
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention import sdpa_kernel
 
-    kernels = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-               "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    kernels = sdpa_kernels()
     first = kernels[name]
     with sdpa_kernel([first, *(k for k in kernels.values() if k is not first)], set_priority=True):
         yield
+
+
+def sdpa_kernels() -> dict[str, Any]:
+    """Each of :data:`ATTENTION_BACKENDS` but ``auto``, as torch's ``SDPBackend``."""
+    from torch.nn.attention import SDPBackend
+
+    return {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
 
 
 def _fp8_worthy(module: torch.nn.Module, fqn: str) -> bool:
