@@ -15,9 +15,12 @@
 #   0. attention (runs first when picked): each SDPA kernel timed on SDXL's attention shapes in
 #      seconds (comfyfab bench attention); GPU_CHECK_ATTENTION=best then hands the fastest to the
 #      calibrations.
-# Variants of the calibrations: GPU_CHECK_FP8=1 (the UNet's transformer projections in FP8, torchao),
-# GPU_CHECK_ATTENTION=auto|cudnn|flash|efficient|math|best, GPU_CHECK_BATCH (compiled4's batch
-# sizes, default 4; e.g. 4,8). Every stage's time limit is capped by what the call's budget has left.
+# Variants of the calibrations: GPU_CHECK_FP8=1 (the UNet's transformer projections in FP8, torchao;
+# "both": each calibration stage runs with FP8, then without, on one checkpoint),
+# GPU_CHECK_COMPILE=full|regional (torch.compile of whole models, or of their repeated blocks: a
+# fraction of the compile time), GPU_CHECK_ATTENTION=auto|cudnn|flash|efficient|math|best,
+# GPU_CHECK_BATCH (compiled4's batch sizes, default 4; e.g. 4,8), GPU_CHECK_COMPILED_S (compiled4's
+# limit per variant, default 400 s). Every stage's time limit is capped by what the call's budget has left.
 # Writes the profiles, a log and a verdict against the issue's targets under $OUT (the device
 # machine's return folder) or the first argument; prints p50, images/s batched, load time, MFU.
 #
@@ -44,7 +47,7 @@ PY=${PYTHON:-python3}
 if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
   COMMON=(--device cpu --model tiny --resolution 64 --steps 4 --threads 1)
   EAGER=(--batch 1,4 --runs 5 --warmup 1 --loads 2)
-  COMPILED=(--runs 3 --warmup 1 --loads 1 --compile)
+  COMPILED=(--runs 3 --warmup 1 --loads 1 --compile "${GPU_CHECK_COMPILE:-full}")
   LOADBENCH=(--device cpu --model tiny --readers library,2x1,2x1d --loads 2)
   KERNELS=(--device cpu --model tiny --resolution 64 --steps 4 --warmup 1)
   T1=200; T2=200; T3=200; T4=120
@@ -52,11 +55,11 @@ else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
   COMMON=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16)
   EAGER=(--batch 1,4 --runs 6 --warmup 2 --loads 2 --drop-caches)
-  COMPILED=(--runs 8 --warmup 3 --loads 1 --drop-caches --compile)
+  COMPILED=(--runs 8 --warmup 3 --loads 1 --drop-caches --compile "${GPU_CHECK_COMPILE:-full}")
   # measured 2026-11-27: eager stage 114 s; one process compiling batch 1 then batch 4 ran out of
   # its 290 s after finishing batch 1: so each compiled batch size is a stage with its own budget,
   # and all three stages (up to 12 min) do not fit one device call: run compiled4 in a call of its own
-  T1=160; T2=300; T3=400  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
+  T1=160; T2=300; T3=${GPU_CHECK_COMPILED_S:-400}  # compiled4 runs alone: it writes the checkpoint, loads, then compiles batch 4
   # GPU_CHECK_READERS: other readers than the benchmark's default list
   LOADBENCH=(--device cuda --model sdxl --dtype bf16 ${GPU_CHECK_READERS:+--readers "$GPU_CHECK_READERS"}
              --loads "${GPU_CHECK_LOADS:-2}" --drop-caches)
@@ -75,7 +78,7 @@ import torch, diffusers, transformers, pydantic, pandas
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, available={torch.cuda.is_available()}), "
       f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, pydantic {pydantic.VERSION}")
 PYEOF
-if [ "${GPU_CHECK_FP8:-0}" = 1 ]; then
+if [ "${GPU_CHECK_FP8:-0}" != 0 ]; then
   # one FP8 layer end to end first: without it the calibrations fall back to the model's dtype
   "$PY" - <<'PYEOF' || { echo "gpu_check: FP8 unavailable, calibrating without --fp8"; GPU_CHECK_FP8=0; }
 from importlib.metadata import version
@@ -122,10 +125,13 @@ PYEOF
   echo "== attention kernel for the calibrations: $ATTENTION"
 fi
 VARIANT=(--attention "$ATTENTION")
-[ "${GPU_CHECK_FP8:-0}" = 1 ] && VARIANT+=(--fp8)
+# the calibration stages run once per FP8 setting: "both" is FP8 then the model's dtype (an A/B on one checkpoint)
+case "${GPU_CHECK_FP8:-0}" in 1) FP8S=(--fp8) ;; both) FP8S=(--fp8 "") ;; *) FP8S=("") ;; esac
 if [[ $STAGES == *" eager "* ]]; then
   echo "== eager (elapsed $((SECONDS - START)) s)"
-  timeout "$(cap "$T1")" "${CAL[@]}" "${EAGER[@]}" "${VARIANT[@]}"; rc1=$?; pack
+  for fp8 in "${FP8S[@]}"; do
+    timeout "$(cap "$T1")" "${CAL[@]}" "${EAGER[@]}" "${VARIANT[@]}" $fp8 || rc1=$?; pack
+  done
 fi
 # the disk's own cold read rate, one stream, for comparison with the load times: cold_read LABEL DD_ARGS...
 cold_read() {
@@ -138,11 +144,15 @@ cold_read() {
 cold_read "one-stream cold read" bs=16M
 if [[ $STAGES == *" compiled1 "* ]]; then
   echo "== torch.compile, batch 1 (elapsed $((SECONDS - START)) s)"
-  timeout "$(cap "$T2")" "${CAL[@]}" "${COMPILED[@]}" "${VARIANT[@]}" --batch 1; rc2=$?; pack
+  for fp8 in "${FP8S[@]}"; do
+    timeout "$(cap "$T2")" "${CAL[@]}" "${COMPILED[@]}" "${VARIANT[@]}" $fp8 --batch 1 || rc2=$?; pack
+  done
 fi
 if [[ $STAGES == *" compiled4 "* ]]; then
-  echo "== torch.compile, batch $BATCH ${VARIANT[*]} (elapsed $((SECONDS - START)) s)"
-  timeout "$(cap "$T3")" "${CAL[@]}" "${COMPILED[@]}" "${VARIANT[@]}" --batch "$BATCH"; rc3=$?; pack
+  for fp8 in "${FP8S[@]}"; do
+    echo "== torch.compile (${GPU_CHECK_COMPILE:-full}), batch $BATCH ${VARIANT[*]} $fp8 (elapsed $((SECONDS - START)) s)"
+    timeout "$(cap "$T3")" "${CAL[@]}" "${COMPILED[@]}" "${VARIANT[@]}" $fp8 --batch "$BATCH" || rc3=$?; pack
+  done
 fi
 if [[ $STAGES == *" loadbench "* ]]; then
   left=$((BUDGET - (SECONDS - START) - 25))  # the report and the packing after it
@@ -163,8 +173,9 @@ if [[ $STAGES == *" kernels "* ]]; then
     left=$((BUDGET - (SECONDS - START) - 20))
     if [ "$left" -lt 40 ]; then echo "== kernels ($mode): skipped, $left s left"; rc5=124; break; fi
     echo "== kernels, batch ${KERNEL_BATCH}, $mode, $left s budget (elapsed $((SECONDS - START)) s)"
-    timeout "$left" "$PY" -m pipeline.calibrate.kernels "${KERNELS[@]}" "${VARIANT[@]}" --batch "$KERNEL_BATCH" \
-      --csv "$DEST/kernels-$mode.csv" $([ "$mode" = compiled ] && echo --compile); rc5=$?
+    timeout "$left" "$PY" -m pipeline.calibrate.kernels "${KERNELS[@]}" "${VARIANT[@]}" ${FP8S[0]} \
+      --batch "$KERNEL_BATCH" --csv "$DEST/kernels-$mode.csv" \
+      $([ "$mode" = compiled ] && echo --compile "${GPU_CHECK_COMPILE:-full}"); rc5=$?
   done
 fi
 echo "== done in $((SECONDS - START)) s (attention rc=$rc0, eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5; 124 = timed out)"

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from pipeline.comfy.models import add_compile_argument
+
 from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, shipped_arch
 from .run import CalibrationResult, Peak, calibrate, resolve_peak
 
@@ -52,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
     p.add_argument("--loads", type=int, default=1, help="timed checkpoint loads (default 1)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (warm-up pays the compile)")
+    add_compile_argument(p, "the UNet and the VAE decoder (the warm-up runs pay the compile)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the UNet contiguous on CUDA")
     p.add_argument("--fp8", action="store_true",
                    help="the UNet's transformer projections in FP8 (torchao dynamic float8; CUDA 8.9+, "
@@ -89,7 +91,8 @@ def _spec(args: argparse.Namespace) -> CalibrationSpec:
     resolution = args.resolution or (arch.default_resolution if arch else 1024)
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=resolution, steps=args.steps,
                            batches=tuple(args.batch), sampler=args.sampler, scheduler=args.scheduler, cfg=args.cfg,
-                           runs=args.runs, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
+                           runs=args.runs, warmup=args.warmup, dtype=args.dtype, compile=args.compile is not None,
+                           compile_scope=args.compile or "full",
                            channels_last=False if args.no_channels_last else None, fp8=args.fp8,
                            attention=args.attention)
     from pipeline.comfy.sampling import SamplerError, make_scheduler
@@ -161,7 +164,8 @@ def print_summary(results: list[CalibrationResult], peak: Peak) -> None:
                         f"on {first.device} ({first.dtype}, torch {first.torch_version}"
                         f"{', FP8 projections' if first.fp8_layers else ''}"
                         f"{'' if first.attention_kernel == 'auto' else ', ' + first.attention_kernel + ' attention'}"
-                        f"{', compiled' if first.compiled else ''})")
+                        f"{', compiled' if first.compiled else ''}"
+                        f"{' regionally' if first.compile_scope == 'regional' else ''})")
     for col in ("batch", "runs", "p50 s/img", "p90 s/img", "batch p50 s", "images/s", "load s", "TFLOP/img",
                 "MFU", "profile"):
         table.add_column(col, justify="left" if col == "profile" else "right")

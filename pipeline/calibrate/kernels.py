@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline.comfy.models import add_compile_argument
+
 from ._entry import entry_points
 from .measure import (ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, quantized, resolve_device,
                       shipped_arch, txt2img_once)
@@ -113,7 +115,7 @@ def profile_run(spec: CalibrationSpec, batch: int, top: int = 15) -> KernelSplit
     if spec.fp8:
         bundle = quantized(bundle)
     if spec.compile:
-        bundle = compile_bundle(bundle)
+        bundle = compile_bundle(bundle, scope=spec.compile_scope)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with attention_backend(spec.attention):
@@ -155,7 +157,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the UNet and VAE decoder first")
+    add_compile_argument(p, "the UNet and the VAE decoder first")
     p.add_argument("--fp8", action="store_true", help="the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)")
     p.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
                    help="the SDPA kernel to try first (default auto: torch's order)")
@@ -171,8 +173,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise CalibrationError(f"--batch must be at least 1, got {args.batch}")
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=args.resolution or arch.default_resolution,
-                           steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
-                           fp8=args.fp8, attention=args.attention)
+                           steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile is not None,
+                           compile_scope=args.compile or "full", fp8=args.fp8, attention=args.attention)
     console = Console(width=160)
     with console.status(f"{args.model} batch {args.batch}: warming up and profiling one run"):
         split = profile_run(spec, args.batch, top=args.top)
@@ -180,7 +182,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         frame.assign(device=split.device, batch=split.batch, model=args.model, resolution=spec.resolution,
-                     steps=spec.steps, compiled=args.compile, fp8=args.fp8,
+                     steps=spec.steps, compiled=args.compile is not None,
+                     compile_scope=args.compile or "", fp8=args.fp8,
                      attention_kernel=args.attention).to_csv(args.csv, index=False)
     console.print(f"{args.model} {spec.resolution}px {spec.steps} steps, batch {args.batch} on {split.device}"
                   f"{' (' + spec.variant.strip('-').replace('-', ', ') + ')' if spec.variant else ''}: "

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from pipeline.comfy.fastload import ReadOptions
-from pipeline.comfy.models import (ATTENTION_BACKENDS, ModelBundle, ModelError, architectures, attention_backend,
-                                   compile_bundle, load_bundle, quantize_fp8, save_checkpoint, uncompiled)
+from pipeline.comfy.models import (ATTENTION_BACKENDS, COMPILE_SCOPES, ModelBundle, ModelError, architectures,
+                                   attention_backend, compile_bundle, load_bundle, quantize_fp8, save_checkpoint,
+                                   uncompiled)
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
 __all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
@@ -63,6 +64,7 @@ class CalibrationSpec:
     warmup: int = 2
     dtype: str | None = None  # None: bf16 on CUDA, fp32 on the CPU
     compile: bool = False
+    compile_scope: str = "full"  # with compile: "full" (one graph per model) or "regional" (its repeated blocks)
     channels_last: bool | None = None  # None: on for CUDA
     seed: int = 0
     fp8: bool = False  # the UNet's transformer projections in FP8 (torchao; CUDA, compute capability 8.9+)
@@ -83,14 +85,17 @@ class CalibrationSpec:
             raise CalibrationError(f"--dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.attention not in ATTENTION_BACKENDS:
             raise CalibrationError(f"--attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
+        if self.compile_scope not in COMPILE_SCOPES:
+            raise CalibrationError(f"--compile must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile_scope!r}")
         if self.fp8 and torch.device(self.device).type != "cuda":
             raise CalibrationError("--fp8 needs --device cuda (a GPU of compute capability 8.9 or newer)")
 
     @property
     def variant(self) -> str:
-        """What sets this run apart from the plain one, for profile names: ``-fp8``, ``-cudnn``, ``-compiled``."""
-        return (("-fp8" if self.fp8 else "") + ("" if self.attention == "auto" else f"-{self.attention}")
-                + ("-compiled" if self.compile else ""))
+        """What sets this run apart from the plain one, for profile names: ``-fp8``, ``-cudnn``,
+        ``-compiled`` or ``-compiled-regional``."""
+        compiled = ("-compiled" + ("-regional" if self.compile_scope == "regional" else "")) if self.compile else ""
+        return ("-fp8" if self.fp8 else "") + ("" if self.attention == "auto" else f"-{self.attention}") + compiled
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -197,8 +202,9 @@ def txt2img_once(bundle: ModelBundle, resolution: int, steps: int, batch: int, s
 
 
 def time_runs(bundle: ModelBundle, spec: CalibrationSpec, batch: int,
-              progress: Callable[[int, int], None] | None = None) -> list[float]:
-    """``spec.warmup`` untimed runs, then ``spec.runs`` timed runs (seconds per run of ``batch`` images)."""
+              progress: Callable[[int, int], None] | None = None, warmups: list[float] | None = None) -> list[float]:
+    """``spec.warmup`` untimed runs, then ``spec.runs`` timed runs (seconds per run of ``batch`` images).
+    The warm-up runs' seconds go into ``warmups`` when given: a compiled bundle's first one pays the compile."""
     total = spec.warmup + spec.runs
     samples: list[float] = []
     with attention_backend(spec.attention):  # the warm-up runs trace a compiled module under it too
@@ -208,6 +214,8 @@ def time_runs(bundle: ModelBundle, spec: CalibrationSpec, batch: int,
                 bundle.device)
             if i >= spec.warmup:
                 samples.append(seconds)
+            elif warmups is not None:
+                warmups.append(seconds)
             if progress is not None:
                 progress(i + 1, total)
     return samples
@@ -387,6 +395,6 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         _sync(device)
         phases[-1]["quantize_s"] = time.perf_counter() - t0
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up
-        bundle = compile_bundle(bundle)
+        bundle = compile_bundle(bundle, scope=spec.compile_scope)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return LoadTiming(seconds, path, size, "dropped" if drop_caches and dropped else "possibly warm", bundle, phases)

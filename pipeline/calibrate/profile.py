@@ -18,8 +18,9 @@ One profile per (device, model, resolution, steps, batch), two files:
 
 The stem is ``<device>-<model>-<resolution>-<steps>-b<batch>``, then ``-fp8``
 when the UNet's projections ran in FP8, ``-<kernel>`` when an attention kernel
-was preferred (``-cudnn``) and ``-compiled`` when torch.compile was on, e.g.
-``cpu-tiny-64-4-b1`` or ``h100-sdxl-1024-20-b4-fp8-cudnn-compiled``.
+was preferred (``-cudnn``) and ``-compiled`` when torch.compile was on (``-compiled-regional`` when
+it compiled the repeated blocks one by one), e.g. ``cpu-tiny-64-4-b1`` or
+``h100-sdxl-1024-20-b4-fp8-cudnn-compiled``.
 """
 
 from __future__ import annotations
@@ -99,12 +100,15 @@ class ProfileSummary:
     load_phases_s: dict[str, float] | None = None  # median seconds of each step of a load
     fp8_layers: int = 0  # UNet linear layers in FP8 (0: all in ``dtype``)
     attention_kernel: str = "auto"  # the SDPA kernel tried first ("auto": torch's order)
+    compile_scope: str | None = None  # with ``compiled``: "full" or "regional" (torch.compile of the repeated blocks)
+    warmup_s: tuple[float, ...] = ()  # the untimed runs' seconds; a compiled run's first pays the compile
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["lognormal"] = {**asdict(self.lognormal), "median_s": self.lognormal.median_s,
                              "mean_s": self.lognormal.mean_s}
         data["load_samples_s"] = list(self.load_samples_s)
+        data["warmup_s"] = list(self.warmup_s)
         return data
 
 

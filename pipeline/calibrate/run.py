@@ -92,7 +92,8 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
     results = []
     for batch in spec.batches:
         cb = (lambda done, total, b=batch: progress(f"batch {b}", done, total)) if progress else None
-        runs = time_runs(bundle, spec, batch, progress=cb)
+        warmups: list[float] = []
+        runs = time_runs(bundle, spec, batch, progress=cb, warmups=warmups)
         per_image = np.asarray(runs) / batch
         images_per_s = batch / float(np.median(runs))
         mfu = flops.total * images_per_s / (peak.tflops * 1e12) if peak.tflops else None
@@ -109,7 +110,8 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile,
             channels_last=bool(spec.channels_last if spec.channels_last is not None else device.type == "cuda"),
             attention=attention_name(bundle.unet), load_reader=load.reader, load_phases_s=load.median_phases(),
-            fp8_layers=fp8_layers(bundle.unet), attention_kernel=spec.attention)
+            fp8_layers=fp8_layers(bundle.unet), attention_kernel=spec.attention,
+            compile_scope=spec.compile_scope if spec.compile else None, warmup_s=tuple(warmups))
         tag = peak.gpu if peak.gpu != dev_name else device.type
         stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile, spec.variant)
         results.append(CalibrationResult(write_profile(Path(out_dir), stem, summary, runs), summary, flops))

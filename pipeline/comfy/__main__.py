@@ -14,7 +14,7 @@ from pathlib import Path
 from comfyfab.child import ready
 
 from .engines import TorchOptions
-from .models import ATTENTION_BACKENDS, fp8_refusal
+from .models import ATTENTION_BACKENDS, add_compile_argument, fp8_refusal
 from .server import ComfyServer
 
 
@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=None, help="folder of local .safetensors checkpoints")
     parser.add_argument("--output-dir", type=Path, default=Path("output"), help="where SaveImage writes")
     parser.add_argument("--cpu-threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile each model's UNet and VAE decoder (the first job of a shape pays it)")
+    add_compile_argument(parser, "each model's UNet and VAE decoder (the first job of a shape pays it)")
     parser.add_argument("--fp8", action="store_true",
                         help="the UNet's transformer projections in FP8 (CUDA 8.9+, pip install 'comfyfab[gpu]')")
     parser.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
@@ -41,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the port as one JSON line and exit when stdin closes (comfyfab.child)")
     args = parser.parse_args(argv)
     try:
-        options = TorchOptions(device=args.device, cpu_threads=args.cpu_threads, compiled=args.compile,
+        options = TorchOptions(device=args.device, cpu_threads=args.cpu_threads, compiled=args.compile is not None,
+                               compile_scope=args.compile or "full",
                                fp8=args.fp8, attention=args.attention)
     except ValueError as exc:
         parser.error(str(exc))

@@ -30,9 +30,9 @@ from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, che
 from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
-           "checkpoint_names", "ATTENTION_BACKENDS", "attention_backend", "attention_name", "compile_bundle",
-           "fp8_layers", "fp8_refusal", "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels",
-           "uncompiled"]
+           "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "REGIONS", "attention_backend", "attention_name",
+           "add_compile_argument", "compile_bundle", "compile_scope", "fp8_layers", "fp8_refusal", "fp8_targets", "load_bundle", "quantize_fp8",
+           "save_checkpoint", "sdpa_kernels", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -173,29 +173,88 @@ def load_bundle(ckpt_name: str, models_dir: Path | str | None = None, device: st
     return bundle
 
 
-def compile_bundle(bundle: ModelBundle, backend: str = "inductor") -> ModelBundle:
+COMPILE_SCOPES = ("full", "regional")
+
+# The blocks a regional compile compiles one by one: SDXL's UNet repeats a few shapes of each many
+# times (70 transformer blocks in two shapes), so most compile once and every repeat reuses the code.
+REGIONS = ("BasicTransformerBlock", "ResnetBlock2D", "Downsample2D", "Upsample2D")
+
+
+def compile_bundle(bundle: ModelBundle, backend: str = "inductor", scope: str = "full") -> ModelBundle:
     """The same bundle with its UNet and its VAE decoder in ``torch.compile`` (static shapes: one
-    compile per batch size and resolution, as a serving worker sees few).  The VAE is a shallow copy
-    whose decoder is compiled; :func:`uncompiled` gives the eager modules back (FLOP counting).
-    ``backend`` is torch.compile's (tests use ``eager``: the same graph capture, no codegen)."""
+    compile per batch size and resolution, as a serving worker sees few).
+
+    ``scope`` ``full`` compiles each of the two as one graph (the most fusion; minutes of compile for
+    SDXL).  ``regional`` compiles each repeated block (:data:`REGIONS`) on its own and runs the glue
+    between them eagerly: blocks of the same shape share one compiled code, so the compile takes a
+    fraction of the time (the ``regional`` profiles' first warm-up run says how much), at the price of
+    the fusion across block boundaries.  A regional module is a structural copy of the eager one that
+    shares its tensors, so the eager bundle is left as it was.
+
+    The VAE is a shallow copy whose decoder is compiled; :func:`uncompiled` gives the eager modules
+    back (FLOP counting).  ``backend`` is torch.compile's (tests use ``eager``: the same graph capture,
+    no codegen)."""
     import copy
     import dataclasses
 
+    if scope not in COMPILE_SCOPES:
+        raise ModelError(f"compile scope must be one of {', '.join(COMPILE_SCOPES)}, got {scope!r}")
+    wrap = _compile_regions if scope == "regional" else (
+        lambda module, backend: torch.compile(module, dynamic=False, backend=backend))
     vae = bundle.vae
     compiled_vae = copy.copy(vae)
     compiled_vae._modules = dict(vae._modules)
-    compiled_vae.decoder = torch.compile(vae.decoder, dynamic=False, backend=backend)
+    compiled_vae.decoder = wrap(vae.decoder, backend)
     object.__setattr__(compiled_vae, "_comfyfab_eager", vae)
-    return dataclasses.replace(bundle, unet=torch.compile(bundle.unet, dynamic=False, backend=backend),
-                               vae=compiled_vae)
+    return dataclasses.replace(bundle, unet=wrap(bundle.unet, backend), vae=compiled_vae)
+
+
+def add_compile_argument(parser: Any, what: str) -> None:
+    """``--compile [full|regional]`` on an argparse parser: None when absent, ``full`` when bare."""
+    parser.add_argument("--compile", nargs="?", const="full", default=None, choices=COMPILE_SCOPES, metavar="SCOPE",
+                        help=f"torch.compile {what}; SCOPE full (the default: one graph per model) or regional "
+                             f"(each repeated block on its own: a fraction of the compile time)")
+
+
+def _compile_regions(module: torch.nn.Module, backend: str) -> torch.nn.Module:
+    """A copy of ``module``'s structure over the same parameters and buffers, with each of its
+    :data:`REGIONS` blocks compiled in place (``nn.Module.compile``)."""
+    import copy
+    import itertools
+
+    import torch._dynamo
+
+    shared = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    clone = copy.deepcopy(module, shared)
+    regions = [sub for sub in clone.modules() if type(sub).__name__ in REGIONS]
+    for sub in regions:
+        sub.compile(dynamic=False, backend=backend)
+    # every distinct block shape is one compile of the block's code: SDXL's UNet has about fifteen
+    # ResnetBlock2D shapes, above dynamo's default of 8 per code (past which it runs them eagerly)
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, 2 * len(regions))
+    object.__setattr__(clone, "_comfyfab_eager", module)
+    return clone
+
+
+def compile_scope(unet: Any) -> str | None:
+    """``full``, ``regional`` or None (eager): how a bundle's UNet was compiled."""
+    if hasattr(unet, "_orig_mod"):
+        return "full"
+    return "regional" if hasattr(unet, "_comfyfab_eager") else None
 
 
 def uncompiled(bundle: ModelBundle) -> ModelBundle:
     """The eager modules behind a :func:`compile_bundle` (the bundle itself when not compiled)."""
     import dataclasses
 
-    return dataclasses.replace(bundle, unet=getattr(bundle.unet, "_orig_mod", bundle.unet),
-                               vae=getattr(bundle.vae, "_comfyfab_eager", bundle.vae))
+    return dataclasses.replace(bundle, unet=_eager(bundle.unet), vae=getattr(bundle.vae, "_comfyfab_eager", bundle.vae))
+
+
+def _eager(module: Any) -> Any:
+    if hasattr(module, "_orig_mod"):
+        return module._orig_mod
+    return getattr(module, "_comfyfab_eager", module)
 
 
 ATTENTION_BACKENDS = ("auto", "cudnn", "flash", "efficient", "math")
@@ -229,11 +288,28 @@ def sdpa_kernels() -> dict[str, Any]:
 
 
 def _fp8_worthy(module: torch.nn.Module, fqn: str) -> bool:
-    """The transformer blocks' projections: their rows are every latent pixel (or text token) of the
-    batch, big enough for FP8's scaling to pay; the time/class embeddings' few rows are not.  Both
-    sides a multiple of 16, as the FP8 matmul needs."""
+    """The transformer blocks' projections: their rows are every latent pixel of the batch, big enough
+    for FP8's scaling to pay; the time/class embeddings' few rows are not.  Both sides a multiple of
+    16, as the FP8 matmul needs.  :func:`fp8_targets` then drops the ones that never pay."""
     return (isinstance(module, torch.nn.Linear) and "attentions." in fqn
             and module.in_features % 16 == 0 and module.out_features % 16 == 0)
+
+
+def fp8_targets(unet: torch.nn.Module) -> list[str]:
+    """The names of the UNet's linear layers that :func:`quantize_fp8` takes: the :func:`_fp8_worthy`
+    ones, less two kinds.  Cross-attention's key and value projections (``to_k``, ``to_v`` or the fused
+    ``to_kv``) read the text encoder's 77 tokens per prompt, too few rows for the scaling to pay.  The
+    separate ``to_q``/``to_k``/``to_v`` that diffusers keeps beside a fused ``to_qkv`` never run:
+    quantizing them costs load time and memory for nothing."""
+    skip: set[str] = set()
+    for name, module in unet.named_modules():
+        if not hasattr(module, "to_q"):
+            continue
+        if getattr(module, "is_cross_attention", False):
+            skip.update(f"{name}.{p}" for p in ("to_k", "to_v", "to_kv"))
+        elif getattr(module, "to_qkv", None) is not None:
+            skip.update(f"{name}.{p}" for p in ("to_q", "to_k", "to_v"))
+    return [name for name, module in unet.named_modules() if _fp8_worthy(module, name) and name not in skip]
 
 
 def fp8_refusal(device: torch.device | str) -> str | None:
@@ -252,7 +328,7 @@ def fp8_refusal(device: torch.device | str) -> str | None:
 
 
 def quantize_fp8(bundle: ModelBundle) -> ModelBundle:
-    """The bundle with its UNet's transformer projections in FP8 (torchao's dynamic float8: e4m3
+    """The bundle with its UNet's transformer projections (:func:`fp8_targets`) in FP8 (torchao's dynamic float8: e4m3
     activations scaled per row at run time, e4m3 weights scaled per output row, matmuls in
     ``torch._scaled_mm``); convolutions, attention itself and the VAE stay in the bundle's dtype.
     In place on the UNet (apply before :func:`compile_bundle`).  Needs a CUDA GPU of compute
@@ -265,7 +341,9 @@ def quantize_fp8(bundle: ModelBundle) -> ModelBundle:
     except ImportError as exc:
         raise ModelError(f"fp8 needs torchao (pip install 'comfyfab[gpu]'): {exc}") from None
     unet = getattr(bundle.unet, "_orig_mod", bundle.unet)
-    quantize_(unet, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_fp8_worthy)
+    targets = set(fp8_targets(unet))
+    quantize_(unet, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+              filter_fn=lambda module, fqn: fqn in targets)
     return bundle
 
 

@@ -200,9 +200,32 @@ def test_a_variant_run_names_its_profile_and_records_its_kernel(cli, tmp_path, c
     assert summary["attention_kernel"] == "math" and summary["fp8_layers"] == 0
     assert not (tmp_path / "cpu-tiny-64-2-b1.csv").exists()
     assert CalibrationSpec(compile=True).variant == "-compiled"
+    assert CalibrationSpec(compile=True, compile_scope="regional").variant == "-compiled-regional"
+    assert summary["compile_scope"] is None and len(summary["warmup_s"]) == 1
     assert CalibrationSpec(device="cuda", fp8=True, attention="cudnn", compile=True).variant == "-fp8-cudnn-compiled"
     with pytest.raises(CalibrationError, match="--attention must be one of"):
         CalibrationSpec(attention="fast")
+
+
+def test_a_regional_compile_names_its_profile_and_records_the_compile_run(cli, tmp_path, capsys, monkeypatch):
+    """``--compile regional``: the profile says so in its name and summary, and keeps the warm-up runs'
+    seconds (the first pays the compile: what a cold worker waits).  torch.compile's ``eager`` backend
+    stands in for inductor here (the same graph capture without a minute of C++ code generation)."""
+    import functools
+
+    import pipeline.calibrate.measure as measure
+    import torch._dynamo
+
+    monkeypatch.setattr(measure, "compile_bundle", functools.partial(measure.compile_bundle, backend="eager"))
+    torch._dynamo.reset()
+    assert cli(["calibrate", *FAST, "--compile", "regional", "--warmup", "2", "--out", str(tmp_path)]) == 0
+    assert "compiled regionally" in capsys.readouterr().out
+    summary = read_summary(tmp_path / "cpu-tiny-64-2-b1-compiled-regional.csv")
+    assert summary["compiled"] is True and summary["compile_scope"] == "regional"
+    assert len(summary["warmup_s"]) == 2 and all(s > 0 for s in summary["warmup_s"])
+    with pytest.raises(SystemExit) as exc:
+        cli(["calibrate", *FAST, "--compile", "partial", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "invalid choice: 'partial'" in capsys.readouterr().err
 
 
 def test_bad_batch_list_is_an_argparse_error(cli, capsys):

@@ -5,6 +5,8 @@ test is that asking for it is a clear error; the H100 run is in profiles/README.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 from torch.nn.attention import SDPBackend
@@ -111,18 +113,27 @@ def test_an_fp8_stand_in_on_a_machine_without_the_gpu_is_refused_at_start(capsys
     assert exc.value.code == 2 and "sees no CUDA device" in capsys.readouterr().err
 
 
-def test_fp8_takes_the_transformer_projections_and_nothing_else():
-    """What --fp8 quantizes, checked on SDXL's own UNet (built on the meta device): every projection
-    inside the transformer blocks, none of the embeddings' few-row matmuls, no convolution."""
+def test_fp8_takes_the_transformer_projections_that_run_on_latent_rows_and_nothing_else():
+    """What --fp8 quantizes, checked on SDXL's own UNet (built on the meta device): each projection of
+    the transformer blocks that runs on the latent pixels; none of the embeddings' few-row matmuls, none
+    of cross-attention's key/value projections (the text's 77 rows), none of the separate Q/K/V that
+    diffusers keeps unused beside a fused QKV, no convolution."""
     from pipeline.comfy.archs import architectures
-    from pipeline.comfy.models import _fp8_worthy, build_components
+    from pipeline.comfy.models import build_components, fp8_targets
 
     unet, _, _ = build_components(architectures()["sdxl"], "meta")
     unet.fuse_qkv_projections()
-    picked = [name for name, m in unet.named_modules() if _fp8_worthy(m, name)]
-    linears = [name for name, m in unet.named_modules() if isinstance(m, torch.nn.Linear)]
+    picked = fp8_targets(unet)
     assert picked and all(".attentions." in f".{name}" for name in picked)
-    assert any(name.endswith("attn1.to_qkv") for name in picked)  # the fused QKV of self-attention
-    assert any(name.endswith("ff.net.2") for name in picked) and any(name.endswith("proj_in") for name in picked)
+    ends = Counter(name.split(".transformer_blocks.")[-1].split(".", 1)[-1] for name in picked
+                   if ".transformer_blocks." in name)
+    # SDXL has 70 transformer blocks, each with these six projections on the latent rows
+    assert ends == {"attn1.to_qkv": 70, "attn1.to_out.0": 70, "attn2.to_q": 70, "attn2.to_out.0": 70,
+                    "ff.net.0.proj": 70, "ff.net.2": 70}
+    assert sum(name.endswith(("proj_in", "proj_out")) for name in picked) == 22
+    assert len(picked) == 442
     assert not any(name.startswith(("time_embedding", "add_embedding")) for name in picked)
-    assert set(linears) - set(picked) == {n for n in linears if ".attentions." not in f".{n}"}
+    # unfused, the same rules hold: self-attention's three projections go, cross-attention's key/value stay out
+    plain, _, _ = build_components(architectures()["sdxl"], "meta")
+    unfused = Counter(name.rsplit(".", 1)[-1] for name in fp8_targets(plain) if ".attn" in name)
+    assert unfused["to_k"] == unfused["to_v"] == 70 and unfused["to_q"] == 140

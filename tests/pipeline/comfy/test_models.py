@@ -122,3 +122,42 @@ def test_compiled_bundle_gives_the_eager_image_and_unwraps():
     assert torch.allclose(want, got, atol=1e-3)
     engine = TorchEngine(options=TorchOptions(compiled=True))
     assert hasattr(engine.bundle("tiny.safetensors").unet, "_orig_mod")
+
+
+def test_regional_compile_gives_the_eager_image_reuses_code_and_leaves_the_eager_modules():
+    """``--compile regional``: each repeated block compiled on its own.  Blocks of one shape share one
+    compiled graph (fewer graphs than blocks: the point, compile time), the image is the eager one, and
+    the eager bundle keeps running eagerly (FLOP counting needs it)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from pipeline.comfy.engines import TorchEngine, TorchOptions
+    from pipeline.comfy.models import REGIONS, compile_bundle, compile_scope, uncompiled
+
+    eager = load_bundle("tiny.safetensors")
+    torch._dynamo.reset()
+    counters.clear()
+    regional = compile_bundle(eager, backend="eager", scope="regional")
+    assert compile_scope(regional.unet) == "regional" and compile_scope(eager.unet) is None
+    regions = [m for m in regional.unet.modules() if type(m).__name__ in REGIONS]
+    regions += [m for m in regional.vae.decoder.modules() if type(m).__name__ in REGIONS]
+    assert regions and all(m._compiled_call_impl is not None for m in regions)
+    assert not any(getattr(m, "_compiled_call_impl", None) is not None
+                   for m in [*eager.unet.modules(), *eager.vae.decoder.modules()])
+    # the copy holds the very same tensors: no second copy of the weights
+    assert all(a is b for a, b in zip(regional.unet.parameters(), eager.unet.parameters()))
+    back = uncompiled(regional)
+    assert back.unet is eager.unet and back.vae is eager.vae
+    pos, neg = encode_text(eager, "a red cube"), encode_text(eager, "")
+    lat = torch.zeros(1, 4, 8, 8)
+    want = vae_decode(eager, ksample(eager, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
+    got = vae_decode(regional, ksample(regional, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
+    assert torch.allclose(want, got, atol=1e-3)
+    graphs = counters["stats"]["unique_graphs"]
+    assert 0 < graphs < len(regions), (graphs, len(regions))
+    engine = TorchEngine(options=TorchOptions(compiled=True, compile_scope="regional"))
+    assert compile_scope(engine.bundle("tiny.safetensors").unet) == "regional"
+    with pytest.raises(ModelError, match="compile scope must be one of"):
+        compile_bundle(eager, scope="partial")
+    with pytest.raises(ValueError, match="compile scope must be one of"):
+        TorchOptions(compiled=True, compile_scope="partial")
