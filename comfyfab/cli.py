@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "pipeline.calibrate.loadbench",
     "pipeline.calibrate.kernels",
     "pipeline.calibrate.attention",
+    "pipeline.calibrate.compiletime",
     "scenarios.cli",
 )
 

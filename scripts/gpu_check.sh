@@ -12,6 +12,9 @@
 #      step by step, and the disk's one-stream O_DIRECT rate; runs on what time the call has left;
 #   5. kernels: one batch-4 run profiled, device time and achieved TFLOP/s by kind of work
 #      (convolution, matmul, attention, norm, other), eager then compiled, on what time is left;
+#   6. compiletime: each repeated block shape of the UNet compiled on its own (comfyfab bench compile):
+#      the compile's cost per block and whether blocks of one shape share their code, with and
+#      without FP8 as GPU_CHECK_FP8 says; a minute or two;
 #   0. attention (runs first when picked): each SDPA kernel timed on SDXL's attention shapes in
 #      seconds (comfyfab bench attention); GPU_CHECK_ATTENTION=best then hands the fastest to the
 #      calibrations.
@@ -50,6 +53,7 @@ if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
   COMPILED=(--runs 3 --warmup 1 --loads 1 --compile "${GPU_CHECK_COMPILE:-full}")
   LOADBENCH=(--device cpu --model tiny --readers library,2x1,2x1d --loads 2)
   KERNELS=(--device cpu --model tiny --resolution 64 --steps 4 --warmup 1)
+  COMPILETIME=(--device cpu --model tiny --resolution 64)
   T1=200; T2=200; T3=200; T4=120
 else
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
@@ -65,6 +69,7 @@ else
              --loads "${GPU_CHECK_LOADS:-2}" --drop-caches)
   T4=${GPU_CHECK_LOADBENCH_S:-150}
   KERNELS=(--device cuda --model sdxl --resolution 1024 --steps 20 --dtype bf16 --warmup 2)
+  COMPILETIME=(--device cuda --model sdxl --resolution 1024 --dtype bf16)
 fi
 KERNEL_BATCH=${GPU_CHECK_KERNEL_BATCH:-4}
 BATCH=${GPU_CHECK_BATCH:-4}
@@ -97,13 +102,13 @@ fi
 
 CAL=("$PY" -m pipeline.calibrate "${COMMON[@]}" --sampler dpmpp_2m --scheduler karras --cfg 7
      --cache-dir "$WORK/ckpt" --out "$WORK/profiles" --quiet)
-# GPU_CHECK_STAGES picks stages: attention, eager, compiled1, compiled4, loadbench, kernels (default "eager compiled1"; on the
+# GPU_CHECK_STAGES picks stages: attention, eager, compiled1, compiled4, loadbench, kernels, compiletime (default "eager compiled1"; on the
 # device machine, "compiled4" needs a call of its own, see above)
-if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="attention eager compiled1 compiled4 loadbench kernels"; else DEFAULT_STAGES="eager compiled1"; fi
+if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then DEFAULT_STAGES="attention eager compiled1 compiled4 loadbench kernels compiletime"; else DEFAULT_STAGES="eager compiled1"; fi
 STAGES=" ${GPU_CHECK_STAGES:-$DEFAULT_STAGES} "
 # what finished is packed after every stage, so a call stopped at its limit still returns it
 pack() { tar czf "$DEST/profiles.tgz" -C "$WORK" profiles 2>/dev/null || true; }
-rc0=0; rc1=0; rc2=0; rc3=0; rc4=0; rc5=0
+rc0=0; rc1=0; rc2=0; rc3=0; rc4=0; rc5=0; rc6=0
 if [[ $STAGES == *" attention "* ]]; then
   echo "== SDPA kernels on the attention shapes, batch ${BATCH%%,*} (elapsed $((SECONDS - START)) s)"
   if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then ATT=(--device cpu --model tiny --resolution 64 --reps 3)
@@ -178,11 +183,18 @@ if [[ $STAGES == *" kernels "* ]]; then
       $([ "$mode" = compiled ] && echo --compile "${GPU_CHECK_COMPILE:-full}"); rc5=$?
   done
 fi
-echo "== done in $((SECONDS - START)) s (attention rc=$rc0, eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5; 124 = timed out)"
+if [[ $STAGES == *" compiletime "* ]]; then
+  for fp8 in "${FP8S[@]}"; do
+    echo "== compile per block shape, batch ${KERNEL_BATCH} $fp8 (elapsed $((SECONDS - START)) s)"
+    timeout "$(cap 240)" "$PY" -m pipeline.calibrate.compiletime "${COMPILETIME[@]}" $fp8 --batch "$KERNEL_BATCH" \
+      --csv "$DEST/compile${fp8:+-fp8}.csv" || rc6=$?
+  done
+fi
+echo "== done in $((SECONDS - START)) s (attention rc=$rc0, eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5, compiletime rc=$rc6; 124 = timed out)"
 
 "$PY" scripts/gpu_check_report.py "$WORK/profiles" $([ -s "$DEST/loadbench.csv" ] && echo "$DEST/loadbench.csv") \
   | tee "$DEST/verdict.txt"
 pack
 rm -rf "$WORK"
-for rc in $rc0 $rc1 $rc2 $rc3 $rc4 $rc5; do [ "$rc" = 0 ] || exit "$rc"; done
+for rc in $rc0 $rc1 $rc2 $rc3 $rc4 $rc5 $rc6; do [ "$rc" = 0 ] || exit "$rc"; done
 exit 0
