@@ -14,7 +14,9 @@ One profile per (device, model, resolution, steps, batch), two files:
   load time, FLOPs, MFU and what its peak was, device name, torch version,
   dtype, sampler, scheduler, and the run's settings;
 * ``<stem>-load.csv``: measured checkpoint loads (a ``seconds`` column, the
-  file :func:`sim.service.load_cold_start_profile` reads).
+  file :func:`sim.service.load_cold_start_profile` reads);
+* ``<stem>-coldstart.csv`` (compiled profiles): each load plus the compile (the first
+  warm-up run less a timed run), the cold start of a compiled worker, in the same form.
 
 The stem is ``<device>-<model>-<resolution>-<steps>-b<batch>``, then ``-fp8``
 when the UNet's projections ran in FP8, ``-<kernel>`` when an attention kernel
@@ -103,8 +105,17 @@ class ProfileSummary:
     compile_scope: str | None = None  # with ``compiled``: "full" or "regional" (torch.compile of the repeated blocks)
     warmup_s: tuple[float, ...] = ()  # the untimed runs' seconds; a compiled run's first pays the compile
 
+    @property
+    def compile_s(self) -> float | None:
+        """A compiled run's compile: its first warm-up run less a timed run's median (None when not
+        compiled or no warm-up was kept)."""
+        if not self.compiled or not self.warmup_s:
+            return None
+        return max(0.0, self.warmup_s[0] - self.batch_p50_s)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["compile_s"] = self.compile_s
         data["lognormal"] = {**asdict(self.lognormal), "median_s": self.lognormal.median_s,
                              "mean_s": self.lognormal.mean_s}
         data["load_samples_s"] = list(self.load_samples_s)
@@ -122,7 +133,9 @@ def profile_stem(device_tag: str, model: str, resolution: int, steps: int, batch
 
 
 def write_profile(out_dir: Path, stem: str, summary: ProfileSummary, batch_seconds: list[float]) -> Path:
-    """Write ``<stem>.csv``, ``<stem>.json`` and (when loads were timed) ``<stem>-load.csv``; return the CSV."""
+    """Write ``<stem>.csv``, ``<stem>.json`` and (when loads were timed) ``<stem>-load.csv``; return the CSV.
+    A compiled profile also gets ``<stem>-coldstart.csv``: each load plus the compile, what a compiled
+    worker waits before its first job (``comfyfab sim run --cold-starts`` reads either file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = np.asarray(batch_seconds, dtype=float)
     frame = pd.DataFrame({
@@ -135,6 +148,10 @@ def write_profile(out_dir: Path, stem: str, summary: ProfileSummary, batch_secon
     if summary.load_samples_s:
         pd.DataFrame({"seconds": list(summary.load_samples_s)}).to_csv(out_dir / f"{stem}-load.csv", index=False,
                                                                          float_format="%.9g")
+        if summary.compile_s is not None:
+            pd.DataFrame({"seconds": [load + summary.compile_s for load in summary.load_samples_s],
+                          "load_s": list(summary.load_samples_s), "compile_s": summary.compile_s}).to_csv(
+                out_dir / f"{stem}-coldstart.csv", index=False, float_format="%.9g")
     return csv
 
 

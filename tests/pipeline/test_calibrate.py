@@ -202,6 +202,7 @@ def test_a_variant_run_names_its_profile_and_records_its_kernel(cli, tmp_path, c
     assert CalibrationSpec(compile=True).variant == "-compiled"
     assert CalibrationSpec(compile=True, compile_scope="regional").variant == "-compiled-regional"
     assert summary["compile_scope"] is None and len(summary["warmup_s"]) == 1
+    assert summary["compile_s"] is None and not (tmp_path / "cpu-tiny-64-2-b1-math-coldstart.csv").exists()
     assert CalibrationSpec(device="cuda", fp8=True, attention="cudnn", compile=True).variant == "-fp8-cudnn-compiled"
     with pytest.raises(CalibrationError, match="--attention must be one of"):
         CalibrationSpec(attention="fast")
@@ -223,6 +224,10 @@ def test_a_regional_compile_names_its_profile_and_records_the_compile_run(cli, t
     summary = read_summary(tmp_path / "cpu-tiny-64-2-b1-compiled-regional.csv")
     assert summary["compiled"] is True and summary["compile_scope"] == "regional"
     assert len(summary["warmup_s"]) == 2 and all(s > 0 for s in summary["warmup_s"])
+    # a compiled worker's cold start: the load plus the compile, in the form the simulator reads
+    assert summary["compile_s"] == pytest.approx(max(0.0, summary["warmup_s"][0] - summary["batch_p50_s"]))
+    cold = load_cold_start_profile(tmp_path / "cpu-tiny-64-2-b1-compiled-regional-coldstart.csv")
+    assert cold == pytest.approx([summary["load_samples_s"][0] + summary["compile_s"]])
     with pytest.raises(SystemExit) as exc:
         cli(["calibrate", *FAST, "--compile", "partial", "--out", str(tmp_path)])
     assert exc.value.code == 2 and "invalid choice: 'partial'" in capsys.readouterr().err
