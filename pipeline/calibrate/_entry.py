@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable, Sequence
 
-from .measure import CalibrationError
+from .measure import CalibrationError, CalibrationSpec, shipped_arch
 
 Run = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -26,6 +26,16 @@ def register_bench(bench: argparse._SubParsersAction, name: str, help: str, add_
             raise CliError(str(exc)) from None
 
     p.set_defaults(func=handler)
+
+
+def bench_spec(args: argparse.Namespace, **fields) -> CalibrationSpec:
+    """The spec of a one-batch benchmark's ``--model``/``--device``/``--resolution``/``--batch``/
+    ``--dtype`` (``fields`` add the rest); a clear error for an unknown model or a batch below 1."""
+    arch = shipped_arch(args.model)
+    if args.batch < 1:
+        raise CalibrationError(f"--batch must be at least 1, got {args.batch}")
+    return CalibrationSpec(model=args.model, device=args.device, resolution=args.resolution or arch.default_resolution,
+                           dtype=args.dtype, **fields)
 
 
 def standalone(prog: str, description: str, add_arguments: Arguments, run: Run,

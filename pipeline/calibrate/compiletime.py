@@ -31,9 +31,8 @@ import torch
 
 from pipeline.comfy.models import REGIONS
 
-from ._entry import entry_points
-from .measure import CalibrationError, CalibrationSpec, DTYPES, quantized, resolve_device, shipped_arch, timed, \
-    unet_inputs
+from ._entry import bench_spec, entry_points
+from .measure import CalibrationSpec, DTYPES, quantized, resolve_device, timed, unet_inputs
 
 __all__ = ["BlockCompile", "compile_blocks", "main", "register"]
 
@@ -152,11 +151,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     import pandas as pd
     from rich.console import Console
 
-    arch = shipped_arch(args.model)
-    if args.batch < 1:
-        raise CalibrationError(f"--batch must be at least 1, got {args.batch}")
-    spec = CalibrationSpec(model=args.model, device=args.device, resolution=args.resolution or arch.default_resolution,
-                           dtype=args.dtype, fp8=args.fp8)
+    spec = bench_spec(args, fp8=args.fp8)
     console = Console(width=160)
     with console.status(f"{args.model} batch {args.batch}: compiling each block shape"):
         rows = compile_blocks(spec, args.batch, backend=args.backend)

@@ -25,9 +25,8 @@ import torch
 
 from pipeline.comfy.models import add_compile_argument
 
-from ._entry import entry_points
-from .measure import (ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, quantized, resolve_device,
-                      shipped_arch, txt2img_once)
+from ._entry import bench_spec, entry_points
+from .measure import ATTENTION_BACKENDS, CalibrationSpec, DTYPES, quantized, resolve_device, txt2img_once
 
 __all__ = ["KINDS", "KernelSplit", "classify", "flops_by_kind", "main", "profile_run", "register"]
 
@@ -169,12 +168,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     import pandas as pd
     from rich.console import Console
 
-    arch = shipped_arch(args.model)
-    if args.batch < 1:
-        raise CalibrationError(f"--batch must be at least 1, got {args.batch}")
-    spec = CalibrationSpec(model=args.model, device=args.device, resolution=args.resolution or arch.default_resolution,
-                           steps=args.steps, warmup=args.warmup, dtype=args.dtype, compile=args.compile is not None,
-                           compile_scope=args.compile or "full", fp8=args.fp8, attention=args.attention)
+    spec = bench_spec(args, steps=args.steps, warmup=args.warmup, compile=args.compile is not None,
+                      compile_scope=args.compile or "full", fp8=args.fp8, attention=args.attention)
     console = Console(width=160)
     with console.status(f"{args.model} batch {args.batch}: warming up and profiling one run"):
         split = profile_run(spec, args.batch, top=args.top)

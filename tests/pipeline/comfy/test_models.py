@@ -102,6 +102,15 @@ def test_a_diffusers_model_folder_loads_with_its_own_configs(tmp_path):
     assert torch.allclose(_image(bundle), _image(loaded), atol=1e-5)
 
 
+def _assert_same_image(eager, compiled, side: int) -> None:
+    """Two sampling steps and a decode give the eager bundle's image (to compile's rounding)."""
+    pos, neg = encode_text(eager, "a red cube"), encode_text(eager, "")
+    lat = torch.zeros(1, 4, side, side)
+    want = vae_decode(eager, ksample(eager, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
+    got = vae_decode(compiled, ksample(compiled, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
+    assert torch.allclose(want, got, atol=1e-3)
+
+
 def test_compiled_bundle_gives_the_eager_image_and_unwraps():
     """torch.compile of the UNet and VAE decoder (the stand-in's --compile, calibrate's --compile).
     The graphs are captured as inductor would get them; the ``eager`` backend skips the code generation
@@ -115,11 +124,7 @@ def test_compiled_bundle_gives_the_eager_image_and_unwraps():
     assert not hasattr(eager.vae.decoder, "_orig_mod"), "compiling must not change the eager bundle"
     back = uncompiled(compiled)
     assert back.unet is eager.unet and back.vae is eager.vae
-    pos, neg = encode_text(eager, "a red cube"), encode_text(eager, "")
-    lat = torch.zeros(1, 4, 4, 4)
-    want = vae_decode(eager, ksample(eager, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
-    got = vae_decode(compiled, ksample(compiled, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
-    assert torch.allclose(want, got, atol=1e-3)
+    _assert_same_image(eager, compiled, side=4)
     engine = TorchEngine(options=TorchOptions(compiled=True))
     assert hasattr(engine.bundle("tiny.safetensors").unet, "_orig_mod")
 
@@ -148,11 +153,7 @@ def test_regional_compile_gives_the_eager_image_reuses_code_and_leaves_the_eager
     assert all(a is b for a, b in zip(regional.unet.parameters(), eager.unet.parameters()))
     back = uncompiled(regional)
     assert back.unet is eager.unet and back.vae is eager.vae
-    pos, neg = encode_text(eager, "a red cube"), encode_text(eager, "")
-    lat = torch.zeros(1, 4, 8, 8)
-    want = vae_decode(eager, ksample(eager, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
-    got = vae_decode(regional, ksample(regional, pos, neg, lat, 5, 2, 6.0, "euler", "normal"))
-    assert torch.allclose(want, got, atol=1e-3)
+    _assert_same_image(eager, regional, side=8)
     graphs = counters["stats"]["unique_graphs"]
     assert 0 < graphs < len(regions), (graphs, len(regions))
     engine = TorchEngine(options=TorchOptions(compiled=True, compile_scope="regional"))
