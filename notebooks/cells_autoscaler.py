@@ -135,4 +135,53 @@ ax2.set_title("on-demand workers")
 fig.tight_layout()
 fig.savefig(fig_dir / "burst_thresholds.png", dpi=90)
 fig"""),
+    ("markdown", """\
+## What a cold start costs under the burst: network storage, local disk, a compiled worker
+
+Every worker the autoscaler adds is useless until its cold start ends. Three measured or stated
+cold starts, on the same burst with the config's autoscaler: the case study's 18-22 s (the
+checkpoint from network storage; the config's default), the H100 machine's local-disk loads
+(`profiles/h100-sdxl-bf16-loadbench.csv`, the default reader's 4.45-4.82 s), and a worker that
+also compiles its models regionally before its first job (`--compile regional`: the load plus
+64.6 s of compile, 68.7 s, `profiles/h100-sdxl-1024-20-b4-compiled-regional-coldstart.csv`).
+The service times are the config's in all three, so only the cold start differs: a compiled
+worker would also serve faster, which this comparison leaves out.
+
+Read it with the autoscaler's rule in mind: it adds `step` workers every `interval_s` while the
+depth stays above the threshold, and workers still starting do not lower the depth. A cold start
+longer than the interval therefore buys more workers during a burst than the burst needs (more
+cold starts, lower p95 once they arrive, more cost), and a short one fewer."""),
+    ("code", """\
+from IPython.display import display
+
+import comfyfab
+
+profiles = Path(comfyfab.__file__).resolve().parents[1] / "profiles"
+COLD = {"network 18-22 s (config)": None,
+        "local disk 4.6 s": profiles / "h100-sdxl-bf16-loadbench.csv",
+        "load + regional compile 68.7 s": profiles / "h100-sdxl-1024-20-b4-compiled-regional-coldstart.csv"}
+rows = []
+for label, path in COLD.items():
+    t = sweep(one, workload, [{}], options=SimOptions(cold_start_path=str(path) if path else None), **run_on)
+    by = t[t["tenant"] == TENANT].groupby("class")
+    rows.append({"cold start": label, "realtime_p95_s": by["latency_p95_s"].mean()["realtime"],
+                 "standard_p95_s": by["latency_p95_s"].mean()["standard"],
+                 "batch_p95_s": by["latency_p95_s"].mean()["batch"], "cold_starts": by["cold_starts"].mean()["all"],
+                 "monthly_cost_usd": by["total_monthly_cost_usd"].mean()["all"]})
+cold = pd.DataFrame(rows).set_index("cold start")
+fig = Figure(figsize=(13, 3.6))
+axes = fig.subplots(1, 4)
+panels = {"realtime_p95_s": "realtime p95, s", "standard_p95_s": "standard p95, s", "batch_p95_s": "batch p95, s",
+          "monthly_cost_usd": "monthly cost, $"}
+for ax, (col, title) in zip(axes, panels.items()):
+    ax.barh(range(len(cold)), cold[col], color=["C7", "C0", "C3"])
+    ax.set_yticks(range(len(cold)), list(cold.index) if ax is axes[0] else [""] * len(cold))
+    ax.set_title(title)
+axes[0].axvline(one.queues.cls("realtime").slo_p95_s, color="red", ls="--", lw=0.8)
+fig.suptitle(f"{TENANT} under the burst: cold start by kind (cold starts per run: "
+             + ", ".join(f"{n:.0f}" for n in cold["cold_starts"]) + ")")
+fig.tight_layout()
+fig.savefig(fig_dir / "cold_start_kinds.png", dpi=90)
+display(cold.round(3))
+fig"""),
 ]

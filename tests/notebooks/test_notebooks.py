@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 build = runpy.run_path(str(ROOT / "notebooks" / "build.py"))
 FIGURES = {"capacity_planning.ipynb": {"gpu_cost_latency.png", "fleet_size_slo.png", "planner_40k.png",
                                         "seed_vs_measured_h100.png", "h100_kernel_split.png"},
-           "autoscaler_tuning.ipynb": {"knob_sweeps.png", "burst_depth.png", "burst_thresholds.png"}}
+           "autoscaler_tuning.ipynb": {"knob_sweeps.png", "burst_depth.png", "burst_thresholds.png",
+                                        "cold_start_kinds.png"}}
 
 
 def test_committed_notebooks_match_their_cell_sources_and_have_no_outputs():
