@@ -1,4 +1,5 @@
-"""Cells of ``autoscaler_tuning.ipynb``: threshold, step and max-workers sweeps; queue depth under a burst.
+"""Cells of ``autoscaler_tuning.ipynb``: threshold, step and max-workers sweeps; queue depth under a burst;
+cold starts by kind.
 
 Each entry of ``CELLS`` is ``(kind, source)``, as in ``cells_capacity``.  The
 notebook uses the simulator's public API only: workloads, ``simulate`` and
@@ -15,7 +16,8 @@ idle workers above the warm pool after `idle_stop_s` (one `AutoscalePolicy`,
 shared with the live fleet). This notebook sweeps the three knobs on one
 tenant's traffic with a burst, and shows what each does to realtime p95,
 batch latency and cost, then the queues and the fleet over time during the
-burst.
+burst, then what the length of a worker's cold start (network storage, local
+disk, load plus compile) does to the same burst.
 
 Set `SMALL = True` for a quick run (CI does); the figures are saved as PNG
 under `FIG_DIR`."""),
