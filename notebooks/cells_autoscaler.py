@@ -159,22 +159,23 @@ from IPython.display import display
 import comfyfab
 
 profiles = Path(comfyfab.__file__).resolve().parents[1] / "profiles"
+compiled = profiles / "h100-sdxl-1024-20-b4-compiled-regional-coldstart.csv"
 COLD = {"network 18-22 s (config)": None,
         "local disk 4.6 s": profiles / "h100-sdxl-bf16-loadbench.csv",
-        "load + regional compile 68.7 s": profiles / "h100-sdxl-1024-20-b4-compiled-regional-coldstart.csv"}
+        "load + regional compile 68.7 s": compiled}
 rows = []
 for label, path in COLD.items():
     t = sweep(one, workload, [{}], options=SimOptions(cold_start_path=str(path) if path else None), **run_on)
     by = t[t["tenant"] == TENANT].groupby("class")
-    rows.append({"cold start": label, "realtime_p95_s": by["latency_p95_s"].mean()["realtime"],
-                 "standard_p95_s": by["latency_p95_s"].mean()["standard"],
-                 "batch_p95_s": by["latency_p95_s"].mean()["batch"], "cold_starts": by["cold_starts"].mean()["all"],
+    p95 = by["latency_p95_s"].mean()
+    rows.append({"cold start": label, "realtime_p95_s": p95["realtime"], "standard_p95_s": p95["standard"],
+                 "batch_p95_s": p95["batch"], "cold_starts": by["cold_starts"].mean()["all"],
                  "monthly_cost_usd": by["total_monthly_cost_usd"].mean()["all"]})
 cold = pd.DataFrame(rows).set_index("cold start")
 fig = Figure(figsize=(13, 3.6))
 axes = fig.subplots(1, 4)
-panels = {"realtime_p95_s": "realtime p95, s", "standard_p95_s": "standard p95, s", "batch_p95_s": "batch p95, s",
-          "monthly_cost_usd": "monthly cost, $"}
+panels = {"realtime_p95_s": "realtime p95, s", "standard_p95_s": "standard p95, s",
+          "batch_p95_s": "batch p95, s", "monthly_cost_usd": "monthly cost, $"}
 for ax, (col, title) in zip(axes, panels.items()):
     ax.barh(range(len(cold)), cold[col], color=["C7", "C0", "C3"])
     ax.set_yticks(range(len(cold)), list(cold.index) if ax is axes[0] else [""] * len(cold))

@@ -31,8 +31,8 @@ from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "REGIONS", "attention_backend", "attention_name",
-           "add_compile_argument", "compile_bundle", "compile_scope", "fp8_layers", "fp8_refusal", "fp8_targets", "load_bundle", "quantize_fp8",
-           "save_checkpoint", "sdpa_kernels", "uncompiled"]
+           "add_compile_argument", "compile_bundle", "compile_scope", "fp8_layers", "fp8_refusal", "fp8_targets",
+           "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
