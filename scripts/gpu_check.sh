@@ -132,6 +132,9 @@ fi
 VARIANT=(--attention "$ATTENTION")
 # the calibration stages run once per FP8 setting: "both" is FP8 then the model's dtype (an A/B on one checkpoint)
 case "${GPU_CHECK_FP8:-0}" in 1) FP8S=(--fp8) ;; both) FP8S=(--fp8 "") ;; *) FP8S=("") ;; esac
+# FP8's compile has run out of every budget so far: log each recompile dynamo makes (one line each), so
+# a stage that times out still says whether the blocks share their code
+[ "${GPU_CHECK_FP8:-0}" != 0 ] && export TORCH_LOGS="${TORCH_LOGS:-recompiles}"
 if [[ $STAGES == *" eager "* ]]; then
   echo "== eager (elapsed $((SECONDS - START)) s)"
   for fp8 in "${FP8S[@]}"; do
