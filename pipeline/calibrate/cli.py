@@ -185,6 +185,11 @@ def print_summary(results: list[CalibrationResult], peak: Peak) -> None:
     if first.load_phases_s:
         steps = ", ".join(f"{k.removesuffix('_s')} {v:.3f}" for k, v in first.load_phases_s.items())
         console.print(f"load steps, median s: {steps} (reader: {first.load_reader})")
+    compiles = [(r.summary.batch, r.summary.compile_s) for r in results if r.summary.compile_s is not None]
+    if compiles:
+        console.print("compile (first warm-up run less a timed run), s: "
+                      + ", ".join(f"batch {b} {c:.1f}" for b, c in compiles)
+                      + "; each profile's -coldstart.csv adds it to the loads: a compiled worker's cold start")
 
 
 def _handler(args: argparse.Namespace, ctx) -> int:
