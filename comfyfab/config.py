@@ -92,6 +92,9 @@ class AutoscalingConfig(Frozen):
     interval_s: float = Field(30, gt=0)
     max_workers: int = Field(32, ge=1, description="per tenant")
     idle_stop_s: float = Field(300, gt=0, description="idle workers above the minimum stop after this")
+    count_starting: bool = Field(False, description=(
+        "count workers still in their cold start against a scale-out (add only what they do not cover); "
+        "the case study's rule (false) adds a step per interval while the depth stays high"))
 
 
 class ColdStartConfig(Frozen):

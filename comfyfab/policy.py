@@ -45,6 +45,10 @@ class AutoscalePolicy:
     * keep ``min_workers`` always on (the warm pool);
     * when the visible queue depth exceeds ``threshold``, add ``step`` workers,
       at most once per ``interval_s``, up to ``max_workers`` (starting workers count);
+      with ``count_starting``, workers still in their cold start are capacity on its way:
+      a scale-out adds only the part of ``step`` they do not cover, and none while they cover it
+      (without it, a cold start longer than ``interval_s`` keeps adding workers the depth
+      has already asked for);
     * stop workers beyond the minimum once idle for ``idle_stop_s``.
     """
 
@@ -54,6 +58,7 @@ class AutoscalePolicy:
     step: int = 2
     interval_s: float = 30.0
     idle_stop_s: float = 300.0
+    count_starting: bool = False
     last_scale_out: float | None = field(default=None)
 
     @classmethod
@@ -62,7 +67,7 @@ class AutoscalePolicy:
         max_w = cfg.tenant_max_workers(tenant_id)
         return cls(min_workers=min(cfg.fleet.warm_realtime_workers, max_w), max_workers=max_w,
                    threshold=a.queue_depth_threshold, step=a.step, interval_s=a.interval_s,
-                   idle_stop_s=a.idle_stop_s)
+                   idle_stop_s=a.idle_stop_s, count_starting=a.count_starting)
 
     def decide(self, now: float, depth: int, workers: Sequence[WorkerView]) -> ScaleDecision:
         n = len(workers)
@@ -70,9 +75,14 @@ class AutoscalePolicy:
             return ScaleDecision(add=self.min_workers - n, reason="warm pool below minimum")
         if depth > self.threshold and n < self.max_workers:
             if self.last_scale_out is None or now - self.last_scale_out >= self.interval_s:
+                add = min(self.step, self.max_workers - n)
+                if self.count_starting:
+                    starting = sum(1 for w in workers if w.starting)
+                    add = max(0, add - starting)
+                    if add == 0:  # the cooldown is not taken: the next check may add once they are up
+                        return ScaleDecision(reason=f"depth {depth} > {self.threshold}, {starting} still starting")
                 self.last_scale_out = now
-                return ScaleDecision(add=min(self.step, self.max_workers - n),
-                                     reason=f"depth {depth} > {self.threshold}")
+                return ScaleDecision(add=add, reason=f"depth {depth} > {self.threshold}")
             return ScaleDecision(reason="scale-out cooling down")
         if depth == 0:
             idle = sorted(

@@ -43,6 +43,7 @@ one pop (its completion); everything else is rare and handled in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from heapq import heapify, heappop, heappush
@@ -135,9 +136,9 @@ class TenantFleet:
         self.pools["on_demand"] = Pool("on_demand", False, od_policy,
                                        _class_index(PollPolicy().order()), _class_index(od_depth))
         if spot_names:
-            a = self.cfg.fleet.autoscaling
-            sp = AutoscalePolicy(min_workers=0, max_workers=self.cap, threshold=a.queue_depth_threshold,
-                                 step=a.step, interval_s=a.interval_s, idle_stop_s=a.idle_stop_s)
+            # the same rule as the on-demand pool's, from zero up to the tenant's cap
+            sp = dataclasses.replace(AutoscalePolicy.from_config(self.cfg, self.tenant), min_workers=0,
+                                     max_workers=self.cap, last_scale_out=None)
             self.pools["spot"] = Pool("spot", True, sp, _class_index(PollPolicy(classes=spot_names).order()),
                                       _class_index(spot_names))
         seed, rep, ti = self._seed

@@ -34,3 +34,20 @@ def test_poll_policy_is_strict_priority():
     assert p.pick({"batch": 3, "standard": 1}) == "standard"
     assert p.pick({}) is None
     assert PollPolicy(classes=("batch",)).pick({"realtime": 5, "batch": 1}) == "batch"
+
+
+def test_count_starting_holds_a_scale_out_that_starting_workers_already_cover():
+    """``count_starting``: workers in their cold start are capacity on its way.  The case study's
+    rule adds a step per interval while the depth stays high, whatever is starting."""
+    starting = [WorkerView(id=f"s{i}", busy=False, starting=True) for i in range(2)]
+    seed_rule = AutoscalePolicy(min_workers=2, max_workers=32, threshold=10, step=2, interval_s=30)
+    assert seed_rule.decide(0, 50, pool(2, busy=True) + starting).add == 2
+    p = AutoscalePolicy(min_workers=2, max_workers=32, threshold=10, step=2, interval_s=30, count_starting=True)
+    held = p.decide(0, 50, pool(2, busy=True) + starting)
+    assert held.add == 0 and "2 still starting" in held.reason
+    # holding does not start the cooldown: once they are up, the next check may add at once
+    assert p.decide(10, 50, pool(4, busy=True)).add == 2
+    assert p.decide(20, 50, pool(4, busy=True) + starting[:1]).add == 0  # cooling down now
+    assert p.decide(40, 50, pool(4, busy=True) + starting[:1]).add == 1  # one starting covers half a step
+    assert AutoscalePolicy.from_config(
+        load_config().with_overrides({"fleet.autoscaling.count_starting": True}), "acme-health").count_starting

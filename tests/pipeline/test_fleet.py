@@ -86,3 +86,31 @@ def test_warm_pool_then_scale_out_and_in(fleet):
     fm.check()
     assert fm.pool_size(tenant) == 2, "idle workers beyond the warm pool stop after 5 min"
     assert [(d[2].add, len(d[2].stop)) for d in fm.decisions if d[1] == tenant] == [(2, 0), (2, 0), (0, 4)]
+
+
+def test_live_fleet_counts_starting_workers_when_configured():
+    """The same ``count_starting`` rule as the simulator's (one policy object): with a 100 s cold start,
+    the case study's rule adds a second step at 30 s, the counting one waits until the first is up."""
+    from comfyfab.policy import ScaleDecision
+
+    added = {}
+    for count in (False, True):
+        cfg = load_config().with_overrides({"fleet.autoscaling.count_starting": count,
+                                            "fleet.cold_start.min_s": 100, "fleet.cold_start.max_s": 100})
+        t = {"now": 0.0}
+        q = Depths()
+        fm = FleetManager(cfg, q, lambda tenant, name: FakeWorker(name), clock=lambda: t["now"], cold_starts=True,
+                          time_scale=1e9)
+        tenant = cfg.tenants[0].id
+        fm.apply(tenant, ScaleDecision(add=fm.policies[tenant].min_workers), warm=True)
+        q.value[tenant] = 50
+        busy(fm, tenant, True)
+        sizes = []
+        for now in (0, 30, 60, 101):
+            t["now"] = now
+            busy(fm, tenant, True)
+            fm.check()
+            sizes.append(fm.pool_size(tenant))
+        added[count] = sizes
+    assert added[False] == [4, 6, 8, 10]
+    assert added[True] == [4, 4, 4, 6]
