@@ -45,7 +45,8 @@ def main(folder: str, loadbench: list[str] | None = None) -> int:
           f"{'TFLOP/img':>9} {'MFU':>6} {'1st run s':>9}")
     for s in summaries:
         kernel = s.get("attention_kernel", "auto")
-        compiled = ("-compiled" + ("-regional" if s.get("compile_scope") == "regional" else "")) if s["compiled"] else ""
+        regional = "-regional" if s.get("compile_scope") == "regional" else ""
+        compiled = f"-compiled{regional}" if s["compiled"] else ""
         name = (f"{s['model']}-{s['resolution']}-{s['steps']}-b{s['batch']}" + ("-fp8" if s.get("fp8_layers") else "")
                 + ("" if kernel == "auto" else f"-{kernel}") + compiled)
         mfu = f"{s['mfu']:.1%}" if s["mfu"] is not None else "n/a"
