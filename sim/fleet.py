@@ -136,9 +136,7 @@ class TenantFleet:
         self.pools["on_demand"] = Pool("on_demand", False, od_policy,
                                        _class_index(PollPolicy().order()), _class_index(od_depth))
         if spot_names:
-            # the same rule as the on-demand pool's, from zero up to the tenant's cap
-            sp = dataclasses.replace(AutoscalePolicy.from_config(self.cfg, self.tenant), min_workers=0,
-                                     max_workers=self.cap, last_scale_out=None)
+            sp = dataclasses.replace(od_policy, min_workers=0)  # the same rule from zero, as the live fleet's
             self.pools["spot"] = Pool("spot", True, sp, _class_index(PollPolicy(classes=spot_names).order()),
                                       _class_index(spot_names))
         seed, rep, ti = self._seed

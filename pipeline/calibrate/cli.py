@@ -91,8 +91,7 @@ def _spec(args: argparse.Namespace) -> CalibrationSpec:
     resolution = args.resolution or (arch.default_resolution if arch else 1024)
     spec = CalibrationSpec(model=args.model, device=args.device, resolution=resolution, steps=args.steps,
                            batches=tuple(args.batch), sampler=args.sampler, scheduler=args.scheduler, cfg=args.cfg,
-                           runs=args.runs, warmup=args.warmup, dtype=args.dtype, compile=args.compile is not None,
-                           compile_scope=args.compile or "full",
+                           runs=args.runs, warmup=args.warmup, dtype=args.dtype, compile=args.compile,
                            channels_last=False if args.no_channels_last else None, fp8=args.fp8,
                            attention=args.attention)
     from pipeline.comfy.sampling import SamplerError, make_scheduler

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from pipeline.comfy.models import REGIONS
+from pipeline.comfy.models import REGIONS, allow_recompiles
 
 from ._entry import bench_spec, entry_points
 from .measure import CalibrationSpec, DTYPES, quantized, resolve_device, timed, unet_inputs
@@ -93,19 +93,14 @@ def compile_blocks(spec: CalibrationSpec, batch: int, backend: str = "inductor")
     pairs = 2 * batch if spec.cfg != 1.0 else batch
     side = spec.resolution // bundle.arch.vae_scale_factor
     with torch.device(device):
-        args, kwargs = unet_inputs(bundle.arch, pairs, side)
-    args = tuple(a.to(spec.torch_dtype) if a.is_floating_point() and a.dim() else a for a in args)
-    kwargs = {k: (v.to(spec.torch_dtype) if isinstance(v, torch.Tensor) else
-                  {kk: vv.to(spec.torch_dtype) for kk, vv in v.items()} if isinstance(v, dict) else v)
-              for k, v in kwargs.items()}
+        args, kwargs = unet_inputs(bundle.arch, pairs, side, spec.torch_dtype)
     try:
         unet(*args, **kwargs)
     finally:
         for hook in hooks:
             hook.remove()
     torch._dynamo.reset()
-    config = torch._dynamo.config
-    config.recompile_limit = max(config.recompile_limit, 4 * len(seen))
+    allow_recompiles(4 * len(seen))
     results = []
     for (block, shapes), calls in seen.items():
         module, a, k = calls[0]

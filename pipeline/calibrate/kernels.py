@@ -114,7 +114,7 @@ def profile_run(spec: CalibrationSpec, batch: int, top: int = 15) -> KernelSplit
     if spec.fp8:
         bundle = quantized(bundle)
     if spec.compile:
-        bundle = compile_bundle(bundle, scope=spec.compile_scope)
+        bundle = compile_bundle(bundle, scope=spec.compile)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with attention_backend(spec.attention):
@@ -168,8 +168,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     import pandas as pd
     from rich.console import Console
 
-    spec = bench_spec(args, steps=args.steps, warmup=args.warmup, compile=args.compile is not None,
-                      compile_scope=args.compile or "full", fp8=args.fp8, attention=args.attention)
+    spec = bench_spec(args, steps=args.steps, warmup=args.warmup, compile=args.compile, fp8=args.fp8,
+                      attention=args.attention)
     console = Console(width=160)
     with console.status(f"{args.model} batch {args.batch}: warming up and profiling one run"):
         split = profile_run(spec, args.batch, top=args.top)

@@ -63,8 +63,7 @@ class CalibrationSpec:
     runs: int = 10
     warmup: int = 2
     dtype: str | None = None  # None: bf16 on CUDA, fp32 on the CPU
-    compile: bool = False
-    compile_scope: str = "full"  # with compile: "full" (one graph per model) or "regional" (its repeated blocks)
+    compile: str | None = None  # torch.compile: None, "full" (one graph per model) or "regional" (its repeated blocks)
     channels_last: bool | None = None  # None: on for CUDA
     seed: int = 0
     fp8: bool = False  # the UNet's transformer projections in FP8 (torchao; CUDA, compute capability 8.9+)
@@ -85,8 +84,8 @@ class CalibrationSpec:
             raise CalibrationError(f"--dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.attention not in ATTENTION_BACKENDS:
             raise CalibrationError(f"--attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
-        if self.compile_scope not in COMPILE_SCOPES:
-            raise CalibrationError(f"--compile must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile_scope!r}")
+        if self.compile is not None and self.compile not in COMPILE_SCOPES:
+            raise CalibrationError(f"--compile must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile!r}")
         if self.fp8 and torch.device(self.device).type != "cuda":
             raise CalibrationError("--fp8 needs --device cuda (a GPU of compute capability 8.9 or newer)")
 
@@ -94,7 +93,7 @@ class CalibrationSpec:
     def variant(self) -> str:
         """What sets this run apart from the plain one, for profile names: ``-fp8``, ``-cudnn``,
         ``-compiled`` or ``-compiled-regional``."""
-        compiled = ("-compiled" + ("-regional" if self.compile_scope == "regional" else "")) if self.compile else ""
+        compiled = ("-compiled" + ("-regional" if self.compile == "regional" else "")) if self.compile else ""
         return ("-fp8" if self.fp8 else "") + ("" if self.attention == "auto" else f"-{self.attention}") + compiled
 
     @property
@@ -118,17 +117,19 @@ def shipped_arch(model: str, hint: str = "") -> Any:
     return arch
 
 
-def unet_inputs(arch: Any, pairs: int, side: int) -> tuple[tuple, dict[str, Any]]:
+def unet_inputs(arch: Any, pairs: int, side: int,
+                dtype: torch.dtype = torch.float32) -> tuple[tuple, dict[str, Any]]:
     """Positional and keyword arguments of one UNet evaluation of ``pairs`` latents ``side`` wide,
-    with a 77-token context (and SDXL's pooled embeddings and size ids), on the default device
-    (build them under ``torch.device("meta")`` for shapes only)."""
+    with a 77-token context (and SDXL's pooled embeddings and size ids), in ``dtype`` (the timestep
+    stays fp32) on the default device (build them under ``torch.device("meta")`` for shapes only)."""
     contexts = sum(spec["config"]["hidden_size"] for spec in arch.text_encoders)
     added = None
     if arch.family == "sdxl":
         pooled = next(s["config"]["projection_dim"] for s in arch.text_encoders if s.get("pooled"))
-        added = {"text_embeds": torch.zeros(pairs, pooled), "time_ids": torch.zeros(pairs, 6)}
-    return ((torch.zeros(pairs, arch.latent_channels, side, side), torch.tensor(999.0)),
-            {"encoder_hidden_states": torch.zeros(pairs, 77, contexts), "added_cond_kwargs": added})
+        added = {"text_embeds": torch.zeros(pairs, pooled, dtype=dtype),
+                 "time_ids": torch.zeros(pairs, 6, dtype=dtype)}
+    return ((torch.zeros(pairs, arch.latent_channels, side, side, dtype=dtype), torch.tensor(999.0)),
+            {"encoder_hidden_states": torch.zeros(pairs, 77, contexts, dtype=dtype), "added_cond_kwargs": added})
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:
@@ -366,7 +367,7 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
     """Load ``path`` ``loads`` times onto the device with ``reader``'s settings; keep the last bundle
     (its UNet wrapped in ``torch.compile`` after the timing when asked) and each load's steps."""
     device = resolve_device(spec.device)
-    _preimport(spec.compile)
+    _preimport(spec.compile is not None)
     seconds: list[float] = []
     phases: list[dict[str, Any]] = []
     dropped = True
@@ -395,6 +396,6 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         _sync(device)
         phases[-1]["quantize_s"] = time.perf_counter() - t0
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up
-        bundle = compile_bundle(bundle, scope=spec.compile_scope)
+        bundle = compile_bundle(bundle, scope=spec.compile)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return LoadTiming(seconds, path, size, "dropped" if drop_caches and dropped else "possibly warm", bundle, phases)

@@ -107,12 +107,13 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             flops_per_image_run=run_flops.total, flops_source=flops_source,
             unet_flops_per_step=flops.per_step, mfu=mfu, peak_tflops=peak.tflops, peak_source=peak.source,
             torch_version=torch.__version__, dtype=spec.dtype_name, sampler=spec.sampler,
-            scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile,
+            scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile is not None,
             channels_last=bool(spec.channels_last if spec.channels_last is not None else device.type == "cuda"),
             attention=attention_name(bundle.unet), load_reader=load.reader, load_phases_s=load.median_phases(),
             fp8_layers=fp8_layers(bundle.unet), attention_kernel=spec.attention,
-            compile_scope=spec.compile_scope if spec.compile else None, warmup_s=tuple(warmups))
+            compile_scope=spec.compile, warmup_s=tuple(warmups))
         tag = peak.gpu if peak.gpu != dev_name else device.type
-        stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile, spec.variant)
+        stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile is not None,
+                            spec.variant)
         results.append(CalibrationResult(write_profile(Path(out_dir), stem, summary, runs), summary, flops))
     return results

@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the port as one JSON line and exit when stdin closes (comfyfab.child)")
     args = parser.parse_args(argv)
     try:
-        options = TorchOptions(device=args.device, cpu_threads=args.cpu_threads, compiled=args.compile is not None,
-                               compile_scope=args.compile or "full",
+        options = TorchOptions(device=args.device, cpu_threads=args.cpu_threads, compile=args.compile,
                                fp8=args.fp8, attention=args.attention)
     except ValueError as exc:
         parser.error(str(exc))

@@ -120,16 +120,16 @@ class TorchOptions:
     device: str = "cpu"
     dtype: Any = None                # None: bf16 on a GPU, fp32 on the CPU
     cpu_threads: int | None = None   # torch's intra-op threads (process-wide)
-    compiled: bool = False           # torch.compile each model's UNet and VAE decoder
-    compile_scope: str = "full"      # ... as one graph each ("full") or block by block ("regional")
+    compile: str | None = None       # torch.compile each model's UNet and VAE decoder: None (eager),
+                                     # "full" (one graph each) or "regional" (block by block)
     fp8: bool = False                # the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)
     attention: str = "auto"          # the SDPA kernel tried first
 
     def __post_init__(self) -> None:
         from .models import ATTENTION_BACKENDS, COMPILE_SCOPES
 
-        if self.compile_scope not in COMPILE_SCOPES:
-            raise ValueError(f"compile scope must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile_scope!r}")
+        if self.compile is not None and self.compile not in COMPILE_SCOPES:
+            raise ValueError(f"compile scope must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile!r}")
         if self.attention not in ATTENTION_BACKENDS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
         if self.fp8 and not self.device.startswith("cuda"):
@@ -173,7 +173,7 @@ class TorchEngine:
                     bundle = quantize_fp8(bundle) if o.fp8 else bundle
                 except ModelError as exc:
                     raise NodeExecutionError(str(exc)) from None
-                self._bundles[ckpt_name] = compile_bundle(bundle, scope=o.compile_scope) if o.compiled else bundle
+                self._bundles[ckpt_name] = compile_bundle(bundle, scope=o.compile) if o.compile else bundle
             return self._bundles[ckpt_name]
 
     def _attention(self):

@@ -31,8 +31,8 @@ from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "REGIONS", "attention_backend", "attention_name",
-           "add_compile_argument", "compile_bundle", "compile_scope", "fp8_layers", "fp8_refusal", "fp8_targets",
-           "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels", "uncompiled"]
+           "add_compile_argument", "allow_recompiles", "compile_bundle", "compile_scope", "fp8_layers", "fp8_refusal",
+           "fp8_targets", "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -222,19 +222,24 @@ def _compile_regions(module: torch.nn.Module, backend: str) -> torch.nn.Module:
     import copy
     import itertools
 
-    import torch._dynamo
-
     shared = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
     clone = copy.deepcopy(module, shared)
     regions = [sub for sub in clone.modules() if type(sub).__name__ in REGIONS]
     for sub in regions:
         sub.compile(dynamic=False, backend=backend)
-    # every distinct block shape is one compile of the block's code: SDXL's UNet has about fifteen
-    # ResnetBlock2D shapes, above dynamo's default of 8 per code (past which it runs them eagerly)
-    config = torch._dynamo.config
-    config.recompile_limit = max(config.recompile_limit, 2 * len(regions))
+    allow_recompiles(2 * len(regions))
     object.__setattr__(clone, "_comfyfab_eager", module)
     return clone
+
+
+def allow_recompiles(n: int) -> None:
+    """Let dynamo compile one code ``n`` times (process-wide; it only ever rises).  Every distinct
+    block shape is one compile of the block's code: SDXL's UNet has about fifteen ResnetBlock2D
+    shapes, above dynamo's default of 8 per code, past which it would run them eagerly."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, n)
 
 
 def compile_scope(unet: Any) -> str | None:

@@ -199,11 +199,11 @@ def test_a_variant_run_names_its_profile_and_records_its_kernel(cli, tmp_path, c
     summary = read_summary(tmp_path / "cpu-tiny-64-2-b1-math.csv")
     assert summary["attention_kernel"] == "math" and summary["fp8_layers"] == 0
     assert not (tmp_path / "cpu-tiny-64-2-b1.csv").exists()
-    assert CalibrationSpec(compile=True).variant == "-compiled"
-    assert CalibrationSpec(compile=True, compile_scope="regional").variant == "-compiled-regional"
+    assert CalibrationSpec(compile="full").variant == "-compiled"
+    assert CalibrationSpec(compile="regional").variant == "-compiled-regional"
     assert summary["compile_scope"] is None and len(summary["warmup_s"]) == 1
     assert summary["compile_s"] is None and not (tmp_path / "cpu-tiny-64-2-b1-math-coldstart.csv").exists()
-    assert CalibrationSpec(device="cuda", fp8=True, attention="cudnn", compile=True).variant == "-fp8-cudnn-compiled"
+    assert CalibrationSpec(device="cuda", fp8=True, attention="cudnn", compile="full").variant == "-fp8-cudnn-compiled"
     with pytest.raises(CalibrationError, match="--attention must be one of"):
         CalibrationSpec(attention="fast")
 

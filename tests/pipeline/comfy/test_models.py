@@ -125,7 +125,7 @@ def test_compiled_bundle_gives_the_eager_image_and_unwraps():
     back = uncompiled(compiled)
     assert back.unet is eager.unet and back.vae is eager.vae
     _assert_same_image(eager, compiled, side=4)
-    engine = TorchEngine(options=TorchOptions(compiled=True))
+    engine = TorchEngine(options=TorchOptions(compile="full"))
     assert hasattr(engine.bundle("tiny.safetensors").unet, "_orig_mod")
 
 
@@ -156,9 +156,9 @@ def test_regional_compile_gives_the_eager_image_reuses_code_and_leaves_the_eager
     _assert_same_image(eager, regional, side=8)
     graphs = counters["stats"]["unique_graphs"]
     assert 0 < graphs < len(regions), (graphs, len(regions))
-    engine = TorchEngine(options=TorchOptions(compiled=True, compile_scope="regional"))
+    engine = TorchEngine(options=TorchOptions(compile="regional"))
     assert compile_scope(engine.bundle("tiny.safetensors").unet) == "regional"
     with pytest.raises(ModelError, match="compile scope must be one of"):
         compile_bundle(eager, scope="partial")
     with pytest.raises(ValueError, match="compile scope must be one of"):
-        TorchOptions(compiled=True, compile_scope="partial")
+        TorchOptions(compile="partial")
