@@ -215,6 +215,22 @@ class EmbeddedAws:
 
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")).read()
 
+    def requests(self) -> dict[str, int] | None:
+        """How many requests the server has answered since it started or was last reset, by service and
+        operation (:class:`comfyfab.moto_host.RequestCounter`); None for the ``werkzeug`` mode, which
+        does not count."""
+        import json
+        import urllib.request
+
+        from .moto_host import REQUESTS_PATH
+
+        if self.url is None:
+            raise BackendError("embedded AWS is not started")
+        if self.mode == "werkzeug":
+            return None
+        with urllib.request.urlopen(f"{self.url}{REQUESTS_PATH}") as resp:
+            return json.loads(resp.read())
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.stop()

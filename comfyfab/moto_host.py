@@ -21,8 +21,10 @@ and exits when its standard input closes.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import threading
 from typing import Any
 
 from .child import ready
@@ -48,11 +50,75 @@ def compacting_on_reset(app: Any) -> Any:
     def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
         body = app(environ, start_response)
         if environ.get("PATH_INFO") == RESET_PATH and environ.get("REQUEST_METHOD") == "POST":
-            body = list(body)  # the reset has run once its response is read
+            body = _read(body)  # the reset has run once its response is read
             compact_heap()
         return body
 
     return wrapped
+
+
+REQUESTS_PATH = "/moto-api/comfyfab/requests"
+
+
+class RequestCounter:
+    """Counts the AWS requests the server answers, by service and operation: what AWS would bill.
+
+    A WSGI wrapper around moto's app.  ``GET /moto-api/comfyfab/requests``
+    answers the counts as JSON (``{"sqs ReceiveMessage": 812, ...}``) and a
+    reset of the server (``POST /moto-api/reset``) zeroes them.  The operation
+    comes from the ``X-Amz-Target`` header of JSON-protocol calls (SQS,
+    DynamoDB, KMS, CloudWatch Logs); other calls count as the service and the
+    HTTP method (``s3 PUT``).  A ``ReceiveMessage`` that returns no message
+    counts as ``sqs ReceiveMessage (empty)``: requests that cost and carry
+    nothing.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def operation(environ: dict[str, Any]) -> str:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+        service = scope[3] if len(scope) > 3 else "unsigned"
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        return f"{service} {target.rsplit('.', 1)[-1]}" if target else f"{service} {environ.get('REQUEST_METHOD')}"
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO")
+        if path == REQUESTS_PATH:
+            body = json.dumps(self.snapshot(), sort_keys=True).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == RESET_PATH and environ.get("REQUEST_METHOD") == "POST":
+            with self._lock:
+                self._counts.clear()
+            return self.app(environ, start_response)
+        op = self.operation(environ)
+        body = self.app(environ, start_response)
+        if op == "sqs ReceiveMessage":
+            body = _read(body)
+            if not any(b'"Messages"' in part for part in body):
+                op += " (empty)"
+        with self._lock:
+            self._counts[op] = self._counts.get(op, 0) + 1
+        return body
+
+
+def _read(body: Any) -> list[bytes]:
+    """A WSGI response's parts, read; the iterable is closed as the server would have closed it."""
+    try:
+        return list(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def prepare_moto() -> None:
@@ -72,7 +138,7 @@ def make_server(host: str = "127.0.0.1", port: int = 0, threads: int = THREADS) 
 
     prepare_moto()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" notes under load
-    app = compacting_on_reset(DomainDispatcherApplication(moto_fast.create_backend_app))
+    app = RequestCounter(compacting_on_reset(DomainDispatcherApplication(moto_fast.create_backend_app)))
     return create_server(app, host=host, port=port, threads=threads, connection_limit=CONNECTIONS,
                          asyncore_use_poll=True, ident="comfyfab-moto", channel_timeout=300)
 

@@ -144,6 +144,34 @@ def _load(stack: Stack, n: int, clients: int, rate: float | None = None) -> dict
     return out
 
 
+def _requests(stack: Stack) -> dict[str, int] | None:
+    """The embedded AWS's request counts so far (None on other backends)."""
+    embedded = getattr(stack, "_embedded", None)
+    return embedded.requests() if embedded is not None else None
+
+
+def _print_requests(before: dict[str, int], after: dict[str, int], jobs: int, cpu: dict[str, float | None],
+                    console: Console) -> None:
+    """AWS requests per job by operation, and what each request cost the emulator and the AWS clients."""
+    per = {k: (after.get(k, 0) - before.get(k, 0)) / max(jobs, 1) for k in after}
+    per = {k: v for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.005}
+    total = sum(per.values())
+    if not total:
+        return
+    console.print(f"  AWS requests per job: [bold]{total:.2f}[/] ("
+                  + ", ".join(f"{k} {v:.2f}" for k, v in per.items()) + ")")
+    emulator = cpu.get("AWS emulator")
+    clients = [v for k, v in cpu.items() if k in ("router", "workers", "pipeline (router, workers)")]
+    costs = []
+    if emulator is not None:
+        costs.append(f"the emulator {emulator / (total * jobs) * 1000:.2f} ms")
+    if clients and None not in clients:
+        costs.append(f"the router and workers {sum(clients) / (total * jobs) * 1000:.2f} ms "
+                     "(their AWS clients and everything else they do)")
+    if costs:
+        console.print(f"  CPU per AWS request: {'; '.join(costs)}")
+
+
 def _pct(lat_s: list[float]) -> str:
     ms = np.array(lat_s) * 1000
     return f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms"
@@ -216,6 +244,7 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         pids["AWS emulator"] = getattr(getattr(stack, "_embedded", None), "pid", None)
         pids.update({f"stand-in {i + 1}": getattr(e, "pid", None) for i, e in enumerate(stack._executors)})
         cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
+        req0 = _requests(stack)
         t0 = time.time()
         r2 = _load(stack, jobs, clients)
         t_end = done.wait(base + r2["codes"].get(202, 0), console)
@@ -223,11 +252,14 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         console.print(f"  {n} jobs accepted → stored in S3 → succeeded in {t_end - t0:.2f} s: "
                       f"[bold]{n / (t_end - t0):.1f} jobs/s[/] (target on this machine: ≥ 50 jobs/s)")
         cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
+        req1 = _requests(stack)
         cpu = {k: cpu1[k] - cpu0[k] if None not in (cpu0[k], cpu1[k]) else None for k in pids}
         cpu["HTTP clients"] = r2.get("cpu_s")
         shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
         if shown:
             console.print(f"  CPU per job (ms): {', '.join(shown)}; {os.cpu_count()} cores")
+        if req0 is not None and req1 is not None:
+            _print_requests(req0, req1, n, cpu, console)
         dropped = sum(w.stats.duplicates_dropped for w in stack.fleet.workers())
         console.print(f"  duplicate deliveries dropped by the workers (the job had already run): {dropped}")
 

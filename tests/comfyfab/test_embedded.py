@@ -33,3 +33,24 @@ def test_process_servers_keep_separate_state():
 def test_unknown_mode_is_a_clear_error():
     with pytest.raises(BackendError, match="unknown embedded mode 'docker'"):
         EmbeddedAws(mode="docker")
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_the_server_counts_requests_by_operation_and_a_reset_zeroes_them(mode):
+    with EmbeddedAws(mode=mode) as aws:
+        cloud = aws.cloud()
+        sqs = cloud.client("sqs")
+        url = sqs.create_queue(QueueName="counted.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g", MessageDeduplicationId="d")
+        assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
+        cloud.client("dynamodb").list_tables()
+        assert aws.requests() == {"sqs CreateQueue": 1, "sqs ReceiveMessage (empty)": 1, "sqs SendMessage": 1,
+                                  "sqs ReceiveMessage": 1, "dynamodb ListTables": 1}
+        aws.reset()
+        assert aws.requests() == {}
+
+
+def test_the_werkzeug_server_does_not_count():
+    with EmbeddedAws(mode="werkzeug") as aws:
+        assert aws.requests() is None

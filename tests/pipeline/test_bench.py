@@ -22,6 +22,14 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     assert text.index("jobs/s") < text.index("router alone")  # nothing queued by it touches the other figures
     assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
     assert "CPU per job (ms)" in text
+    # each job is one write and one send by the router, then two updates, an upload and a delete by its worker
+    requests = re.search(r"AWS requests per job: [\d.]+ \((.*?)\) CPU per AWS request", text)
+    assert requests, text
+    for op in ("dynamodb PutItem 1.00", "sqs SendMessage 1.00", "dynamodb UpdateItem 2.00",
+               "sqs DeleteMessage 1.00", "sqs ReceiveMessage 1.00"):
+        assert op in requests.group(1)
+    assert float(re.search(r"s3 PUT ([\d.]+)", requests.group(1)).group(1)) >= 1  # and the audit log's archive
+    assert re.search(r"CPU per AWS request: the emulator [\d.]+ ms", text)
     # then the jobs the router-alone phase left queued are drained and timed, all of them
     queued = re.search(r"the fleet drains that backlog: (\d+) queued jobs, 1 workers per tenant, done in [\d.]+ s: "
                        r"[\d.]+ jobs/s", text)
