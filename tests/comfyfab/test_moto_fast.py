@@ -124,6 +124,61 @@ def test_functions_and_arithmetic_apply_through_the_copied_tree(ddb):
     assert item["n"] == {"N": "3"} and item["l"] == {"L": [{"S": "i0"}, {"S": "i1"}, {"S": "i2"}]}
 
 
+def test_shape_checks_are_skipped_only_for_what_passed_them(ddb, monkeypatch):
+    # Fix 11: an expression that passed with some names skips the shape checks next time with the same
+    # names, and runs them again with other names: the same text can then name a key or overlap.
+    from moto.dynamodb.parsing.validators import ActionCountValidator
+
+    checked = []
+    real = ActionCountValidator.verify_action_counts
+    monkeypatch.setattr(ActionCountValidator, "verify_action_counts",
+                        lambda self, node: checked.append(1) or real(self, node))
+    expr = "SET #p = :v, #q = :w"
+    ddb.put_item(TableName="t", Item={"k": {"S": "shape"}})
+    call = dict(TableName="t", Key={"k": {"S": "shape"}}, UpdateExpression=expr,
+                ExpressionAttributeValues={":v": {"S": "1"}, ":w": {"S": "2"}})
+    ddb.update_item(**call, ExpressionAttributeNames={"#p": "p1", "#q": "q1"})
+    assert checked
+    first = len(checked)
+    ddb.update_item(**call, ExpressionAttributeNames={"#p": "p1", "#q": "q1"})
+    assert len(checked) == first, "the second call with the same names ran the shape checks again"
+    with pytest.raises(ddb.exceptions.ClientError, match="part of the key"):
+        ddb.update_item(**call, ExpressionAttributeNames={"#p": "k", "#q": "q1"})
+    with pytest.raises(ddb.exceptions.ClientError, match="Two document paths overlap"):
+        ddb.update_item(**call, ExpressionAttributeNames={"#p": "p1", "#q": "p1"})
+    item = ddb.get_item(TableName="t", Key={"k": {"S": "shape"}}, ConsistentRead=True)["Item"]
+    assert (item["p1"], item["q1"]) == ({"S": "1"}, {"S": "2"})
+
+
+def test_a_remembered_condition_is_evaluated_against_each_item_with_its_own_values(ddb):
+    # Fix 10: the job store's conditions repeat; each call still judges its own item by its own values.
+    cond = "attribute_exists(k) AND #s IN (:a, :b)"
+    for key, status in (("c1", "queued"), ("c2", "running"), ("c3", "succeeded")):
+        ddb.put_item(TableName="t", Item={"k": {"S": key}, "s": {"S": status}})
+
+    def start(key, a="queued", b="running"):
+        try:
+            ddb.update_item(TableName="t", Key={"k": {"S": key}}, UpdateExpression="SET #w = :w",
+                            ConditionExpression=cond, ExpressionAttributeNames={"#s": "s", "#w": "w"},
+                            ExpressionAttributeValues={":a": {"S": a}, ":b": {"S": b}, ":w": {"S": key}})
+            return True
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+
+    assert [start(k) for k in ("c1", "c2", "c3", "c3", "c1", "missing")] == [True, True, False, False, True, False]
+    assert start("c3", a="succeeded") is True  # other values, another parse
+    assert start("c2", a="succeeded") is True  # :b is still running
+    assert start("c2", a="succeeded", b="failed") is False
+    # the names a parse found are still checked against those given, on a remembered parse too
+    for _ in range(2):
+        with pytest.raises(ddb.exceptions.ClientError, match="unused"):
+            ddb.put_item(TableName="t", Item={"k": {"S": "c4"}}, ConditionExpression="attribute_not_exists(k)",
+                         ExpressionAttributeNames={"#spare": "x"})
+    ddb.put_item(TableName="t", Item={"k": {"S": "c4"}}, ConditionExpression="attribute_not_exists(k)")
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.put_item(TableName="t", Item={"k": {"S": "c4"}}, ConditionExpression="attribute_not_exists(k)")
+
+
 def test_the_validator_copies_the_tree_by_pickle():
     import copy
 
