@@ -170,6 +170,66 @@ def _print_requests(before: dict[str, int], after: dict[str, int], jobs: int, cp
                      "(their AWS clients and everything else they do)")
     if costs:
         console.print(f"  CPU per AWS request: {'; '.join(costs)}")
+    if emulator is not None:
+        # the ceiling this machine puts on the design: its requests alone, client and server, on every core
+        client_ms = client_call_cpu_ms()
+        floor_ms = REQUESTS_PER_JOB * (client_ms + emulator / (total * jobs) * 1000)
+        console.print(f"  an AWS SDK call alone costs {client_ms:.2f} ms of CPU here (against a server that "
+                      f"answers at once); the design's {REQUESTS_PER_JOB} requests per job, client and emulator, "
+                      f"cost at least {floor_ms:.1f} ms: at most [bold]{1000 * (os.cpu_count() or 1) / floor_ms:.0f}"
+                      f" jobs/s[/] on {os.cpu_count()} cores before anything else runs")
+
+
+# What a job needs from AWS by design: the router's conditional create and enqueue, the worker's
+# receive, conditional start, upload, conditional finish and delete.
+REQUESTS_PER_JOB = 7
+
+
+def client_call_cpu_ms(calls: int = 200) -> float:
+    """CPU milliseconds one AWS SDK call costs this process, measured against a loopback server
+    that answers at once (``{}``), so only the client's work counts: botocore building, signing,
+    sending and parsing a ``ReceiveMessage``, through the same client factory as the pipeline's."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from comfyfab.cloud import Cloud
+
+    class Null(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        wbufsize = 1 << 16  # headers and body leave in one segment
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Null)
+    threading.Thread(target=server.serve_forever, daemon=True, name="null-aws").start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        sqs = Cloud(BackendSpec(kind="embedded", region="us-east-1", endpoint_url=url)).client("sqs")
+        queue = f"{url}/000000000000/null.fifo"
+
+        def receive() -> None:
+            sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1,
+                                MessageSystemAttributeNames=["ApproximateReceiveCount"])
+
+        for _ in range(20):  # connections, caches
+            receive()
+        t0 = time.thread_time()  # this thread only: the server's threads do not count
+        for _ in range(calls):
+            receive()
+        return (time.thread_time() - t0) / calls * 1000
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _pct(lat_s: list[float]) -> str:

@@ -30,12 +30,21 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
         assert op in requests.group(1)
     assert float(re.search(r"s3 PUT ([\d.]+)", requests.group(1)).group(1)) >= 1  # and the audit log's archive
     assert re.search(r"CPU per AWS request: the emulator [\d.]+ ms", text)
+    assert re.search(r"an AWS SDK call alone costs [\d.]+ ms of CPU here .*? the design's 7 requests per job, "
+                     r"client and emulator, cost at least [\d.]+ ms: at most \d+ jobs/s on \d+ cores", text)
     # then the jobs the router-alone phase left queued are drained and timed, all of them
     queued = re.search(r"the fleet drains that backlog: (\d+) queued jobs, 1 workers per tenant, done in [\d.]+ s: "
                        r"[\d.]+ jobs/s", text)
     assert queued and int(queued.group(1)) == 3 + 6  # the router-alone phase: 1 s at 3 req/s, then at 6
     assert text.index("router alone") < text.index("drains that backlog")
     assert (tmp_path / "router_latency.png").stat().st_size > 1000
+
+
+def test_an_sdk_call_is_timed_on_the_calling_thread_alone():
+    from pipeline.bench import client_call_cpu_ms
+
+    ms = client_call_cpu_ms(calls=20)
+    assert 0.01 < ms < 100  # a real call was made and timed (the figure itself is the benchmark's)
 
 
 def test_bad_rates_get_a_message_and_exit_2(capsys):
