@@ -81,7 +81,12 @@ class RequestCounter:
     @staticmethod
     def operation(environ: dict[str, Any]) -> str:
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+        if "Credential=" in auth:
+            scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        else:  # a presigned URL carries its credential scope in the query string
+            from urllib.parse import parse_qs
+
+            scope = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0].split("/")
         service = scope[3] if len(scope) > 3 else "unsigned"
         target = environ.get("HTTP_X_AMZ_TARGET")
         return f"{service} {target.rsplit('.', 1)[-1]}" if target else f"{service} {environ.get('REQUEST_METHOD')}"

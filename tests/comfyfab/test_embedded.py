@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 import pytest
 
 from comfyfab.cloud import BackendError, EmbeddedAws
@@ -45,8 +47,14 @@ def test_the_server_counts_requests_by_operation_and_a_reset_zeroes_them(mode):
         sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g", MessageDeduplicationId="d")
         assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1
         cloud.client("dynamodb").list_tables()
+        s3 = cloud.client("s3")
+        s3.create_bucket(Bucket="counted-bucket")
+        s3.put_object(Bucket="counted-bucket", Key="k", Body=b"1")
+        link = s3.generate_presigned_url("get_object", Params={"Bucket": "counted-bucket", "Key": "k"}, ExpiresIn=60)
+        with urllib.request.urlopen(link) as resp:  # signed in its query string, not a header
+            assert resp.read() == b"1"
         assert aws.requests() == {"sqs CreateQueue": 1, "sqs ReceiveMessage (empty)": 1, "sqs SendMessage": 1,
-                                  "sqs ReceiveMessage": 1, "dynamodb ListTables": 1}
+                                  "sqs ReceiveMessage": 1, "dynamodb ListTables": 1, "s3 PUT": 2, "s3 GET": 1}
         aws.reset()
         assert aws.requests() == {}
 
