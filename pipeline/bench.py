@@ -274,7 +274,7 @@ def plot_sweep(sweep: list[tuple[float, float, float]], path: Path,
 
 def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: int, jobs: int, workers: int,
               rates: tuple[float, ...] = RATES, router_process: bool = False, seconds_per_rate: float = 10.0,
-              out: Path | None = Path("runs/bench")) -> int:
+              out: Path | None = Path("runs/bench"), repeat: int = 1) -> int:
     console = Console()
     with Stack(cfg, backend=backend, engine="noop", cold_starts=False, autoscale=False, warm_workers=False,
                executor_processes=True, router_process=router_process,
@@ -295,33 +295,21 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
                       f"[bold]{len(r['latencies']) / r['wall']:.0f} req/s[/] (the router's capacity); "
                       f"status codes {r['codes']}")
         sweep = _sweep(stack, clients, rates, seconds_per_rate, console, done)
-        base = done()
         _held(sweep, "while the fleet drains", console)
 
-        console.print(f"[bold]end to end[/]: {jobs} jobs, {workers} workers per tenant, no-op executor")
         pids = {"router": stack.router_pid, "workers": os.getpid()} if router_process else \
             {"pipeline (router, workers)": os.getpid()}
         pids["AWS emulator"] = getattr(getattr(stack, "_embedded", None), "pid", None)
         pids.update({f"stand-in {i + 1}": getattr(e, "pid", None) for i, e in enumerate(stack._executors)})
-        cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
-        req0 = _requests(stack)
-        t0 = time.time()
-        r2 = _load(stack, jobs, clients)
-        t_end = done.wait(base + r2["codes"].get(202, 0), console)
-        n = r2["codes"].get(202, 0)
-        console.print(f"  {n} jobs accepted → stored in S3 → succeeded in {t_end - t0:.2f} s: "
-                      f"[bold]{n / (t_end - t0):.1f} jobs/s[/] (target on this machine: ≥ 50 jobs/s)")
-        cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
-        req1 = _requests(stack)
-        cpu = {k: cpu1[k] - cpu0[k] if None not in (cpu0[k], cpu1[k]) else None for k in pids}
-        cpu["HTTP clients"] = r2.get("cpu_s")
-        shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
-        if shown:
-            console.print(f"  CPU per job (ms): {', '.join(shown)}; {os.cpu_count()} cores")
-        if req0 is not None and req1 is not None:
-            _print_requests(req0, req1, n, cpu, console)
-        dropped = sum(w.stats.duplicates_dropped for w in stack.fleet.workers())
-        console.print(f"  duplicate deliveries dropped by the workers (the job had already run): {dropped}")
+        runs = []
+        for i in range(repeat):
+            console.print(f"[bold]end to end[/]{f' (run {i + 1} of {repeat})' if repeat > 1 else ''}: {jobs} jobs, "
+                          f"{workers} workers per tenant, no-op executor")
+            runs.append(_end_to_end(stack, jobs, clients, pids, done, console))
+        if repeat > 1:
+            console.print(f"  end to end over {repeat} runs: min {min(runs):.1f}, median "
+                          f"{float(np.median(runs)):.1f}, max {max(runs):.1f} jobs/s (this machine's speed drifts: "
+                          "compare configurations by alternating runs)")
 
         # last, so that the jobs it leaves queued touch no other figure
         _stop_fleet(stack)
@@ -349,6 +337,44 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         if out is not None and sweep:
             console.print(f"  plot: {plot_sweep(sweep, out / 'router_latency.png', alone=alone)}")
     return 0
+
+
+def _end_to_end(stack: Stack, jobs: int, clients: int, pids: dict[str, Any], done: "_Done",
+                console: Console) -> float:
+    """Submit ``jobs`` jobs and wait until every one has succeeded or failed; print jobs/s, CPU per job
+    per process and AWS requests per job; return the jobs/s."""
+    _settle(stack)
+    base = done()
+    cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
+    req0 = _requests(stack)
+    t0 = time.time()
+    r2 = _load(stack, jobs, clients)
+    t_end = done.wait(base + r2["codes"].get(202, 0), console)
+    n = r2["codes"].get(202, 0)
+    rate = n / (t_end - t0)
+    console.print(f"  {n} jobs accepted → stored in S3 → succeeded in {t_end - t0:.2f} s: "
+                  f"[bold]{rate:.1f} jobs/s[/] (target on this machine: ≥ 50 jobs/s)")
+    _settle(stack)
+    cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
+    req1 = _requests(stack)
+    cpu = {k: cpu1[k] - cpu0[k] if None not in (cpu0[k], cpu1[k]) else None for k in pids}
+    cpu["HTTP clients"] = r2.get("cpu_s")
+    shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
+    if shown:
+        console.print(f"  CPU per job (ms): {', '.join(shown)}; {os.cpu_count()} cores")
+    if req0 is not None and req1 is not None:
+        _print_requests(req0, req1, n, cpu, console)
+    dropped = sum(w.stats.duplicates_dropped for w in stack.fleet.workers())
+    console.print(f"  duplicate deliveries dropped by the workers (the job had already run): {dropped}")
+    return rate
+
+
+def _settle(stack: Stack, timeout_s: float = 10.0) -> None:
+    """Wait until no worker holds a job.  A job counts as done when its record says so, and its worker
+    deletes the message just after: counting requests before that would give the delete to the next phase."""
+    deadline = time.monotonic() + timeout_s
+    while any(w.busy for w in stack.fleet.workers()) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def _stop_fleet(stack: Stack, timeout_s: float = 15.0) -> None:

@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     b.add_argument("--requests", type=int, default=800, help="router requests in the latency phase")
     b.add_argument("--jobs", type=int, default=400, help="jobs in the end-to-end phase")
     b.add_argument("--workers", type=int, default=4, help="workers per tenant in the end-to-end phase")
+    b.add_argument("--repeat", type=int, default=1, help="run the end-to-end phase this many times (default 1)")
     b.add_argument("--rates", type=_rates, default=None, metavar="R1,R2,...",
                    help="offered loads of the open-loop router phase, req/s (default 10,20,30,40,50)")
     b.add_argument("--seconds-per-rate", type=float, default=10.0, help="open-loop submissions last this long per rate")
@@ -96,9 +97,14 @@ def _provision(args: argparse.Namespace, ctx: Context) -> int:
 def _bench(args: argparse.Namespace, ctx: Context) -> int:
     from .bench import RATES, run_bench
 
+    for flag in ("clients", "requests", "jobs", "workers", "repeat"):
+        if getattr(args, flag) < 1:
+            raise CliError(f"--{flag} must be at least 1 (got {getattr(args, flag)})")
+
     return run_bench(ctx.config(), ctx.backend(), clients=args.clients, requests=args.requests,
                      jobs=args.jobs, workers=args.workers, rates=args.rates or RATES,
-                     router_process=args.router_process, seconds_per_rate=args.seconds_per_rate, out=args.out)
+                     router_process=args.router_process, seconds_per_rate=args.seconds_per_rate, out=args.out,
+                     repeat=args.repeat)
 
 
 def _rates(text: str) -> tuple[float, ...]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 import comfyfab.cli as comfy_cli
 from pipeline.bench import plot_sweep
 
@@ -45,6 +47,26 @@ def test_an_sdk_call_is_timed_on_the_calling_thread_alone():
 
     ms = client_call_cpu_ms(calls=20)
     assert 0.01 < ms < 100  # a real call was made and timed (the figure itself is the benchmark's)
+
+
+def test_repeated_end_to_end_runs_are_each_printed_and_summarised(tmp_path, capsys):
+    rc = comfy_cli.main(["bench", "pipeline", "--clients", "2", "--requests", "3", "--jobs", "3", "--workers", "1",
+                         "--rates", "3", "--seconds-per-rate", "1", "--repeat", "2", "--out", str(tmp_path)])
+    text = " ".join(capsys.readouterr().out.split())
+    assert rc == 0
+    rates = [float(x) for x in re.findall(r"3 jobs accepted → stored in S3 → succeeded in [\d.]+ s: ([\d.]+) jobs/s",
+                                          text)]
+    assert len(rates) == 2 and "end to end (run 2 of 2)" in text
+    summary = re.search(r"end to end over 2 runs: min ([\d.]+), median ([\d.]+), max ([\d.]+) jobs/s", text)
+    assert summary
+    low, mid, high = (float(x) for x in summary.groups())
+    assert (low, high) == (round(min(rates), 1), round(max(rates), 1)) and low <= mid <= high
+
+
+@pytest.mark.parametrize("flag", ["--repeat", "--jobs", "--workers", "--clients", "--requests"])
+def test_counts_below_one_are_refused_with_a_message(flag, capsys):
+    assert comfy_cli.main(["bench", "pipeline", flag, "0"]) == 2
+    assert f"{flag} must be at least 1" in capsys.readouterr().err
 
 
 def test_bad_rates_get_a_message_and_exit_2(capsys):
