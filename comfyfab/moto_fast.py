@@ -375,7 +375,7 @@ def _remember_condition_parses(size: int = 4096) -> None:
     ConditionExpressionParser.parse = remembered
 
 
-def _skip_passed_shape_checks() -> None:
+def _skip_passed_shape_checks(size: int = 4096) -> None:
     """Fix 11: shape checks that an expression, its names and the table's keys passed once are skipped."""
     from moto.dynamodb.parsing import validators
 
@@ -416,6 +416,8 @@ def _skip_passed_shape_checks() -> None:
         out = validate(self)
         k = key(self)
         if k is not None:
+            if len(passed) >= size:  # a long-lived server with ever new expressions stays bounded
+                passed.clear()
             passed.add(k)
         return out
 

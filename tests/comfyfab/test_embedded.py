@@ -13,6 +13,7 @@ from comfyfab.cloud import BackendError, EmbeddedAws
 def test_each_mode_serves_resets_and_stops(mode):
     aws = EmbeddedAws(mode=mode).start()
     try:
+        aws.reset()  # in-thread modes share this process's moto: start from nothing whatever ran before
         sqs = aws.cloud().client("sqs")
         sqs.create_queue(QueueName="one")
         assert len(sqs.list_queues().get("QueueUrls", [])) == 1
