@@ -410,11 +410,12 @@ def _skip_passed_shape_checks(size: int = 4096) -> None:
         k = key(self)
         if k is not None and k in passed:
             return [p for p in every if not isinstance(p, shape)]
+        self.__dict__["_comfyfab_key"] = k  # recorded once this validation passes
         return every
 
     def validate_once(self: Any) -> Any:
         out = validate(self)
-        k = key(self)
+        k = self.__dict__.get("_comfyfab_key")
         if k is not None:
             if len(passed) >= size:  # a long-lived server with ever new expressions stays bounded
                 passed.clear()

@@ -26,6 +26,7 @@ import logging
 import sys
 import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 from .child import ready
 
@@ -84,8 +85,6 @@ class RequestCounter:
         if "Credential=" in auth:
             scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
         else:  # a presigned URL carries its credential scope in the query string
-            from urllib.parse import parse_qs
-
             scope = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [""])[0].split("/")
         service = scope[3] if len(scope) > 3 else "unsigned"
         target = environ.get("HTTP_X_AMZ_TARGET")
