@@ -18,8 +18,9 @@
 #   0. attention (runs first when picked): each SDPA kernel timed on SDXL's attention shapes in
 #      seconds (comfyfab bench attention); GPU_CHECK_ATTENTION=best then hands the fastest to the
 #      calibrations.
-# Variants of the calibrations: GPU_CHECK_FP8=1 (the UNet's transformer projections in FP8, torchao;
-# "both": each calibration stage runs with FP8, then without, on one checkpoint),
+# Variants of the calibrations: GPU_CHECK_FP8=1 (the UNet's transformer projections in FP8, the default
+# recipe: comfyfab's torch._scaled_mm modules; "torchao": torchao's float8, carry its wheel; "both": each
+# calibration stage runs with the default FP8, then without, on one checkpoint),
 # GPU_CHECK_COMPILE=full|regional (torch.compile of whole models, or of their repeated blocks: a
 # fraction of the compile time), GPU_CHECK_ATTENTION=auto|cudnn|flash|efficient|math|best,
 # GPU_CHECK_BATCH (compiled4's batch sizes, default 4; e.g. 4,8), GPU_CHECK_COMPILED_S (compiled4's
@@ -83,19 +84,26 @@ import torch, diffusers, transformers, pydantic, pandas
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, available={torch.cuda.is_available()}), "
       f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, pydantic {pydantic.VERSION}")
 PYEOF
-if [ "${GPU_CHECK_FP8:-0}" != 0 ]; then
+case "${GPU_CHECK_FP8:-0}" in 0) RECIPE="" ;; torchao) RECIPE=torchao ;; *) RECIPE=scaled-mm ;; esac
+if [ -n "$RECIPE" ]; then
   # one FP8 layer end to end first: without it the calibrations fall back to the model's dtype
-  "$PY" - <<'PYEOF' || { echo "gpu_check: FP8 unavailable, calibrating without --fp8"; GPU_CHECK_FP8=0; }
-from importlib.metadata import version
+  FP8_RECIPE=$RECIPE "$PY" - <<'PYEOF' || { echo "gpu_check: FP8 unavailable, calibrating without --fp8"; GPU_CHECK_FP8=0; }
+import os
 import torch
-from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+from pipeline.comfy.models import Fp8Linear
 layer = torch.nn.Linear(256, 512, device="cuda", dtype=torch.bfloat16)
 x = torch.randn(64, 256, device="cuda", dtype=torch.bfloat16)
 want = layer(x)
-quantize_(layer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+if os.environ["FP8_RECIPE"] == "torchao":
+    from importlib.metadata import version
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+    quantize_(layer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    name = f"torchao {version('torchao')}, {type(layer.weight).__name__}"
+else:
+    layer, name = Fp8Linear(layer), "scaled-mm, Fp8Linear"
 got = layer(x)
 err = ((got - want).norm() / want.norm()).item()
-print(f"torchao {version('torchao')}: FP8 layer {type(layer.weight).__name__}, relative error {err:.4f}")
+print(f"FP8 layer ({name}): relative error {err:.4f}")
 assert err < 0.1, err
 PYEOF
 fi
@@ -131,7 +139,7 @@ PYEOF
 fi
 VARIANT=(--attention "$ATTENTION")
 # the calibration stages run once per FP8 setting: "both" is FP8 then the model's dtype (an A/B on one checkpoint)
-case "${GPU_CHECK_FP8:-0}" in 1) FP8S=(--fp8) ;; both) FP8S=(--fp8 "") ;; *) FP8S=("") ;; esac
+case "${GPU_CHECK_FP8:-0}" in 0) FP8S=("") ;; both) FP8S=(--fp8 "") ;; torchao) FP8S=("--fp8 torchao") ;; *) FP8S=(--fp8) ;; esac
 # FP8's compile has run out of every budget so far: log each recompile dynamo makes (one line each), so
 # a stage that times out still says whether the blocks share their code
 [ "${GPU_CHECK_FP8:-0}" != 0 ] && export TORCH_LOGS="${TORCH_LOGS:-recompiles}"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from pipeline.comfy.models import add_compile_argument
+from pipeline.comfy.models import add_compile_argument, add_fp8_argument
 
 from .measure import ATTENTION_BACKENDS, CalibrationError, CalibrationSpec, DTYPES, shipped_arch
 from .run import CalibrationResult, Peak, calibrate, resolve_peak
@@ -56,9 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     add_compile_argument(p, "the UNet and the VAE decoder (the warm-up runs pay the compile)")
     p.add_argument("--no-channels-last", action="store_true", help="keep the UNet contiguous on CUDA")
-    p.add_argument("--fp8", action="store_true",
-                   help="the UNet's transformer projections in FP8 (torchao dynamic float8; CUDA 8.9+, "
-                        "pip install 'comfyfab[gpu]')")
+    add_fp8_argument(p)
     p.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
                    help="the SDPA kernel to try first (default auto: torch's order)")
     p.add_argument("--reader", type=_reader, default=None, metavar="THREADSxMB[d]",

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from pipeline.comfy.models import REGIONS, allow_recompiles
+from pipeline.comfy.models import REGIONS, add_fp8_argument, allow_recompiles
 
 from ._entry import bench_spec, entry_points
 from .measure import CalibrationSpec, DTYPES, quantized, resolve_device, timed, unet_inputs
@@ -81,7 +81,7 @@ def compile_blocks(spec: CalibrationSpec, batch: int, backend: str = "inductor")
     bundle = load_bundle(f"{spec.model}.safetensors", device=str(device), dtype=spec.torch_dtype,
                          channels_last=spec.channels_last)
     if spec.fp8:
-        bundle = quantized(bundle)
+        bundle = quantized(bundle, spec.fp8)
     unet = bundle.unet
     seen: dict[tuple, list[tuple[torch.nn.Module, tuple, dict]]] = {}
     hooks = []
@@ -136,7 +136,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=int, default=None, help="image side (default: the model's)")
     p.add_argument("--batch", type=int, default=1, help="images (the UNet sees twice as many with CFG)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
-    p.add_argument("--fp8", action="store_true", help="the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)")
+    add_fp8_argument(p)
     p.add_argument("--backend", default="inductor",
                    help="torch.compile backend (default inductor; eager or aot_eager capture without code generation)")
     p.add_argument("--csv", type=Path, default=None, help="also write one row per block shape here")
@@ -159,7 +159,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                      batch=args.batch, fp8=args.fp8, backend=args.backend).to_csv(args.csv, index=False)
     t = totals(rows)
     console.print(f"{args.model} {spec.resolution}px batch {args.batch} on {args.device}"
-                  f"{' (fp8)' if args.fp8 else ''}, torch {torch.__version__}, backend {args.backend}:")
+                  f"{' (fp8, ' + args.fp8 + ')' if args.fp8 else ''}, torch {torch.__version__}, backend {args.backend}:")
     console.print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"),
                   markup=False, highlight=False)
     unshared = [r for r in rows if r.shared is False]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.comfy.models import add_compile_argument
+from pipeline.comfy.models import add_compile_argument, add_fp8_argument
 
 from ._entry import bench_spec, entry_points
 from .measure import ATTENTION_BACKENDS, CalibrationSpec, DTYPES, quantized, resolve_device, txt2img_once
@@ -112,7 +112,7 @@ def profile_run(spec: CalibrationSpec, batch: int, top: int = 15) -> KernelSplit
         run(bundle, 0)
     flops = flops_by_kind(counter.get_flop_counts())  # the architecture's work, counted before any FP8
     if spec.fp8:
-        bundle = quantized(bundle)
+        bundle = quantized(bundle, spec.fp8)
     if spec.compile:
         bundle = compile_bundle(bundle, scope=spec.compile)
     cuda = device.type == "cuda"
@@ -157,7 +157,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     add_compile_argument(p, "the UNet and the VAE decoder first")
-    p.add_argument("--fp8", action="store_true", help="the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)")
+    add_fp8_argument(p)
     p.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
                    help="the SDPA kernel to try first (default auto: torch's order)")
     p.add_argument("--top", type=int, default=15, help="dearest kernels to list (default 15)")

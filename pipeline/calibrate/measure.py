@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from pipeline.comfy.fastload import ReadOptions
-from pipeline.comfy.models import (ATTENTION_BACKENDS, COMPILE_SCOPES, ModelBundle, ModelError, architectures,
-                                   attention_backend, compile_bundle, load_bundle, quantize_fp8, save_checkpoint,
-                                   uncompiled)
+from pipeline.comfy.models import (ATTENTION_BACKENDS, COMPILE_SCOPES, FP8_RECIPES, ModelBundle, ModelError,
+                                   architectures, attention_backend, compile_bundle, fp8_recipe, load_bundle,
+                                   quantize_fp8, save_checkpoint, uncompiled)
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
 __all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
@@ -66,7 +66,8 @@ class CalibrationSpec:
     compile: str | None = None  # torch.compile: None, "full" (one graph per model) or "regional" (its repeated blocks)
     channels_last: bool | None = None  # None: on for CUDA
     seed: int = 0
-    fp8: bool = False  # the UNet's transformer projections in FP8 (torchao; CUDA, compute capability 8.9+)
+    fp8: str | bool | None = None  # the UNet's transformer projections in FP8: None, "scaled-mm" (True) or
+                                   # "torchao" (CUDA, compute capability 8.9+)
     attention: str = "auto"  # the SDPA kernel tried first: auto (torch's order), cudnn, flash, efficient, math
 
     def __post_init__(self) -> None:
@@ -86,15 +87,20 @@ class CalibrationSpec:
             raise CalibrationError(f"--attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
         if self.compile is not None and self.compile not in COMPILE_SCOPES:
             raise CalibrationError(f"--compile must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile!r}")
+        try:
+            object.__setattr__(self, "fp8", fp8_recipe(self.fp8))
+        except ModelError as exc:
+            raise CalibrationError(f"--fp8: {exc}") from None
         if self.fp8 and torch.device(self.device).type != "cuda":
             raise CalibrationError("--fp8 needs --device cuda (a GPU of compute capability 8.9 or newer)")
 
     @property
     def variant(self) -> str:
-        """What sets this run apart from the plain one, for profile names: ``-fp8``, ``-cudnn``,
-        ``-compiled`` or ``-compiled-regional``."""
+        """What sets this run apart from the plain one, for profile names: ``-fp8`` (``-fp8-torchao``
+        for that recipe), ``-cudnn``, ``-compiled`` or ``-compiled-regional``."""
         compiled = ("-compiled" + ("-regional" if self.compile == "regional" else "")) if self.compile else ""
-        return ("-fp8" if self.fp8 else "") + ("" if self.attention == "auto" else f"-{self.attention}") + compiled
+        fp8 = ("-fp8" + ("" if self.fp8 == FP8_RECIPES[0] else f"-{self.fp8}")) if self.fp8 else ""
+        return fp8 + ("" if self.attention == "auto" else f"-{self.attention}") + compiled
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -147,10 +153,12 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def quantized(bundle: ModelBundle) -> ModelBundle:
-    """:func:`~pipeline.comfy.models.quantize_fp8`, its refusal as a CalibrationError."""
+def quantized(bundle: ModelBundle, recipe: str | None = None) -> ModelBundle:
+    """:func:`~pipeline.comfy.models.quantize_fp8` with ``recipe`` (None: the default one), its refusal as
+    a CalibrationError."""
+    recipe = recipe or FP8_RECIPES[0]
     try:
-        return quantize_fp8(bundle)
+        return quantize_fp8(bundle, recipe=recipe)
     except ModelError as exc:
         raise CalibrationError(str(exc)) from None
 
@@ -392,7 +400,7 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         phases.append(steps)
     if spec.fp8 and bundle is not None:  # a worker would quantize after its load: timed as a step of the last one
         t0 = time.perf_counter()
-        bundle = quantized(bundle)
+        bundle = quantized(bundle, spec.fp8)
         _sync(device)
         phases[-1]["quantize_s"] = time.perf_counter() - t0
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up

@@ -19,7 +19,7 @@ One profile per (device, model, resolution, steps, batch), two files:
   warm-up run less a timed run), the cold start of a compiled worker, in the same form.
 
 The stem is ``<device>-<model>-<resolution>-<steps>-b<batch>``, then ``-fp8``
-when the UNet's projections ran in FP8, ``-<kernel>`` when an attention kernel
+when the UNet's projections ran in FP8 (``-fp8-torchao`` with that recipe), ``-<kernel>`` when an attention kernel
 was preferred (``-cudnn``) and ``-compiled`` when torch.compile was on (``-compiled-regional`` when
 it compiled the repeated blocks one by one), e.g. ``cpu-tiny-64-4-b1`` or
 ``h100-sdxl-1024-20-b4-fp8-cudnn-compiled``.
@@ -101,6 +101,7 @@ class ProfileSummary:
     load_reader: str | None = None  # how the checkpoint was read (threads, chunk size, O_DIRECT)
     load_phases_s: dict[str, float] | None = None  # median seconds of each step of a load
     fp8_layers: int = 0  # UNet linear layers in FP8 (0: all in ``dtype``)
+    fp8_recipe: str | None = None  # with fp8_layers: "scaled-mm" (comfyfab's modules) or "torchao"
     attention_kernel: str = "auto"  # the SDPA kernel tried first ("auto": torch's order)
     compile_scope: str | None = None  # with ``compiled``: "full" or "regional" (torch.compile of the repeated blocks)
     warmup_s: tuple[float, ...] = ()  # the untimed runs' seconds; a compiled run's first pays the compile

@@ -110,7 +110,7 @@ def calibrate(spec: CalibrationSpec, out_dir: Path, peak: Peak, *, cache_dir: Pa
             scheduler=spec.scheduler, cfg=spec.cfg, compiled=spec.compile is not None,
             channels_last=bool(spec.channels_last if spec.channels_last is not None else device.type == "cuda"),
             attention=attention_name(bundle.unet), load_reader=load.reader, load_phases_s=load.median_phases(),
-            fp8_layers=fp8_layers(bundle.unet), attention_kernel=spec.attention,
+            fp8_layers=fp8_layers(bundle.unet), fp8_recipe=spec.fp8 or None, attention_kernel=spec.attention,
             compile_scope=spec.compile, warmup_s=tuple(warmups))
         tag = peak.gpu if peak.gpu != dev_name else device.type
         stem = profile_stem(tag, bundle.arch.name, spec.resolution, spec.steps, batch, spec.compile is not None,

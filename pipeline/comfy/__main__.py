@@ -14,7 +14,7 @@ from pathlib import Path
 from comfyfab.child import ready
 
 from .engines import TorchOptions
-from .models import ATTENTION_BACKENDS, add_compile_argument, fp8_refusal
+from .models import ATTENTION_BACKENDS, add_compile_argument, add_fp8_argument, fp8_refusal
 from .server import ComfyServer
 
 
@@ -29,8 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=Path("output"), help="where SaveImage writes")
     parser.add_argument("--cpu-threads", type=int, default=None, help="torch intra-op threads")
     add_compile_argument(parser, "each model's UNet and VAE decoder (the first job of a shape pays it)")
-    parser.add_argument("--fp8", action="store_true",
-                        help="the UNet's transformer projections in FP8 (CUDA 8.9+, pip install 'comfyfab[gpu]')")
+    add_fp8_argument(parser)
     parser.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
                         help="the SDPA kernel to try first (default auto: torch's order; "
                              "comfyfab bench attention says which is fastest)")

@@ -122,16 +122,21 @@ class TorchOptions:
     cpu_threads: int | None = None   # torch's intra-op threads (process-wide)
     compile: str | None = None       # torch.compile each model's UNet and VAE decoder: None (eager),
                                      # "full" (one graph each) or "regional" (block by block)
-    fp8: bool = False                # the UNet's transformer projections in FP8 (CUDA 8.9+, torchao)
+    fp8: str | bool | None = None    # the UNet's transformer projections in FP8: None, "scaled-mm" (True)
+                                     # or "torchao" (CUDA 8.9+)
     attention: str = "auto"          # the SDPA kernel tried first
 
     def __post_init__(self) -> None:
-        from .models import ATTENTION_BACKENDS, COMPILE_SCOPES
+        from .models import ATTENTION_BACKENDS, COMPILE_SCOPES, ModelError, fp8_recipe
 
         if self.compile is not None and self.compile not in COMPILE_SCOPES:
             raise ValueError(f"compile scope must be one of {', '.join(COMPILE_SCOPES)}, got {self.compile!r}")
         if self.attention not in ATTENTION_BACKENDS:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {self.attention!r}")
+        try:
+            object.__setattr__(self, "fp8", fp8_recipe(self.fp8))
+        except ModelError as exc:
+            raise ValueError(str(exc)) from None
         if self.fp8 and not self.device.startswith("cuda"):
             raise ValueError(f"fp8 needs a CUDA device of compute capability 8.9 or newer, not {self.device!r}")
 
@@ -170,7 +175,7 @@ class TorchEngine:
             if ckpt_name not in self._bundles:
                 bundle = load_bundle(ckpt_name, self.models_dir, o.device, o.dtype)
                 try:
-                    bundle = quantize_fp8(bundle) if o.fp8 else bundle
+                    bundle = quantize_fp8(bundle, o.fp8) if o.fp8 else bundle
                 except ModelError as exc:
                     raise NodeExecutionError(str(exc)) from None
                 self._bundles[ckpt_name] = compile_bundle(bundle, scope=o.compile) if o.compile else bundle

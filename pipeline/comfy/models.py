@@ -31,8 +31,9 @@ from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
            "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "REGIONS", "attention_backend", "attention_name",
-           "add_compile_argument", "allow_recompiles", "compile_bundle", "compile_scope", "fp8_layers", "fp8_refusal",
-           "fp8_targets", "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels", "uncompiled"]
+           "add_compile_argument", "add_fp8_argument", "allow_recompiles", "compile_bundle", "compile_scope", "FP8_RECIPES", "Fp8Linear",
+           "fp8_layers", "fp8_recipe", "fp8_refusal", "fp8_swap", "fp8_targets", "load_bundle", "quantize_fp8",
+           "save_checkpoint", "sdpa_kernels", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -209,6 +210,15 @@ def compile_bundle(bundle: ModelBundle, backend: str = "inductor", scope: str = 
     return dataclasses.replace(bundle, unet=wrap(bundle.unet, backend), vae=compiled_vae)
 
 
+def add_fp8_argument(parser: Any) -> None:
+    """``--fp8 [RECIPE]`` on an argparse parser: None when absent, ``scaled-mm`` when bare."""
+    parser.add_argument("--fp8", nargs="?", const=FP8_RECIPES[0], default=None, choices=FP8_RECIPES,
+                        metavar="RECIPE",
+                        help="the UNet's transformer projections in FP8 (CUDA, compute capability 8.9+); RECIPE "
+                             "scaled-mm (the default: torch._scaled_mm modules, compiles like bf16) or torchao "
+                             "(pip install 'comfyfab[gpu]')")
+
+
 def add_compile_argument(parser: Any, what: str) -> None:
     """``--compile [full|regional]`` on an argparse parser: None when absent, ``full`` when bare."""
     parser.add_argument("--compile", nargs="?", const="full", default=None, choices=COMPILE_SCOPES, metavar="SCOPE",
@@ -332,21 +342,95 @@ def fp8_refusal(device: torch.device | str) -> str | None:
     return None
 
 
-def quantize_fp8(bundle: ModelBundle) -> ModelBundle:
-    """The bundle with its UNet's transformer projections (:func:`fp8_targets`) in FP8 (torchao's dynamic float8: e4m3
-    activations scaled per row at run time, e4m3 weights scaled per output row, matmuls in
-    ``torch._scaled_mm``); convolutions, attention itself and the VAE stay in the bundle's dtype.
-    In place on the UNet (apply before :func:`compile_bundle`).  Needs a CUDA GPU of compute
-    capability 8.9 or newer (Ada, Hopper) and torchao (``pip install 'comfyfab[gpu]'``)."""
+FP8_RECIPES = ("scaled-mm", "torchao")
+E4M3_MAX = 448.0  # the largest finite float8 e4m3fn value
+
+
+def fp8_recipe(value: Any) -> str | None:
+    """An FP8 setting as a recipe name: None (off) for False/None/"", ``scaled-mm`` for True, else one of
+    :data:`FP8_RECIPES`; anything else is a :class:`ModelError` naming them."""
+    if value is None or value is False or value == "":
+        return None
+    if value is True:
+        return FP8_RECIPES[0]
+    if value not in FP8_RECIPES:
+        raise ModelError(f"fp8 recipe must be one of {', '.join(FP8_RECIPES)}, got {value!r}")
+    return value
+
+
+def _rowwise_e4m3(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (rows x columns) in float8 e4m3 with one float32 scale per row: ``x ~= q * scale``."""
+    scale = x.abs().amax(dim=1, keepdim=True).float().clamp(min=1e-12) / E4M3_MAX
+    q = (x.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
+    return q, scale
+
+
+class Fp8Linear(torch.nn.Module):
+    """A linear layer run as one FP8 matrix product (``torch._scaled_mm`` with fast accumulation, as
+    torchao's inference recipe and TensorRT use on Hopper): the weight is stored in e4m3 with one scale per
+    output row, quantized once; the input is cast to e4m3 with one scale per row at every call.  Plain tensors and plain ops only, so
+    ``torch.compile`` traces it like any bf16 layer and fuses the input's cast into the kernel that makes
+    the input (a layer norm, the GEGLU product).  The bias is added after the product, in the output's
+    dtype."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        with torch.no_grad():
+            weight, scale = _rowwise_e4m3(linear.weight.detach())
+        self.register_buffer("weight", weight)                            # out x in, row-major
+        self.register_buffer("weight_scale", scale.t().contiguous())     # 1 x out
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        q, scale = _rowwise_e4m3(rows)
+        out = torch._scaled_mm(q, self.weight.t(), scale_a=scale, scale_b=self.weight_scale, out_dtype=x.dtype,
+                              use_fast_accum=True)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def fp8_swap(module: torch.nn.Module, names: Any) -> int:
+    """Replace each :class:`torch.nn.Linear` of ``module`` named in ``names`` by an :class:`Fp8Linear`
+    over its weights, in place; returns how many.  Runs on any device whose torch has ``_scaled_mm``
+    (the CPU too, where FP8 is not faster: that is for tests)."""
+    wanted = set(names)
+    swapped = 0
+    for name, child in list(module.named_modules()):
+        if name in wanted and isinstance(child, torch.nn.Linear):
+            parent_name, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(parent_name) if parent_name else module, attr, Fp8Linear(child))
+            swapped += 1
+    return swapped
+
+
+def quantize_fp8(bundle: ModelBundle, recipe: str = "scaled-mm") -> ModelBundle:
+    """The bundle with its UNet's transformer projections (:func:`fp8_targets`) in FP8: e4m3 weights
+    scaled per output row, e4m3 activations scaled per row at run time, the matmuls in
+    ``torch._scaled_mm``; convolutions, attention itself and the VAE stay in the bundle's dtype.
+
+    ``recipe`` ``scaled-mm`` swaps in :class:`Fp8Linear` modules (plain tensors: compiles like bf16);
+    ``torchao`` uses torchao's dynamic float8 (tensor subclasses; ``pip install 'comfyfab[gpu]'``), whose
+    compile on an H100 outran every time budget.  In place on the UNet (apply before
+    :func:`compile_bundle`).  Needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper)."""
+    recipe = fp8_recipe(recipe) or FP8_RECIPES[0]
     refused = fp8_refusal(bundle.device)
     if refused:
         raise ModelError(refused)
+    unet = getattr(bundle.unet, "_orig_mod", bundle.unet)
+    targets = set(fp8_targets(unet))
+    if recipe == "scaled-mm":
+        fp8_swap(unet, targets)
+        return bundle
     try:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
     except ImportError as exc:
-        raise ModelError(f"fp8 needs torchao (pip install 'comfyfab[gpu]'): {exc}") from None
-    unet = getattr(bundle.unet, "_orig_mod", bundle.unet)
-    targets = set(fp8_targets(unet))
+        raise ModelError(f"fp8 recipe torchao needs torchao (pip install 'comfyfab[gpu]'): {exc}") from None
     quantize_(unet, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
               filter_fn=lambda module, fqn: fqn in targets)
     return bundle
@@ -359,7 +443,8 @@ def fp8_layers(unet: Any) -> int:
     def fp8(weight: Any) -> bool:
         return "float8" in type(weight).__name__.lower() or weight.dtype in (torch.float8_e4m3fn, torch.float8_e5m2)
 
-    return sum(1 for m in unet.modules() if isinstance(m, torch.nn.Linear) and fp8(m.weight))
+    return sum(1 for m in unet.modules()
+               if isinstance(m, Fp8Linear) or (isinstance(m, torch.nn.Linear) and fp8(m.weight)))
 
 
 def attention_name(unet: Any) -> str:

@@ -1,0 +1,116 @@
+"""comfyfab's own FP8 projections (``--fp8`` / ``--fp8 scaled-mm``): plain tensors and ``torch._scaled_mm``.
+
+The speed is a GPU question (profiles/README.md); what the CPU can check is the arithmetic (this torch
+runs ``_scaled_mm`` with row-wise scales on the CPU too), which layers are swapped, and that the swapped
+UNet traces as one graph, the property the recipe exists for: torchao's tensor-subclass recipe outran
+every compile budget on the H100."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.comfy.models import (FP8_RECIPES, Fp8Linear, ModelError, fp8_layers, fp8_recipe, fp8_swap,
+                                   fp8_targets, load_bundle)
+
+
+def _rel(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.float() - want.float()).norm() / want.float().norm()).item()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_an_fp8_layer_computes_what_its_linear_layer_does_within_e4m3s_precision(bias, dtype):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 512, bias=bias).to(dtype)
+    x = torch.randn(3, 64, 256, dtype=dtype)
+    want = linear(x)
+    layer = Fp8Linear(linear)
+    got = layer(x)
+    assert got.shape == want.shape and got.dtype == dtype
+    assert layer.weight.dtype == torch.float8_e4m3fn and layer.weight_scale.shape == (1, 512)
+    # e4m3 keeps 3 mantissa bits: about 3-4 % relative error on random data, never more than 6 %
+    assert 0.005 < _rel(got, want) < 0.06
+
+
+def test_an_fp8_layer_scales_each_row_on_its_own():
+    """One row a thousand times larger than the others must not crush them to zero (a per-tensor scale
+    would): each row of the input and of the weight has its own scale."""
+    torch.manual_seed(1)
+    linear = torch.nn.Linear(64, 32, bias=False)
+    with torch.no_grad():
+        linear.weight[0] *= 1000
+    x = torch.randn(8, 64)
+    x[0] *= 1000
+    want, got = linear(x), Fp8Linear(linear)(x)
+    for row in range(1, 8):
+        assert _rel(got[row, 1:], want[row, 1:]) < 0.06
+
+
+def test_the_swap_takes_exactly_the_fp8_targets_and_the_unet_still_agrees(tmp_path):
+    bundle = load_bundle("tiny-xl.safetensors")
+    unet = bundle.unet
+    targets = fp8_targets(unet)
+    cfg = unet.config
+    torch.manual_seed(0)
+    latent = torch.randn(2, cfg.in_channels, 16, 16)
+    context = torch.randn(2, 77, cfg.cross_attention_dim)
+    extra = {}
+    if cfg.addition_embed_type == "text_time":
+        text = cfg.projection_class_embeddings_input_dim - 6 * cfg.addition_time_embed_dim
+        extra = {"added_cond_kwargs": {"text_embeds": torch.randn(2, text), "time_ids": torch.randn(2, 6)}}
+    with torch.no_grad():
+        want = unet(latent, 10, context, **extra).sample
+        assert fp8_layers(unet) == 0
+        assert fp8_swap(unet, targets) == len(targets) > 0
+        assert fp8_layers(unet) == len(targets)
+        assert {n for n, m in unet.named_modules() if isinstance(m, Fp8Linear)} == set(targets)
+        got = unet(latent, 10, context, **extra).sample
+        assert _rel(got, want) < 0.1
+        # one graph, no breaks: what lets torch.compile treat the FP8 UNet as it treats the bf16 one
+        compiled = torch.compile(unet, backend="eager", fullgraph=True)
+        assert torch.equal(compiled(latent, 10, context, **extra).sample, got)
+
+
+def test_fp8_recipes_are_named_or_refused():
+    assert fp8_recipe(None) is None and fp8_recipe(False) is None and fp8_recipe("") is None
+    assert fp8_recipe(True) == "scaled-mm" == FP8_RECIPES[0]
+    assert fp8_recipe("torchao") == "torchao"
+    with pytest.raises(ModelError, match="scaled-mm, torchao"):
+        fp8_recipe("int8")
+
+
+def test_the_recipe_reaches_the_spec_the_profile_name_and_the_stand_in_options():
+    from pipeline.calibrate.measure import CalibrationError, CalibrationSpec
+    from pipeline.comfy.engines import TorchOptions
+
+    assert CalibrationSpec(device="cuda", fp8=True).fp8 == "scaled-mm"
+    assert CalibrationSpec(device="cuda", fp8="scaled-mm", compile="full").variant == "-fp8-compiled"
+    assert CalibrationSpec(device="cuda", fp8="torchao").variant == "-fp8-torchao"
+    with pytest.raises(CalibrationError, match="--fp8: fp8 recipe must be one of"):
+        CalibrationSpec(device="cuda", fp8="int8")
+    assert TorchOptions(device="cuda", fp8="torchao").fp8 == "torchao"
+    assert TorchOptions(device="cuda", fp8=True).fp8 == "scaled-mm"
+    with pytest.raises(ValueError, match="fp8 recipe must be one of"):
+        TorchOptions(device="cuda", fp8="int8")
+
+
+@pytest.mark.parametrize("argv, want", [([], None), (["--fp8"], "scaled-mm"), (["--fp8", "torchao"], "torchao")])
+def test_the_fp8_option_takes_an_optional_recipe(argv, want):
+    import argparse
+
+    from pipeline.comfy.models import add_fp8_argument
+
+    parser = argparse.ArgumentParser()
+    add_fp8_argument(parser)
+    assert parser.parse_args(argv).fp8 == want
+
+
+def test_an_unknown_recipe_on_the_command_line_exits_2_with_the_choices(capsys):
+    from pipeline.calibrate.kernels import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--fp8", "int8"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "scaled-mm" in err and "Traceback" not in err
