@@ -19,8 +19,9 @@
 #      seconds (comfyfab bench attention); GPU_CHECK_ATTENTION=best then hands the fastest to the
 #      calibrations.
 # Variants of the calibrations: GPU_CHECK_FP8=1 (the UNet's transformer projections in FP8, the default
-# recipe: comfyfab's torch._scaled_mm modules; "torchao": torchao's float8, carry its wheel; "both": each
-# calibration stage runs with the default FP8, then without, on one checkpoint),
+# recipe: comfyfab's torch._scaled_mm modules, each input row scaled at run time; "static": the same with
+# one input scale per layer fixed by a calibration run; "torchao": torchao's float8, carry its wheel;
+# "both": each calibration stage runs with the default FP8, then without, on one checkpoint),
 # GPU_CHECK_COMPILE=full|regional (torch.compile of whole models, or of their repeated blocks: a
 # fraction of the compile time), GPU_CHECK_ATTENTION=auto|cudnn|flash|efficient|math|best,
 # GPU_CHECK_BATCH (compiled4's batch sizes, default 4; e.g. 4,8), GPU_CHECK_COMPILED_S (compiled4's
@@ -84,10 +85,11 @@ import torch, diffusers, transformers, pydantic, pandas
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, available={torch.cuda.is_available()}), "
       f"diffusers {diffusers.__version__}, transformers {transformers.__version__}, pydantic {pydantic.VERSION}")
 PYEOF
-case "${GPU_CHECK_FP8:-0}" in 0) RECIPE="" ;; torchao) RECIPE=torchao ;; *) RECIPE=scaled-mm ;; esac
+case "${GPU_CHECK_FP8:-0}" in 0) RECIPE="" ;; torchao|static) RECIPE=$GPU_CHECK_FP8 ;; *) RECIPE=scaled-mm ;; esac
 if [ -n "$RECIPE" ]; then
   # one FP8 layer end to end first: without it the calibrations fall back to the model's dtype
-  FP8_RECIPE=$RECIPE "$PY" - <<'PYEOF' || { echo "gpu_check: FP8 unavailable, calibrating without --fp8"; GPU_CHECK_FP8=0; }
+  FP8_RECIPE=$RECIPE "$PY" - <<'PYEOF' \
+    || { echo "gpu_check: FP8 unavailable, calibrating without --fp8"; GPU_CHECK_FP8=0; }
 import os
 import torch
 from pipeline.comfy.models import Fp8Linear
@@ -99,6 +101,8 @@ if os.environ["FP8_RECIPE"] == "torchao":
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
     quantize_(layer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
     name = f"torchao {version('torchao')}, {type(layer.weight).__name__}"
+elif os.environ["FP8_RECIPE"] == "static":
+    layer, name = Fp8Linear(layer, input_amax=float(x.abs().amax())), "static, Fp8Linear"
 else:
     layer, name = Fp8Linear(layer), "scaled-mm, Fp8Linear"
 got = layer(x)
@@ -139,7 +143,9 @@ PYEOF
 fi
 VARIANT=(--attention "$ATTENTION")
 # the calibration stages run once per FP8 setting: "both" is FP8 then the model's dtype (an A/B on one checkpoint)
-case "${GPU_CHECK_FP8:-0}" in 0) FP8S=("") ;; both) FP8S=(--fp8 "") ;; torchao) FP8S=("--fp8 torchao") ;; *) FP8S=(--fp8) ;; esac
+case "${GPU_CHECK_FP8:-0}" in
+  0) FP8S=("") ;; both) FP8S=(--fp8 "") ;; torchao|static) FP8S=("--fp8 $GPU_CHECK_FP8") ;; *) FP8S=(--fp8) ;;
+esac
 # FP8's compile has run out of every budget so far: log each recompile dynamo makes (one line each), so
 # a stage that times out still says whether the blocks share their code
 [ "${GPU_CHECK_FP8:-0}" != 0 ] && export TORCH_LOGS="${TORCH_LOGS:-recompiles}"

@@ -81,7 +81,7 @@ def compile_blocks(spec: CalibrationSpec, batch: int, backend: str = "inductor")
     bundle = load_bundle(f"{spec.model}.safetensors", device=str(device), dtype=spec.torch_dtype,
                          channels_last=spec.channels_last)
     if spec.fp8:
-        bundle = quantized(bundle, spec.fp8)
+        bundle = quantized(bundle, spec.fp8, spec.resolution)
     unet = bundle.unet
     seen: dict[tuple, list[tuple[torch.nn.Module, tuple, dict]]] = {}
     hooks = []
@@ -158,8 +158,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         frame.assign(device=str(resolve_device(args.device)), model=args.model, resolution=spec.resolution,
                      batch=args.batch, fp8=args.fp8, backend=args.backend).to_csv(args.csv, index=False)
     t = totals(rows)
-    console.print(f"{args.model} {spec.resolution}px batch {args.batch} on {args.device}"
-                  f"{' (fp8, ' + args.fp8 + ')' if args.fp8 else ''}, torch {torch.__version__}, backend {args.backend}:")
+    fp8 = f" (fp8, {args.fp8})" if args.fp8 else ""
+    console.print(f"{args.model} {spec.resolution}px batch {args.batch} on {args.device}{fp8}, "
+                  f"torch {torch.__version__}, backend {args.backend}:")
     console.print(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"),
                   markup=False, highlight=False)
     unshared = [r for r in rows if r.shared is False]

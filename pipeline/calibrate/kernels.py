@@ -112,7 +112,7 @@ def profile_run(spec: CalibrationSpec, batch: int, top: int = 15) -> KernelSplit
         run(bundle, 0)
     flops = flops_by_kind(counter.get_flop_counts())  # the architecture's work, counted before any FP8
     if spec.fp8:
-        bundle = quantized(bundle, spec.fp8)
+        bundle = quantized(bundle, spec.fp8, spec.resolution)
     if spec.compile:
         bundle = compile_bundle(bundle, scope=spec.compile)
     cuda = device.type == "cuda"

@@ -31,8 +31,8 @@ import torch
 
 from pipeline.comfy.fastload import ReadOptions
 from pipeline.comfy.models import (ATTENTION_BACKENDS, COMPILE_SCOPES, FP8_RECIPES, ModelBundle, ModelError,
-                                   architectures, attention_backend, compile_bundle, fp8_recipe, load_bundle,
-                                   quantize_fp8, save_checkpoint, uncompiled)
+                                   architectures, attention_backend, compile_bundle, fp8_calibration_run, fp8_recipe,
+                                   load_bundle, quantize_fp8, save_checkpoint, uncompiled)
 from pipeline.comfy.sampling import encode_text, ksample, vae_decode
 
 __all__ = ["CalibrationError", "CalibrationSpec", "FlopCount", "LoadTiming", "count_flops", "count_flops_meta",
@@ -153,12 +153,12 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def quantized(bundle: ModelBundle, recipe: str | None = None) -> ModelBundle:
+def quantized(bundle: ModelBundle, recipe: str | None = None, resolution: int | None = None) -> ModelBundle:
     """:func:`~pipeline.comfy.models.quantize_fp8` with ``recipe`` (None: the default one), its refusal as
-    a CalibrationError."""
+    a CalibrationError.  The static recipe fixes its scales on a short txt2img at ``resolution``."""
     recipe = recipe or FP8_RECIPES[0]
     try:
-        return quantize_fp8(bundle, recipe=recipe)
+        return quantize_fp8(bundle, recipe=recipe, calibrate=fp8_calibration_run(bundle, resolution))
     except ModelError as exc:
         raise CalibrationError(str(exc)) from None
 
@@ -400,7 +400,7 @@ def time_load(spec: CalibrationSpec, path: Path, loads: int = 1, drop_caches: bo
         phases.append(steps)
     if spec.fp8 and bundle is not None:  # a worker would quantize after its load: timed as a step of the last one
         t0 = time.perf_counter()
-        bundle = quantized(bundle, spec.fp8)
+        bundle = quantized(bundle, spec.fp8, spec.resolution)
         _sync(device)
         phases[-1]["quantize_s"] = time.perf_counter() - t0
     if spec.compile and bundle is not None:  # wrapped outside the timed load; the compile runs at warm-up

@@ -22,7 +22,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -30,10 +30,11 @@ from .archs import ArchSpec, ModelError, architectures, builtin_checkpoints, che
 from .fastload import ReadOptions, read_safetensors
 
 __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_components", "builtin_checkpoints",
-           "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "REGIONS", "attention_backend", "attention_name",
-           "add_compile_argument", "add_fp8_argument", "allow_recompiles", "compile_bundle", "compile_scope", "FP8_RECIPES", "Fp8Linear",
-           "fp8_layers", "fp8_recipe", "fp8_refusal", "fp8_swap", "fp8_targets", "load_bundle", "quantize_fp8",
-           "save_checkpoint", "sdpa_kernels", "uncompiled"]
+           "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "FP8_RECIPES", "REGIONS", "Fp8Linear",
+           "attention_backend", "attention_name", "add_compile_argument", "add_fp8_argument", "allow_recompiles",
+           "compile_bundle", "compile_scope", "fp8_calibration_run", "fp8_layers", "fp8_observe", "fp8_recipe",
+           "fp8_refusal", "fp8_swap", "fp8_targets", "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels",
+           "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -342,13 +343,19 @@ def fp8_refusal(device: torch.device | str) -> str | None:
     return None
 
 
-FP8_RECIPES = ("scaled-mm", "torchao")
+FP8_RECIPES = ("scaled-mm", "static", "torchao")
 E4M3_MAX = 448.0  # the largest finite float8 e4m3fn value
 
 
 def fp8_recipe(value: Any) -> str | None:
     """An FP8 setting as a recipe name: None (off) for False/None/"", ``scaled-mm`` for True, else one of
-    :data:`FP8_RECIPES`; anything else is a :class:`ModelError` naming them."""
+    :data:`FP8_RECIPES`; anything else is a :class:`ModelError` naming them.
+
+    ``scaled-mm``: :class:`Fp8Linear` with each input row scaled at run time (an amax per row, then the
+    cast).  ``static``: :class:`Fp8Linear` with one scale per layer for its input, fixed from the largest
+    input a calibration run showed it (:func:`fp8_observe`), so the cast is a plain multiply that a compile
+    fuses into the kernel making the input, as production FP8 diffusion does; weights then take one scale
+    per tensor.  ``torchao``: torchao's dynamic float8 (tensor subclasses)."""
     if value is None or value is False or value == "":
         return None
     if value is True:
@@ -367,24 +374,39 @@ def _rowwise_e4m3(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class Fp8Linear(torch.nn.Module):
     """A linear layer run as one FP8 matrix product (``torch._scaled_mm`` with fast accumulation, as
-    torchao's inference recipe and TensorRT use on Hopper): the weight is stored in e4m3 with one scale per
-    output row, quantized once; the input is cast to e4m3 with one scale per row at every call.  Plain tensors and plain ops only, so
-    ``torch.compile`` traces it like any bf16 layer and fuses the input's cast into the kernel that makes
-    the input (a layer norm, the GEGLU product).  The bias is added after the product, in the output's
-    dtype."""
+    torchao's inference recipe and TensorRT use on Hopper).  Dynamic (the ``scaled-mm`` recipe): the weight
+    is stored in e4m3 with one scale per output row, quantized once, and the input is cast to e4m3 with one
+    scale per row at every call (an amax over the row, then the cast).  Static (``input_amax`` given): one
+    fixed scale for the input and one for the weight, so the cast is a plain multiply.  Plain tensors and
+    plain ops only, so ``torch.compile`` traces it as one graph with the bf16 layers around it.  The bias
+    is added after the product, in the output's dtype."""
 
-    def __init__(self, linear: torch.nn.Linear):
+    def __init__(self, linear: torch.nn.Linear, input_amax: float | None = None):
+        """``input_amax``: the static recipe's largest input magnitude (None: scale each row at run time)."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         with torch.no_grad():
-            weight, scale = _rowwise_e4m3(linear.weight.detach())
-        self.register_buffer("weight", weight)                            # out x in, row-major
-        self.register_buffer("weight_scale", scale.t().contiguous())     # 1 x out
+            w = linear.weight.detach()
+            if input_amax is None:
+                weight, scale = _rowwise_e4m3(w)
+                scale = scale.t().contiguous()                                 # 1 x out
+                input_scale = None
+            else:  # one scale per tensor on both sides: cuBLAS's plain FP8 product
+                weight, scale = _rowwise_e4m3(w.reshape(1, -1))
+                weight, scale = weight.reshape(w.shape), scale.reshape(())
+                input_scale = torch.tensor(max(float(input_amax), 1e-12) / E4M3_MAX, device=w.device)
+        self.register_buffer("weight", weight)                                 # out x in, row-major
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("input_scale", input_scale)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        q, scale = _rowwise_e4m3(rows)
+        if self.input_scale is None:
+            q, scale = _rowwise_e4m3(rows)
+        else:
+            scale = self.input_scale
+            q = (rows.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
         out = torch._scaled_mm(q, self.weight.t(), scale_a=scale, scale_b=self.weight_scale, out_dtype=x.dtype,
                               use_fast_accum=True)
         if self.bias is not None:
@@ -395,28 +417,67 @@ class Fp8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def fp8_swap(module: torch.nn.Module, names: Any) -> int:
-    """Replace each :class:`torch.nn.Linear` of ``module`` named in ``names`` by an :class:`Fp8Linear`
-    over its weights, in place; returns how many.  Runs on any device whose torch has ``_scaled_mm``
-    (the CPU too, where FP8 is not faster: that is for tests)."""
+def fp8_observe(module: torch.nn.Module, names: Any, run: Callable[[], Any]) -> dict[str, float]:
+    """The largest input magnitude each linear layer of ``module`` named in ``names`` sees while
+    ``run()`` runs (the static recipe's calibration); layers ``run`` never calls are left out."""
     wanted = set(names)
+    amax: dict[str, float] = {}
+    hooks = []
+    for name, child in module.named_modules():
+        if name in wanted and isinstance(child, torch.nn.Linear):
+            def record(_: torch.nn.Module, args: tuple, name: str = name) -> None:
+                amax[name] = max(amax.get(name, 0.0), float(args[0].detach().abs().amax()))
+            hooks.append(child.register_forward_pre_hook(record))
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return amax
+
+
+def fp8_swap(module: torch.nn.Module, names: Any, input_amax: dict[str, float] | None = None) -> int:
+    """Replace each :class:`torch.nn.Linear` of ``module`` named in ``names`` by an :class:`Fp8Linear`
+    over its weights, in place; returns how many.  With ``input_amax`` (:func:`fp8_observe`), the static
+    recipe: only the layers it names, each with its fixed input scale.  Runs on any device whose torch
+    has ``_scaled_mm`` (the CPU too, where FP8 is not faster: that is for tests)."""
+    wanted = set(names) if input_amax is None else set(names) & set(input_amax)
     swapped = 0
     for name, child in list(module.named_modules()):
         if name in wanted and isinstance(child, torch.nn.Linear):
             parent_name, _, attr = name.rpartition(".")
-            setattr(module.get_submodule(parent_name) if parent_name else module, attr, Fp8Linear(child))
+            amax = None if input_amax is None else input_amax[name]
+            setattr(module.get_submodule(parent_name) if parent_name else module, attr, Fp8Linear(child, amax))
             swapped += 1
     return swapped
 
 
-def quantize_fp8(bundle: ModelBundle, recipe: str = "scaled-mm") -> ModelBundle:
+def fp8_calibration_run(bundle: ModelBundle, resolution: int | None = None, steps: int = 4) -> Callable[[], Any]:
+    """The static recipe's default calibration: one txt2img of a fixed prompt at ``resolution`` (the
+    architecture's default), ``steps`` dpmpp_2m/karras steps, CFG 7, without the VAE decode (the VAE
+    stays in the bundle's dtype).  A real checkpoint's scales are better fixed on the prompts it will
+    serve: :func:`quantize_fp8` takes any ``calibrate`` callable."""
+    def run() -> None:
+        from .sampling import encode_text, ksample
+
+        side = (resolution or bundle.arch.default_resolution) // bundle.arch.vae_scale_factor
+        latent = torch.zeros(1, bundle.arch.latent_channels, side, side)
+        ksample(bundle, encode_text(bundle, "a lighthouse on a cliff at dusk, detailed"), encode_text(bundle, ""),
+                latent, 0, steps, 7.0, "dpmpp_2m", "karras")
+    return run
+
+
+def quantize_fp8(bundle: ModelBundle, recipe: str = "scaled-mm",
+                 calibrate: Callable[[], Any] | None = None) -> ModelBundle:
     """The bundle with its UNet's transformer projections (:func:`fp8_targets`) in FP8: e4m3 weights
     scaled per output row, e4m3 activations scaled per row at run time, the matmuls in
     ``torch._scaled_mm``; convolutions, attention itself and the VAE stay in the bundle's dtype.
 
     ``recipe`` ``scaled-mm`` swaps in :class:`Fp8Linear` modules (plain tensors: compiles like bf16);
-    ``torchao`` uses torchao's dynamic float8 (tensor subclasses; ``pip install 'comfyfab[gpu]'``), whose
-    compile on an H100 outran every time budget.  In place on the UNet (apply before
+    ``static`` does the same with fixed input scales, observed while ``calibrate()`` runs (default:
+    :func:`fp8_calibration_run`); ``torchao`` uses torchao's dynamic float8 (tensor subclasses; ``pip
+    install 'comfyfab[gpu]'``), whose compile on an H100 outran every time budget.  In place on the UNet (apply before
     :func:`compile_bundle`).  Needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper)."""
     recipe = fp8_recipe(recipe) or FP8_RECIPES[0]
     refused = fp8_refusal(bundle.device)
@@ -426,6 +487,9 @@ def quantize_fp8(bundle: ModelBundle, recipe: str = "scaled-mm") -> ModelBundle:
     targets = set(fp8_targets(unet))
     if recipe == "scaled-mm":
         fp8_swap(unet, targets)
+        return bundle
+    if recipe == "static":
+        fp8_swap(unet, targets, fp8_observe(unet, targets, calibrate or fp8_calibration_run(bundle)))
         return bundle
     try:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_

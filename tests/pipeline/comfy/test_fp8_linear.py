@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.comfy.models import (FP8_RECIPES, Fp8Linear, ModelError, fp8_layers, fp8_recipe, fp8_swap,
-                                   fp8_targets, load_bundle)
+from pipeline.comfy.models import (FP8_RECIPES, Fp8Linear, ModelError, fp8_calibration_run, fp8_layers,
+                                   fp8_observe, fp8_recipe, fp8_swap, fp8_targets, load_bundle)
 
 
 def _rel(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -47,7 +47,37 @@ def test_an_fp8_layer_scales_each_row_on_its_own():
         assert _rel(got[row, 1:], want[row, 1:]) < 0.06
 
 
-def test_the_swap_takes_exactly_the_fp8_targets_and_the_unet_still_agrees(tmp_path):
+def test_a_static_layer_uses_its_fixed_input_scale_and_one_weight_scale():
+    """The static recipe: the input's scale comes from calibration, not from the call, so an input
+    past the calibrated range saturates at e4m3's largest value instead of being rescaled."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(128, 64)
+    x = torch.randn(16, 128)
+    layer = Fp8Linear(linear, input_amax=float(x.abs().amax()))
+    assert layer.weight_scale.shape == () and layer.input_scale.shape == ()
+    assert layer.input_scale.item() == pytest.approx(x.abs().amax().item() / 448.0)
+    assert _rel(layer(x), linear(x)) < 0.06
+    big = x * 100  # 100 x the calibrated range: clamped, so far from the true product
+    assert _rel(layer(big), linear(big)) > 0.5
+    assert _rel(Fp8Linear(linear)(big), linear(big)) < 0.06  # the dynamic recipe rescales
+
+
+def test_observing_records_each_called_layers_largest_input_and_removes_its_hooks():
+    bundle = load_bundle("tiny-xl.safetensors")
+    unet = bundle.unet
+    targets = fp8_targets(unet)
+    amax = fp8_observe(unet, targets, fp8_calibration_run(bundle, 64, steps=2))
+    assert set(amax) == set(targets) and all(v > 0 for v in amax.values())
+    assert not any(m._forward_pre_hooks for m in unet.modules())
+    # only what the run called is swapped: a layer never observed keeps its linear layer
+    partial = dict(list(amax.items())[1:])
+    assert fp8_swap(unet, targets, partial) == len(targets) - 1
+    assert fp8_layers(unet) == len(targets) - 1
+    assert all(m.input_scale is not None for m in unet.modules() if isinstance(m, Fp8Linear))
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
+def test_the_swap_takes_exactly_the_fp8_targets_and_the_unet_still_agrees(tmp_path, static):
     bundle = load_bundle("tiny-xl.safetensors")
     unet = bundle.unet
     targets = fp8_targets(unet)
@@ -62,7 +92,8 @@ def test_the_swap_takes_exactly_the_fp8_targets_and_the_unet_still_agrees(tmp_pa
     with torch.no_grad():
         want = unet(latent, 10, context, **extra).sample
         assert fp8_layers(unet) == 0
-        assert fp8_swap(unet, targets) == len(targets) > 0
+        amax = fp8_observe(unet, targets, lambda: unet(latent, 10, context, **extra)) if static else None
+        assert fp8_swap(unet, targets, amax) == len(targets) > 0
         assert fp8_layers(unet) == len(targets)
         assert {n for n, m in unet.named_modules() if isinstance(m, Fp8Linear)} == set(targets)
         got = unet(latent, 10, context, **extra).sample
@@ -75,8 +106,8 @@ def test_the_swap_takes_exactly_the_fp8_targets_and_the_unet_still_agrees(tmp_pa
 def test_fp8_recipes_are_named_or_refused():
     assert fp8_recipe(None) is None and fp8_recipe(False) is None and fp8_recipe("") is None
     assert fp8_recipe(True) == "scaled-mm" == FP8_RECIPES[0]
-    assert fp8_recipe("torchao") == "torchao"
-    with pytest.raises(ModelError, match="scaled-mm, torchao"):
+    assert fp8_recipe("torchao") == "torchao" and fp8_recipe("static") == "static"
+    with pytest.raises(ModelError, match="scaled-mm, static, torchao"):
         fp8_recipe("int8")
 
 
@@ -87,6 +118,7 @@ def test_the_recipe_reaches_the_spec_the_profile_name_and_the_stand_in_options()
     assert CalibrationSpec(device="cuda", fp8=True).fp8 == "scaled-mm"
     assert CalibrationSpec(device="cuda", fp8="scaled-mm", compile="full").variant == "-fp8-compiled"
     assert CalibrationSpec(device="cuda", fp8="torchao").variant == "-fp8-torchao"
+    assert CalibrationSpec(device="cuda", fp8="static", compile="full").variant == "-fp8-static-compiled"
     with pytest.raises(CalibrationError, match="--fp8: fp8 recipe must be one of"):
         CalibrationSpec(device="cuda", fp8="int8")
     assert TorchOptions(device="cuda", fp8="torchao").fp8 == "torchao"
@@ -95,7 +127,8 @@ def test_the_recipe_reaches_the_spec_the_profile_name_and_the_stand_in_options()
         TorchOptions(device="cuda", fp8="int8")
 
 
-@pytest.mark.parametrize("argv, want", [([], None), (["--fp8"], "scaled-mm"), (["--fp8", "torchao"], "torchao")])
+@pytest.mark.parametrize("argv, want", [([], None), (["--fp8"], "scaled-mm"), (["--fp8", "torchao"], "torchao"),
+                                        (["--fp8", "static"], "static")])
 def test_the_fp8_option_takes_an_optional_recipe(argv, want):
     import argparse
 
