@@ -147,3 +147,24 @@ def test_an_unknown_recipe_on_the_command_line_exits_2_with_the_choices(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "scaled-mm" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("recipe", ["scaled-mm", "static"])
+def test_quantize_fp8_runs_each_own_recipe_end_to_end(monkeypatch, recipe):
+    """``quantize_fp8`` as the calibration and the stand-in call it, with the GPU check waived (the CPU
+    runs the same ``_scaled_mm``): every target swapped, the static one with scales from its default
+    calibration txt2img, and the quantized bundle still samples."""
+    import pipeline.comfy.models as models
+    from pipeline.comfy.sampling import encode_text, ksample
+
+    monkeypatch.setattr(models, "fp8_refusal", lambda device: None)
+    bundle = load_bundle("tiny-xl.safetensors")
+    targets = fp8_targets(bundle.unet)
+    models.quantize_fp8(bundle, recipe)
+    layers = [m for m in bundle.unet.modules() if isinstance(m, Fp8Linear)]
+    assert len(layers) == fp8_layers(bundle.unet) == len(targets)
+    assert all((m.input_scale is not None) == (recipe == "static") for m in layers)
+    side = bundle.arch.default_resolution // bundle.arch.vae_scale_factor
+    out = ksample(bundle, encode_text(bundle, "a red cube"), encode_text(bundle, ""),
+                  torch.zeros(1, bundle.arch.latent_channels, side, side), 0, 2, 7.0, "euler", "normal")
+    assert torch.isfinite(out).all()
