@@ -17,7 +17,8 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     text = " ".join(out.split())
-    assert re.search(r"closed loop, 6 back-to-back submissions: POST /v1/jobs p50 [\d.]+ ms, p99 [\d.]+ ms", text)
+    assert re.search(r"closed loop, 6 back-to-back submissions: "
+                     r"POST /v1/jobs p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms", text)
     for rate in ("3", "6"):  # alone, then while the fleet drains
         assert len(re.findall(rf"open loop, \d+ submissions due at {rate} req/s: .*?p99 [\d.]+ ms", text)) == 2
     assert "router p99 ≤ 40 ms" in text and ", alone: " in text and ", while the fleet drains: " in text
