@@ -28,11 +28,12 @@ the job: it reappears after its visibility timeout).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from comfyfab.cloud import Cloud
 from comfyfab.config import FabricConfig
@@ -90,30 +91,76 @@ class WorkerStats:
 
 
 class Heartbeat:
-    """Extends a message's visibility every ``fraction`` of the timeout while a job runs."""
+    """Extends the visibility of the message a worker holds, every ``fraction`` of its timeout, while
+    a job runs.  One thread per worker, started at its first job and armed per job with :meth:`hold`
+    (a thread per job cost a start and a join each time)."""
 
-    def __init__(self, queues: JobQueues, delivery: Delivery, visibility_s: int, fraction: float):
-        self._queues, self._d, self._vis = queues, delivery, visibility_s
-        self._period = max(0.05, visibility_s * fraction)
-        self._stop = threading.Event()
+    def __init__(self, queues: JobQueues, fraction: float, name: str = "heartbeat"):
+        self._queues, self._fraction, self._name = queues, fraction, name
+        self._cond = threading.Condition()
+        self._held: Delivery | None = None
+        self._vis = 0
+        self._due = 0.0
+        self._in_flight = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
         self.beats = 0
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{delivery.job_id[:8]}")
+
+    def _period(self, visibility_s: int) -> float:
+        return max(0.05, visibility_s * self._fraction)
+
+    @contextlib.contextmanager
+    def hold(self, delivery: Delivery, visibility_s: int) -> Iterator["Heartbeat"]:
+        """Keep ``delivery`` invisible, ``visibility_s`` at a time, until the block ends.  On leaving,
+        an extension already sent is waited for, so none lands after the job's delete or release."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"{self._name} is closed")
+            self._held, self._vis = delivery, visibility_s
+            self._due = time.monotonic() + self._period(visibility_s)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True, name=self._name)
+                self._thread.start()
+            self._cond.notify_all()
+        try:
+            yield self
+        finally:
+            with self._cond:
+                self._held = None
+                self._cond.notify_all()
+                while self._in_flight:
+                    self._cond.wait()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._period):
+        while True:
+            with self._cond:
+                while not self._closed and (self._held is None or time.monotonic() < self._due):
+                    self._cond.wait(None if self._held is None else self._due - time.monotonic())
+                if self._closed:
+                    return
+                held, vis = self._held, self._vis
+                self._due = time.monotonic() + self._period(vis)
+                self._in_flight = True
             try:
-                self._queues.extend(self._d, self._vis)
+                self._queues.extend(held, vis)
                 self.beats += 1
             except Exception as exc:  # the job goes on; SQS will redeliver if the lease is truly lost
-                log.warning("heartbeat for %s failed: %s", self._d.job_id, exc)
-
-    def __enter__(self) -> "Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+                log.warning("heartbeat for %s failed: %s", held.job_id, exc)
+            finally:
+                with self._cond:
+                    self._in_flight = False
+                    self._cond.notify_all()
 
 
 @dataclass
@@ -150,6 +197,7 @@ class Worker:
         self._kill = threading.Event()
         self.crashed = False
         self.interrupted = False
+        self.heartbeat = Heartbeat(self.queues, self.cfg.queues.heartbeat_fraction, name=f"heartbeat-{self.name}")
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> "Worker":
@@ -207,17 +255,22 @@ class Worker:
         return self._thread is not None and self._thread.is_alive()
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            d = self.next_delivery()
-            if d is None:
-                continue
-            self.busy, self.idle_since, self.current = True, None, d
-            t0 = time.monotonic()
-            try:
-                self.process(d)
-            finally:
-                self.stats.busy_s += time.monotonic() - t0
-                self.busy, self.idle_since, self.current = False, time.monotonic(), None
+        if self.heartbeat.closed:  # started again after a stop
+            self.heartbeat = Heartbeat(self.queues, self.cfg.queues.heartbeat_fraction, name=f"heartbeat-{self.name}")
+        try:
+            while not self._stop.is_set():
+                d = self.next_delivery()
+                if d is None:
+                    continue
+                self.busy, self.idle_since, self.current = True, None, d
+                t0 = time.monotonic()
+                try:
+                    self.process(d)
+                finally:
+                    self.stats.busy_s += time.monotonic() - t0
+                    self.busy, self.idle_since, self.current = False, time.monotonic(), None
+        finally:
+            self.heartbeat.close()
 
     def next_delivery(self) -> Delivery | None:
         for cls in self.poll.order():
@@ -258,7 +311,7 @@ class Worker:
         self._emit("started", d, attempt=d.receive_count)
         vis = max(1, round(cls.visibility_timeout_s / self.time_scale))
         try:
-            with Heartbeat(self.queues, d, vis, self.cfg.queues.heartbeat_fraction):
+            with self.heartbeat.hold(d, vis):
                 t_exec = time.monotonic()
                 images = self._comfy.run(d.body["workflow"], timeout=self.exec_timeout_s)
                 if not images:

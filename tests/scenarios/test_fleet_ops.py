@@ -266,3 +266,39 @@ def test_a_doorbell_wakes_one_waiter_per_ring():
     for t in threads:
         t.join()
     assert sorted(woke) == [False, False, True]
+
+
+def test_the_heartbeat_extends_a_long_jobs_message_and_stops_with_the_job(fabric_config):
+    """A job longer than its class's visibility timeout: the worker's heartbeat extends the message,
+    by the class's timeout each time, every ``heartbeat_fraction`` of it, and sends nothing once the
+    job is done.  time_scale 90 turns the standard class's 45 s into 1 s (the floor), so a 3-second
+    job (270 fabric seconds) needs about five extensions."""
+    w, q, store, events = make_worker(fabric_config, service_s=270.0, time_scale=90.0)
+    w.start()
+    wait_for(lambda: ("delete", "job-1") in q.calls, timeout=10)
+    extends = [c for c in q.calls if c[0] == "extend"]
+    period = max(0.05, 1 * fabric_config.queues.heartbeat_fraction)
+    assert len(extends) >= int(3.0 / period) - 2, q.calls
+    assert all(c == ("extend", "job-1", 1) for c in extends)
+    assert q.calls.index(("delete", "job-1")) == len(q.calls) - 1, "no extension after the delete"
+    time.sleep(2 * period)
+    assert q.calls[-1] == ("delete", "job-1"), "the heartbeat is idle between jobs"
+    assert w.heartbeat.beats == len(extends)
+    w.stop(1)
+    assert not w.alive and w.heartbeat.closed
+
+
+def test_one_heartbeat_thread_serves_a_workers_jobs_one_after_another(fabric_config):
+
+    w, q, store, events = make_worker(fabric_config, service_s=135.0, time_scale=90.0)
+    q.pending.append(Delivery(tenant_id="acme-health", priority="standard", receipt="r2",
+                              body={"jobId": "job-2", "tenantId": "acme-health", "workflow": {}}, receive_count=1,
+                              message_id="m2"))
+    w.start()
+    wait_for(lambda: ("delete", "job-2") in q.calls, timeout=10)
+    w.stop(1)
+    assert {c[1] for c in q.calls if c[0] == "extend"} == {"job-1", "job-2"}
+    first_delete = q.calls.index(("delete", "job-1"))
+    assert all(c[1] == "job-2" for c in q.calls[first_delete:] if c[0] == "extend")
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("heartbeat-")]
+    assert threads == [], "the worker's heartbeat thread ended with the worker"
