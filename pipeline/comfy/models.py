@@ -216,7 +216,8 @@ def add_fp8_argument(parser: Any) -> None:
     parser.add_argument("--fp8", nargs="?", const=FP8_RECIPES[0], default=None, choices=FP8_RECIPES,
                         metavar="RECIPE",
                         help="the UNet's transformer projections in FP8 (CUDA, compute capability 8.9+); RECIPE "
-                             "scaled-mm (the default: torch._scaled_mm modules, compiles like bf16) or torchao "
+                             "scaled-mm (the default: torch._scaled_mm modules, each input row scaled at run time), "
+                             "static (one input scale per layer, fixed by a short calibration txt2img) or torchao "
                              "(pip install 'comfyfab[gpu]')")
 
 
@@ -470,15 +471,15 @@ def fp8_calibration_run(bundle: ModelBundle, resolution: int | None = None, step
 
 def quantize_fp8(bundle: ModelBundle, recipe: str = "scaled-mm",
                  calibrate: Callable[[], Any] | None = None) -> ModelBundle:
-    """The bundle with its UNet's transformer projections (:func:`fp8_targets`) in FP8: e4m3 weights
-    scaled per output row, e4m3 activations scaled per row at run time, the matmuls in
-    ``torch._scaled_mm``; convolutions, attention itself and the VAE stay in the bundle's dtype.
+    """The bundle with its UNet's transformer projections (:func:`fp8_targets`) in FP8 e4m3, the matmuls
+    in ``torch._scaled_mm``; convolutions, attention itself and the VAE stay in the bundle's dtype.
 
-    ``recipe`` ``scaled-mm`` swaps in :class:`Fp8Linear` modules (plain tensors: compiles like bf16);
-    ``static`` does the same with fixed input scales, observed while ``calibrate()`` runs (default:
+    ``recipe`` ``scaled-mm`` swaps in :class:`Fp8Linear` modules (plain tensors: compiles like bf16;
+    weights scaled per output row, inputs per row at run time); ``static`` does the same with one fixed
+    scale per input and per weight, the inputs' observed while ``calibrate()`` runs (default:
     :func:`fp8_calibration_run`); ``torchao`` uses torchao's dynamic float8 (tensor subclasses; ``pip
-    install 'comfyfab[gpu]'``), whose compile on an H100 outran every time budget.  In place on the UNet (apply before
-    :func:`compile_bundle`).  Needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper)."""
+    install 'comfyfab[gpu]'``), whose compile on an H100 outran every time budget.  In place on the UNet
+    (apply before :func:`compile_bundle`).  Needs a CUDA GPU of compute capability 8.9 or newer."""
     recipe = fp8_recipe(recipe) or FP8_RECIPES[0]
     refused = fp8_refusal(bundle.device)
     if refused:
