@@ -66,8 +66,8 @@ class CalibrationSpec:
     compile: str | None = None  # torch.compile: None, "full" (one graph per model) or "regional" (its repeated blocks)
     channels_last: bool | None = None  # None: on for CUDA
     seed: int = 0
-    fp8: str | bool | None = None  # the UNet's transformer projections in FP8: None, "scaled-mm" (True) or
-                                   # "torchao" (CUDA, compute capability 8.9+)
+    fp8: str | bool | None = None  # the UNet's transformer projections in FP8: None, "scaled-mm" (True),
+                                   # "static" or "torchao" (CUDA, compute capability 8.9+)
     attention: str = "auto"  # the SDPA kernel tried first: auto (torch's order), cudnn, flash, efficient, math
 
     def __post_init__(self) -> None:
@@ -96,8 +96,8 @@ class CalibrationSpec:
 
     @property
     def variant(self) -> str:
-        """What sets this run apart from the plain one, for profile names: ``-fp8`` (``-fp8-torchao``
-        for that recipe), ``-cudnn``, ``-compiled`` or ``-compiled-regional``."""
+        """What sets this run apart from the plain one, for profile names: ``-fp8`` (``-fp8-static``,
+        ``-fp8-torchao`` for those recipes), ``-cudnn``, ``-compiled`` or ``-compiled-regional``."""
         compiled = ("-compiled" + ("-regional" if self.compile == "regional" else "")) if self.compile else ""
         fp8 = ("-fp8" + ("" if self.fp8 == FP8_RECIPES[0] else f"-{self.fp8}")) if self.fp8 else ""
         return fp8 + ("" if self.attention == "auto" else f"-{self.attention}") + compiled

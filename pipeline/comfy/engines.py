@@ -122,8 +122,8 @@ class TorchOptions:
     cpu_threads: int | None = None   # torch's intra-op threads (process-wide)
     compile: str | None = None       # torch.compile each model's UNet and VAE decoder: None (eager),
                                      # "full" (one graph each) or "regional" (block by block)
-    fp8: str | bool | None = None    # the UNet's transformer projections in FP8: None, "scaled-mm" (True)
-                                     # or "torchao" (CUDA 8.9+)
+    fp8: str | bool | None = None    # the UNet's transformer projections in FP8: None, "scaled-mm" (True),
+                                     # "static" or "torchao" (CUDA 8.9+)
     attention: str = "auto"          # the SDPA kernel tried first
 
     def __post_init__(self) -> None:
