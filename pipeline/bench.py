@@ -34,7 +34,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rich.console import Console
@@ -62,20 +62,21 @@ def _client_proc(url: str, keys: list[str], n: int, clients: int, jobs: list[dic
     where = urlsplit(url)
     bodies = [json.dumps(job, separators=(",", ":")).encode() for job in jobs[:n]]
     lat: list[float] = []
+    timings: list[dict[str, float]] = []  # each answer's Server-Timing (ms by name), beside its latency
     codes: dict[int, int] = {}
     lock = threading.Lock()
     it = iter(range(n))
     q.put({"pid": os.getpid()})
     t0 = time.perf_counter() + 0.2
 
-    def post(conn: http.client.HTTPConnection, i: int) -> int:
+    def post(conn: http.client.HTTPConnection, i: int) -> tuple[int, dict[str, float]]:
         headers = {"Authorization": f"Bearer {keys[i % len(keys)]}", "Content-Type": "application/json"}
         conn.request("POST", "/v1/jobs", body=bodies[i], headers=headers)
         resp = conn.getresponse()
         resp.read()
-        return resp.status
+        return resp.status, server_timing(resp.getheader("Server-Timing") or "")
 
-    def post_again_if_dropped(conn: http.client.HTTPConnection, i: int) -> int:
+    def post_again_if_dropped(conn: http.client.HTTPConnection, i: int) -> tuple[int, dict[str, float]]:
         try:
             return post(conn, i)
         except (http.client.RemoteDisconnected, ConnectionError):
@@ -96,10 +97,11 @@ def _client_proc(url: str, keys: list[str], n: int, clients: int, jobs: list[dic
                     start = due  # latency from when the request was due
                 else:
                     start = time.perf_counter()
-                status = post_again_if_dropped(conn, i)
+                status, timing = post_again_if_dropped(conn, i)
                 dt = time.perf_counter() - start
                 with lock:
                     lat.append(dt)
+                    timings.append(timing)
                     codes[status] = codes.get(status, 0) + 1
         finally:
             conn.close()
@@ -109,7 +111,8 @@ def _client_proc(url: str, keys: list[str], n: int, clients: int, jobs: list[dic
         t.start()
     for t in threads:
         t.join()
-    q.put({"latencies": lat, "codes": codes, "wall": time.perf_counter() - t0, "cpu_s": _cpu_s(os.getpid())})
+    q.put({"latencies": lat, "timings": timings, "codes": codes, "wall": time.perf_counter() - t0,
+           "cpu_s": _cpu_s(os.getpid())})
 
 
 def _jobs(n: int) -> list[dict]:
@@ -231,6 +234,46 @@ def client_call_cpu_ms(calls: int = 200) -> float:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """``Server-Timing: checks;dur=1.20, store;dur=4.31`` as ``{"checks": 1.2, "store": 4.31}`` (ms)."""
+    out: dict[str, float] = {}
+    for metric in header.split(","):
+        name, _, params = metric.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if name and key == "dur":
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+    return out
+
+
+PHASES = (("checks", "checks"), ("store", "record write"), ("enqueue", "SQS send"))
+
+
+def where_the_time_went(lat_s: list[float], timings: list[dict[str, float]], share: float = 0.05) -> str | None:
+    """The median of each router phase (its Server-Timing) over the slowest ``share`` of the requests,
+    against all of them: whether the slow ones waited in an AWS call, in the checks, in the router
+    outside them (threads, event loop) or outside the router (network, the client).  None without
+    timings."""
+    rows = [(t, m) for t, m in zip(lat_s, timings) if "handler" in m]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: r[0])
+    slow = rows[-max(1, int(round(len(rows) * share))):]
+
+    def med(sel: list[tuple[float, dict[str, float]]], part: Callable[[float, dict[str, float]], float]) -> float:
+        return float(np.median([part(t, m) for t, m in sel]))
+
+    parts: list[tuple[str, Callable[[float, dict[str, float]], float]]] = [
+        (label, lambda t, m, k=key: m.get(k, 0.0)) for key, label in PHASES]
+    parts.append(("rest of the router", lambda t, m: m["handler"] - sum(m.get(k, 0.0) for k, _ in PHASES)))
+    parts.append(("outside the router", lambda t, m: t * 1000 - m["handler"]))
+    shown = ", ".join(f"{label} {med(slow, f):.1f} ({med(rows, f):.1f})" for label, f in parts)
+    return f"the slowest {len(slow)} of {len(rows)}, median ms (all in brackets): {shown}"
 
 
 def _pct(lat_s: list[float]) -> str:
@@ -406,6 +449,9 @@ def _sweep(stack: Stack, clients: int, rates: tuple[float, ...], seconds_per_rat
         out.append((rate, float(np.percentile(ms, 50)), float(np.percentile(ms, 99))))
         console.print(f"  open loop, {n_open} submissions due at {rate:g} req/s: POST /v1/jobs "
                       f"[bold]{_pct(r['latencies'])}[/] (from when each was due); status codes {r['codes']}")
+        went = where_the_time_went(r["latencies"], r.get("timings", []))
+        if went:
+            console.print(f"    {went}")
     return out
 
 

@@ -13,6 +13,7 @@ every answer carries ``Cache-Control: no-store, no-cache``.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -80,7 +81,11 @@ def create_app(service: RouterService) -> FastAPI:
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": {"type": "object"}, "example": JOB_EXAMPLE}}}})
     async def submit(request: Request) -> JSONResponse:
-        """Submit an InferenceJob (the case study's schema)."""
+        """Submit an InferenceJob (the case study's schema).  An accepted job's answer carries a
+        ``Server-Timing`` header: the router's own milliseconds in ``checks`` (PHI, schema, workflow),
+        ``store`` (the job record), ``enqueue`` (the SQS send) and ``handler`` (all of this request's
+        handling, waits for a thread included)."""
+        start = time.perf_counter()
         tenant = service.authenticate(_api_key(request))
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body:
@@ -93,7 +98,10 @@ def create_app(service: RouterService) -> FastAPI:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return answer(400, {"error": "malformed_json", "message": f"body is not valid JSON: {exc}"})
         accepted = await run_in_threadpool(service.submit, tenant, payload)
-        return answer(202 if accepted.created else 200, accepted.body())
+        response = answer(202 if accepted.created else 200, accepted.body())
+        timing = {**accepted.timing_ms, "handler": (time.perf_counter() - start) * 1000}
+        response.headers["Server-Timing"] = ", ".join(f"{k};dur={v:.2f}" for k, v in timing.items())
+        return response
 
     @app.get("/v1/jobs/{job_id}")
     def status(job_id: str, request: Request) -> JSONResponse:

@@ -100,6 +100,9 @@ class Accepted:
     record: JobRecord
     eta_s: float
     created: bool  # False when an identical jobId was already accepted (idempotent resubmission)
+    # where the submission's time went, ms: "checks" (PHI, schema, workflow), "store" (the job record's
+    # conditional write), "enqueue" (the SQS send); the router answers them as a Server-Timing header
+    timing_ms: dict[str, float] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         done = from_iso(self.record.createdAt) + timedelta(seconds=self.eta_s)
@@ -138,6 +141,7 @@ class RouterService:
 
     # -- ingestion ---------------------------------------------------------
     def submit(self, tenant_id: str, payload: Any) -> Accepted:
+        t0 = time.perf_counter()
         if not isinstance(payload, dict):
             raise InvalidJob("the body must be a JSON object (an InferenceJob)")
         # PHI first: a payload carrying PHI is refused whatever else is wrong with it.
@@ -170,6 +174,8 @@ class RouterService:
 
         now = utcnow()
         record = JobRecord.new(job, tenant_id, self._created(job, now), self.cfg.jobs.ttl_hours, now=now)
+        t1 = time.perf_counter()
+        timing = {"checks": (t1 - t0) * 1000}
         try:
             self.store.create(record)
         except JobExists as exc:
@@ -179,15 +185,19 @@ class RouterService:
                 raise Conflict("jobId was already submitted with a different workflow") from None
             if self._stale(exc.record, now):
                 self._requeue(job, exc.record)
-            return Accepted(exc.record, self.eta_s(tenant_id, job), created=False)
+            timing["store"] = (time.perf_counter() - t1) * 1000
+            return Accepted(exc.record, self.eta_s(tenant_id, job), created=False, timing_ms=timing)
+        t2 = time.perf_counter()
+        timing["store"] = (t2 - t1) * 1000
         try:
             self.queues.send(tenant_id, job.priority, self._message(job, record))
         except Exception as exc:
             self.store.delete(job.jobId)  # nothing half-accepted: no record without a message
             raise Unavailable(f"could not enqueue the job ({type(exc).__name__}); retry with the same jobId") from exc
+        timing["enqueue"] = (time.perf_counter() - t2) * 1000
         self.audit.event("job_accepted", tenant=tenant_id, jobId=job.jobId, priority=job.priority,
                          promptHash=record.promptHash)
-        return Accepted(record, self.eta_s(tenant_id, job), created=True)
+        return Accepted(record, self.eta_s(tenant_id, job), created=True, timing_ms=timing)
 
     def _created(self, job: InferenceJob, now: datetime) -> datetime:
         """The job's creation time: the client's, if it is near the router's clock (one without an offset

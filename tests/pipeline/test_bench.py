@@ -8,7 +8,7 @@ import re
 import pytest
 
 import comfyfab.cli as comfy_cli
-from pipeline.bench import plot_sweep
+from pipeline.bench import plot_sweep, server_timing, where_the_time_went
 
 
 def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
@@ -22,6 +22,9 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     for rate in ("3", "6"):  # alone, then while the fleet drains
         assert len(re.findall(rf"open loop, \d+ submissions due at {rate} req/s: .*?p99 [\d.]+ ms", text)) == 2
     assert "router p99 ≤ 40 ms" in text and ", alone: " in text and ", while the fleet drains: " in text
+    # each open-loop rate says where its slowest requests spent their time, from the router's Server-Timing
+    assert len(re.findall(r"the slowest \d+ of \d+, median ms \(all in brackets\): checks [\d.]+ \([\d.]+\), "
+                          r"record write [\d.]+ \([\d.]+\), SQS send .*?outside the router -?[\d.]+", text)) == 4
     assert text.index("jobs/s") < text.index("router alone")  # nothing queued by it touches the other figures
     assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
     assert "CPU per job (ms)" in text
@@ -84,3 +87,19 @@ def test_the_sweep_plot_is_written(tmp_path):
     path = plot_sweep([(10.0, 12.0, 30.0), (20.0, 15.0, 90.0)], tmp_path / "p" / "router.png",
                       alone=[(10.0, 8.0, 20.0), (20.0, 9.0, 25.0)])
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_server_timing_is_read_as_milliseconds_by_name_and_ignores_what_it_cannot_read():
+    assert server_timing("checks;dur=1.20, store;dur=4.31, enqueue;dur=3, handler;dur=12.5") == {
+        "checks": 1.2, "store": 4.31, "enqueue": 3.0, "handler": 12.5}
+    assert server_timing('cache;desc="hit", db;dur=x, total;dur=7') == {"total": 7.0}
+    assert server_timing("") == {}
+
+
+def test_the_slowest_requests_are_compared_with_all_of_them_phase_by_phase():
+    fast = {"checks": 1.0, "store": 3.0, "enqueue": 2.0, "handler": 8.0}
+    slow = {"checks": 1.0, "store": 20.0, "enqueue": 2.0, "handler": 30.0}
+    line = where_the_time_went([0.010] * 19 + [0.050], [fast] * 19 + [slow])
+    assert line == ("the slowest 1 of 20, median ms (all in brackets): checks 1.0 (1.0), record write 20.0 (3.0), "
+                    "SQS send 2.0 (2.0), rest of the router 7.0 (2.0), outside the router 20.0 (2.0)")
+    assert where_the_time_went([0.01, 0.02], [{}, {}]) is None  # answers without the header (errors)

@@ -138,6 +138,23 @@ def test_executor_failing_twice_ends_in_the_dlq_with_status_failed(stack, client
     assert clients[a].result(j["jobId"]).status_code == 409
 
 
+def test_an_accepted_job_says_where_the_routers_time_went(stack, clients, tenants):
+    """``Server-Timing`` on POST /v1/jobs: the checks, the record write and the SQS send, each within the
+    whole handling; an idempotent resubmission sends nothing, so it has no ``enqueue``."""
+    from pipeline.bench import server_timing
+
+    c = clients[tenants[0]]
+    j = job("standard")
+    first, again = c.submit(j), c.submit(j)
+    assert first.status_code == 202 and again.status_code == 200
+    timing = server_timing(first.headers["server-timing"])
+    assert set(timing) == {"checks", "store", "enqueue", "handler"}, first.headers["server-timing"]
+    assert all(v > 0 for v in timing.values())
+    assert timing["checks"] + timing["store"] + timing["enqueue"] <= timing["handler"]
+    assert set(server_timing(again.headers["server-timing"])) == {"checks", "store", "handler"}
+    c.wait(j["jobId"], 60)
+
+
 def test_resubmitted_job_id_produces_one_output(stack, clients, tenants):
     a = tenants[0]
     j = job("standard")
