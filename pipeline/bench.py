@@ -34,7 +34,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -259,20 +259,17 @@ def where_the_time_went(lat_s: list[float], timings: list[dict[str, float]], sha
     against all of them: whether the slow ones waited in an AWS call, in the checks, in the router
     outside them (threads, event loop) or outside the router (network, the client).  None without
     timings."""
-    rows = [(t, m) for t, m in zip(lat_s, timings) if "handler" in m]
+    def split(t: float, m: dict[str, float]) -> dict[str, float]:
+        own = {label: m.get(key, 0.0) for key, label in PHASES}
+        return {**own, "rest of the router": m["handler"] - sum(own.values()),
+                "outside the router": t * 1000 - m["handler"]}
+
+    rows = [split(t, m) for t, m in sorted(zip(lat_s, timings), key=lambda r: r[0]) if "handler" in m]
     if not rows:
         return None
-    rows.sort(key=lambda r: r[0])
     slow = rows[-max(1, int(round(len(rows) * share))):]
-
-    def med(sel: list[tuple[float, dict[str, float]]], part: Callable[[float, dict[str, float]], float]) -> float:
-        return float(np.median([part(t, m) for t, m in sel]))
-
-    parts: list[tuple[str, Callable[[float, dict[str, float]], float]]] = [
-        (label, lambda t, m, k=key: m.get(k, 0.0)) for key, label in PHASES]
-    parts.append(("rest of the router", lambda t, m: m["handler"] - sum(m.get(k, 0.0) for k, _ in PHASES)))
-    parts.append(("outside the router", lambda t, m: t * 1000 - m["handler"]))
-    shown = ", ".join(f"{label} {med(slow, f):.1f} ({med(rows, f):.1f})" for label, f in parts)
+    shown = ", ".join(f"{label} {np.median([r[label] for r in slow]):.1f} "
+                      f"({np.median([r[label] for r in rows]):.1f})" for label in rows[0])
     return f"the slowest {len(slow)} of {len(rows)}, median ms (all in brackets): {shown}"
 
 

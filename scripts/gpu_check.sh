@@ -143,9 +143,8 @@ PYEOF
 fi
 VARIANT=(--attention "$ATTENTION")
 # the calibration stages run once per FP8 setting: "both" is FP8 then the model's dtype (an A/B on one checkpoint)
-case "${GPU_CHECK_FP8:-0}" in
-  0) FP8S=("") ;; both) FP8S=(--fp8 "") ;; torchao|static) FP8S=("--fp8 $GPU_CHECK_FP8") ;; *) FP8S=(--fp8) ;;
-esac
+# (GPU_CHECK_FP8 is 0 here when the one-layer check above failed)
+case "${GPU_CHECK_FP8:-0}" in 0) FP8S=("") ;; both) FP8S=("--fp8 $RECIPE" "") ;; *) FP8S=("--fp8 $RECIPE") ;; esac
 # FP8's compile has run out of every budget so far: log each recompile dynamo makes (one line each), so
 # a stage that times out still says whether the blocks share their code
 [ "${GPU_CHECK_FP8:-0}" != 0 ] && export TORCH_LOGS="${TORCH_LOGS:-recompiles}"
