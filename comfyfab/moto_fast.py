@@ -53,8 +53,10 @@ about 480 to about 340 µs on this machine (each tree timed four times, in turn)
 10. Every ``PutItem`` and ``UpdateItem`` with a condition parses its
     condition expression twice (once to list the names and values it uses,
     once to evaluate it), and the parse was a quarter of an update's time.
-    The parse is remembered per expression, names and values (a job store's
-    writes repeat a handful of those); the tree it returns is only read, by
+    The parse is remembered per expression and the names and values whose
+    placeholders occur in it (a parse looks up no others; a job store's
+    conditions repeat a handful of those, while the values they set, such as
+    a timestamp, differ on every call); the tree it returns is only read, by
     evaluation, and the names and values it found are handed out as copies.
 11. Three of ``UpdateItem``'s ten validation passes check only the shape of
     the expression: one SET/ADD/REMOVE clause each, no overlapping paths, no
@@ -336,8 +338,13 @@ def _frozen(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _mentioned(placeholders: dict[str, Any] | None, expression: str) -> dict[str, Any]:
+    """The entries of ``placeholders`` (``#name`` or ``:value`` keys) whose key occurs in ``expression``."""
+    return {k: v for k, v in (placeholders or {}).items() if k in expression}
+
+
 def _remember_condition_parses(size: int = 4096) -> None:
-    """Fix 10: one parse per condition expression, names and values (the tree is only read)."""
+    """Fix 10: one parse per condition expression and the names and values it mentions (the tree is only read)."""
     import pickle
 
     from moto.dynamodb.comparisons import ConditionExpressionParser
@@ -355,8 +362,11 @@ def _remember_condition_parses(size: int = 4096) -> None:
     def remembered(self: Any) -> Any:
         if not self.condition_expression:
             return parse(self)
-        key = (self.condition_expression, _frozen(self.expression_attribute_names),
-               _frozen(self.expression_attribute_values))
+        expression = self.condition_expression
+        # only the names and values the expression can refer to: a parse looks up nothing else, and an
+        # update's other values (the new timestamp, say) differ on every call
+        key = (expression, _frozen(_mentioned(self.expression_attribute_names, expression)),
+               _frozen(_mentioned(self.expression_attribute_values, expression)))
         hit = found.get(key)
         if hit is None:
             op = parse(self)  # an invalid expression raises here, every time: only good parses are kept

@@ -179,6 +179,33 @@ def test_a_remembered_condition_is_evaluated_against_each_item_with_its_own_valu
         ddb.put_item(TableName="t", Item={"k": {"S": "c4"}}, ConditionExpression="attribute_not_exists(k)")
 
 
+def test_a_condition_is_parsed_once_while_the_values_it_does_not_mention_change(ddb, monkeypatch):
+    # Fix 10: an update sets a new timestamp on every call; its condition mentions only the statuses.
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lexed = []
+    real = ConditionExpressionParser._lex_condition_expression
+    monkeypatch.setattr(ConditionExpressionParser, "_lex_condition_expression",
+                        lambda self: lexed.append(self.condition_expression) or real(self))
+    ddb.put_item(TableName="t", Item={"k": {"S": "p1"}, "s": {"S": "queued"}})
+    cond = "#s IN (:q, :r) AND attribute_exists(k)"
+    for i in range(3):
+        ddb.update_item(TableName="t", Key={"k": {"S": "p1"}}, UpdateExpression="SET #s = :r, #u = :u",
+                        ConditionExpression=cond, ExpressionAttributeNames={"#s": "s", "#u": "u"},
+                        ExpressionAttributeValues={":q": {"S": "queued"}, ":r": {"S": "running"},
+                                                   ":u": {"S": f"2026-11-28T08:00:0{i}Z"}})
+    assert lexed.count(cond) == 1, lexed
+    item = ddb.get_item(TableName="t", Key={"k": {"S": "p1"}}, ConsistentRead=True)["Item"]
+    assert (item["s"], item["u"]) == ({"S": "running"}, {"S": "2026-11-28T08:00:02Z"})
+    # a value the condition mentions is part of what was parsed: changing it parses again, and counts
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.update_item(TableName="t", Key={"k": {"S": "p1"}}, UpdateExpression="SET #s = :r, #u = :u",
+                        ConditionExpression=cond, ExpressionAttributeNames={"#s": "s", "#u": "u"},
+                        ExpressionAttributeValues={":q": {"S": "queued"}, ":r": {"S": "succeeded"},
+                                                   ":u": {"S": "later"}})
+    assert lexed.count(cond) == 2
+
+
 def test_the_validator_copies_the_tree_by_pickle():
     import copy
 
