@@ -276,13 +276,19 @@ class NoopEngine:
         raise NodeExecutionError(f"the noop engine cannot execute {class_type}")
 
     def pixels(self, image: NoopTensor) -> list[np.ndarray]:
-        """One small deterministic image per batch item, from the seed."""
+        """One small deterministic image per batch item, from the seed: a colour gradient whose start
+        colour and slopes the seed draws.  A gradient, not noise: PNG compresses it to a few hundred
+        bytes in half the time that 12 KB of incompressible noise took, and the bytes then cross
+        /view and the S3 upload of every job (the PNG's prompt chunk holds the seed in any case)."""
         height = max(1, min(self.MAX_SIDE, image.height))
         width = max(1, min(self.MAX_SIDE, image.width))
+        ys, xs = np.indices((height, width))
         out = []
         for index in range(image.batch):
             rng = np.random.default_rng([image.seed & 0xFFFFFFFFFFFFFFFF, index])
-            out.append(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+            start = rng.integers(0, 256, size=3)
+            across, down = rng.integers(1, 8, size=(2, 3))
+            out.append(((start + xs[..., None] * across + ys[..., None] * down) % 256).astype(np.uint8))
         return out
 
 

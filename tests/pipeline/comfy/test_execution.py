@@ -97,6 +97,10 @@ def test_noop_engine_is_deterministic_and_seeded(noop_client):
     assert first == again and first != other
     pixels = NoopEngine().pixels(NoopTensor("IMAGE", 512, 256, 2, 5))
     assert [p.shape for p in pixels] == [(64, 64, 3), (64, 64, 3)] and (pixels[0] != pixels[1]).any()
+    # the pixels themselves follow the seed, not only the prompt in the PNG's text chunk
+    assert all(bool((NoopEngine().pixels(NoopTensor("IMAGE", 64, 64, 1, s))[0] == pixels[0]).all()) is (s == 5)
+               for s in (5, 6, 7))
+    assert len(first) < 4096  # a gradient: small in every hop a job's image makes
 
 
 def test_noop_engine_reports_progress_and_validates_like_torch(noop_client):
