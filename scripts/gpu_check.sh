@@ -195,7 +195,7 @@ if [[ $STAGES == *" kernels "* ]]; then
     if [ "$left" -lt 40 ]; then echo "== kernels ($mode): skipped, $left s left"; rc5=124; break; fi
     echo "== kernels, batch ${KERNEL_BATCH}, $mode, $left s budget (elapsed $((SECONDS - START)) s)"
     timeout "$left" "$PY" -m pipeline.calibrate.kernels "${KERNELS[@]}" "${VARIANT[@]}" ${FP8S[0]} \
-      --batch "$KERNEL_BATCH" --csv "$DEST/kernels-$mode.csv" \
+      --batch "$KERNEL_BATCH" --csv "$DEST/kernels-$mode${FP8S[0]:+-fp8-$RECIPE}.csv" \
       $([ "$mode" = compiled ] && echo --compile "${GPU_CHECK_COMPILE:-full}"); rc5=$?
   done
 fi
@@ -203,7 +203,7 @@ if [[ $STAGES == *" compiletime "* ]]; then
   for fp8 in "${FP8S[@]}"; do
     echo "== compile per block shape, batch ${KERNEL_BATCH} $fp8 (elapsed $((SECONDS - START)) s)"
     timeout "$(cap 240)" "$PY" -m pipeline.calibrate.compiletime "${COMPILETIME[@]}" $fp8 --batch "$KERNEL_BATCH" \
-      --csv "$DEST/compile${fp8:+-fp8}.csv" || rc6=$?
+      --csv "$DEST/compile${fp8:+-fp8-$RECIPE}.csv" || rc6=$?
   done
 fi
 echo "== done in $((SECONDS - START)) s (attention rc=$rc0, eager rc=$rc1, compiled b1 rc=$rc2, b4 rc=$rc3, loadbench rc=$rc4, kernels rc=$rc5, compiletime rc=$rc6; 124 = timed out)"
