@@ -407,11 +407,24 @@ def _end_to_end(stack: Stack, jobs: int, clients: int, pids: dict[str, Any], don
     shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
     if shown:
         console.print(f"  CPU per job (ms): {', '.join(shown)}; {os.cpu_count()} cores")
+        console.print(f"    {cpu_ceiling(cpu, n, t_end - t0, os.cpu_count() or 1)}")
     if req0 is not None and req1 is not None:
         _print_requests(req0, req1, n, cpu, client_ms, console)
     dropped = sum(w.stats.duplicates_dropped for w in stack.fleet.workers())
     console.print(f"  duplicate deliveries dropped by the workers (the job had already run): {dropped}")
     return rate
+
+
+def cpu_ceiling(cpu_s: dict[str, float | None], jobs: int, wall_s: float, cores: int) -> str:
+    """What the processes' CPU says about the run: CPU per job in all, how many cores were busy, and the
+    jobs/s this CPU per job allows with every core busy.  Missing figures (None) leave the total short,
+    and the line says so."""
+    known = [v for v in cpu_s.values() if v is not None]
+    total_ms = sum(known) / max(jobs, 1) * 1000
+    busy = sum(known) / max(wall_s, 1e-9)
+    short = "" if len(known) == len(cpu_s) else f" (without {', '.join(k for k, v in cpu_s.items() if v is None)})"
+    return (f"all of it: {total_ms:.1f} ms of CPU per job{short}, {busy:.2f} of {cores} cores busy; at this CPU "
+            f"per job {cores} cores allow at most [bold]{1000 * cores / max(total_ms, 1e-9):.0f} jobs/s[/]")
 
 
 def _settle(stack: Stack, timeout_s: float = 10.0) -> None:

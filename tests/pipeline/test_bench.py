@@ -8,7 +8,7 @@ import re
 import pytest
 
 import comfyfab.cli as comfy_cli
-from pipeline.bench import plot_sweep, server_timing, where_the_time_went
+from pipeline.bench import cpu_ceiling, plot_sweep, server_timing, where_the_time_went
 
 
 def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
@@ -28,6 +28,8 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     assert text.index("jobs/s") < text.index("router alone")  # nothing queued by it touches the other figures
     assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
     assert "CPU per job (ms)" in text
+    assert re.search(r"all of it: [\d.]+ ms of CPU per job, [\d.]+ of \d+ cores busy; at this CPU per job \d+ "
+                     r"cores allow at most \d+ jobs/s", text)
     # each job is one write and one send by the router, then two updates, an upload and a delete by its worker
     requests = re.search(r"AWS requests per job: [\d.]+ \((.*?)\) CPU per AWS request", text)
     assert requests, text
@@ -103,3 +105,11 @@ def test_the_slowest_requests_are_compared_with_all_of_them_phase_by_phase():
     assert line == ("the slowest 1 of 20, median ms (all in brackets): checks 1.0 (1.0), record write 20.0 (3.0), "
                     "SQS send 2.0 (2.0), rest of the router 7.0 (2.0), outside the router 20.0 (2.0)")
     assert where_the_time_went([0.01, 0.02], [{}, {}]) is None  # answers without the header (errors)
+
+
+def test_the_cpu_ceiling_adds_every_process_and_says_which_it_could_not_read():
+    line = cpu_ceiling({"router": 0.5, "workers": 1.5, "AWS emulator": 2.0}, jobs=100, wall_s=2.5, cores=2)
+    assert line == ("all of it: 40.0 ms of CPU per job, 1.60 of 2 cores busy; at this CPU per job 2 cores allow "
+                    "at most [bold]50 jobs/s[/]")
+    short = cpu_ceiling({"router": 1.0, "AWS emulator": None}, jobs=50, wall_s=1.0, cores=2)
+    assert short.startswith("all of it: 20.0 ms of CPU per job (without AWS emulator), 1.00 of 2 cores busy")
