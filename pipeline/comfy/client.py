@@ -13,8 +13,9 @@ import threading
 import time
 import uuid
 from typing import Any, Callable
+from urllib.parse import urlencode
 
-import httpx
+import urllib3
 
 TERMINAL_EVENTS = ("execution_success", "execution_error", "execution_interrupted")
 
@@ -57,7 +58,10 @@ class ComfyClient:
         self.timeout = timeout
         self.client_id = client_id or uuid.uuid4().hex
         self.poll_interval = poll_interval
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        # urllib3 rather than httpx: the same kept-alive connections at about half the CPU per request
+        # (0.3-0.45 ms against 0.75-0.85 ms on the stand-in's /queue and /prompt), and a worker makes two
+        # per job.  No retries and no redirects, as before: a failure is the caller's to judge.
+        self._http = urllib3.PoolManager(maxsize=4, retries=False, timeout=urllib3.Timeout(total=timeout))
         # One websocket kept open for run(), as ComfyUI's own front end does:
         # a handshake and a reader thread per prompt cost more than the prompt
         # on the noop engine.  A second thread using the same client at the
@@ -71,7 +75,7 @@ class ComfyClient:
             if self._ws is not None:
                 _close(self._ws)
                 self._ws = None
-        self._http.close()
+        self._http.clear()
 
     def __enter__(self) -> "ComfyClient":
         return self
@@ -79,13 +83,21 @@ class ComfyClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _get(self, path: str, **params: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                 **params: Any) -> urllib3.BaseHTTPResponse:
+        url = f"{self.url}{path}" + (f"?{urlencode(params)}" if params else "")
         try:
-            response = self._http.get(path, params=params or None)
-        except httpx.HTTPError as exc:
-            raise ComfyError(f"GET {self.url}{path} failed: {exc}") from exc
-        if response.status_code != 200:
-            raise ComfyError(f"GET {self.url}{path} answered {response.status_code}: {response.text[:200]}")
+            if body is None:
+                return self._http.request(method, url)
+            return self._http.request(method, url, body=json.dumps(body).encode(),
+                                      headers={"Content-Type": "application/json"})
+        except urllib3.exceptions.HTTPError as exc:
+            raise ComfyError(f"{method} {url} failed: {exc}") from exc
+
+    def _get(self, path: str, **params: Any) -> urllib3.BaseHTTPResponse:
+        response = self._request("GET", path, **params)
+        if response.status != 200:
+            raise ComfyError(f"GET {self.url}{path} answered {response.status}: {_text(response)[:200]}")
         return response
 
     # -- reads -----------------------------------------------------------
@@ -102,7 +114,7 @@ class ComfyClient:
         return self._get(f"/history/{prompt_id}" if prompt_id else "/history").json()
 
     def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
-        return self._get("/view", filename=filename, subfolder=subfolder, type=type).content
+        return self._get("/view", filename=filename, subfolder=subfolder, type=type).data
 
     @staticmethod
     def images(history_entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,18 +133,15 @@ class ComfyClient:
             body["extra_data"] = extra_data
         if prompt_id:
             body["prompt_id"] = prompt_id
-        try:
-            response = self._http.post("/prompt", json=body)
-        except httpx.HTTPError as exc:
-            raise ComfyError(f"POST {self.url}/prompt failed: {exc}") from exc
-        if response.status_code == 400:
+        response = self._request("POST", "/prompt", body)
+        if response.status == 400:
             raise ComfyValidationError(response.json())
-        if response.status_code != 200:
-            raise ComfyError(f"POST {self.url}/prompt answered {response.status_code}: {response.text[:200]}")
+        if response.status != 200:
+            raise ComfyError(f"POST {self.url}/prompt answered {response.status}: {_text(response)[:200]}")
         return response.json()["prompt_id"]
 
     def interrupt(self) -> None:
-        self._http.post("/interrupt")
+        self._request("POST", "/interrupt")
 
     # -- waiting ---------------------------------------------------------
     def _connect(self):
@@ -346,3 +355,7 @@ def _drain(ws: Any) -> bool:
 def _close(ws: Any) -> None:
     if _drain(ws):
         ws.close()
+
+
+def _text(response: urllib3.BaseHTTPResponse) -> str:
+    return response.data.decode(errors="replace")

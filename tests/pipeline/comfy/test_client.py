@@ -124,3 +124,11 @@ def test_the_socket_answer_needs_every_output_node_seen():
     assert not _followed(wf, ("executing", {"node": None})).complete()  # an end without its outcome
     failed = _followed(wf, ("execution_error", {"node_id": "3", "exception_message": "boom"}))
     assert failed.complete() and failed.entry()["status"]["status_str"] == "error"
+
+
+def test_an_error_answer_is_a_comfy_error_naming_the_status_and_query_values_are_encoded(noop_client):
+    with pytest.raises(ComfyError, match=r"GET .*/view answered 404"):
+        noop_client.view("no such file & more.png")
+    (name, png), = noop_client.run(txt2img("x", seed=3))
+    assert noop_client.view(name) == png
+    noop_client.interrupt()  # nothing running: ComfyUI answers 200 and so must the call
