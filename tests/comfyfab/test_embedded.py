@@ -63,3 +63,27 @@ def test_the_server_counts_requests_by_operation_and_a_reset_zeroes_them(mode):
 def test_the_werkzeug_server_does_not_count():
     with EmbeddedAws(mode="werkzeug") as aws:
         assert aws.requests() is None
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_cors_headers_come_from_a_bucket_s_rules_as_on_aws_not_on_every_answer(mode):
+    # moto's blanket CORS answered every origin; AWS answers only the origins a bucket's CORS rules allow
+    with EmbeddedAws(mode=mode) as aws:
+        aws.reset()
+        cloud = aws.cloud()
+        sqs = cloud.client("sqs")
+        url = sqs.create_queue(QueueName="no-cors")["QueueUrl"]
+        assert "access-control-allow-origin" not in sqs.receive_message(QueueUrl=url)["ResponseMetadata"]["HTTPHeaders"]
+        s3 = cloud.client("s3")
+        s3.create_bucket(Bucket="cors-bucket")
+        s3.put_bucket_cors(Bucket="cors-bucket", CORSConfiguration={"CORSRules": [
+            {"AllowedMethods": ["GET"], "AllowedOrigins": ["https://app.example.com"]}]})
+        s3.put_object(Bucket="cors-bucket", Key="a.png", Body=b"x")
+        link = s3.generate_presigned_url("get_object", Params={"Bucket": "cors-bucket", "Key": "a.png"}, ExpiresIn=60)
+        allowed = {}
+        for origin in ("https://app.example.com", "https://elsewhere.example.com"):
+            with urllib.request.urlopen(urllib.request.Request(link, headers={"Origin": origin})) as resp:
+                assert resp.read() == b"x"
+                allowed[origin] = resp.headers.get("Access-Control-Allow-Origin")
+        assert allowed == {"https://app.example.com": "https://app.example.com",
+                           "https://elsewhere.example.com": None}
