@@ -82,6 +82,10 @@ def main(folder: str, loadbench: list[str] | None = None) -> int:
             continue
         ok = value <= target if op == "<=" else value >= target
         print(f"{label}: {value:.3f} (target {op} {target}) {'MET' if ok else 'NOT MET'}")
+    others = sorted({s["device"] for s in summaries if "H100" not in s["device"]})
+    if others:  # an H200 has the H100's compute but faster memory: its figures are evidence of another device
+        print(f"note: measured on {', '.join(others)}, not an H100; the targets above are an H100's, so these "
+              "verdicts do not settle them")
     return 0
 
 

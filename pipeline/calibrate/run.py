@@ -18,7 +18,7 @@ from .measure import (CalibrationError, CalibrationSpec, FlopCount, count_flops,
                       prepare_checkpoint, resolve_device, time_load, time_runs)
 from .profile import ProfileSummary, fit_lognormal, profile_stem, write_profile
 
-__all__ = ["CalibrationResult", "Peak", "calibrate", "resolve_peak"]
+__all__ = ["DATASHEET_BF16_TFLOPS", "CalibrationResult", "Peak", "calibrate", "resolve_peak"]
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,35 @@ class Peak:
     source: str
 
 
+# Dense bf16 tensor-core peaks (TFLOP/s, half the data sheets' "with sparsity" figures) of devices the
+# shipped config has no GPU profile for but the device machines lend: with them, a calibration there still
+# reports MFU and names its profiles after the device (h200-...).  A config GPU profile wins over these.
+DATASHEET_BF16_TFLOPS = {"H200 NVL": 835.0, "H200": 989.0}
+
+
 def resolve_peak(device: str, dev_name: str, gpus: Mapping[str, float], override_tflops: float | None = None,
                  gpu_name: str | None = None) -> Peak:
     """Match the device to a config GPU profile (its name inside the device name, e.g. ``H100`` in
-    ``NVIDIA H100 80GB HBM3``) and take that profile's bf16 peak.  The CPU has no peak in the config:
-    MFU is then not reported unless ``override_tflops`` states one."""
+    ``NVIDIA H100 80GB HBM3``) and take that profile's bf16 peak; failing that, to
+    :data:`DATASHEET_BF16_TFLOPS`.  The CPU has no peak in the config: MFU is then not reported unless
+    ``override_tflops`` states one."""
     is_cuda = torch.device(device).type == "cuda"
-    match = gpu_name or next((g for g in sorted(gpus, key=len, reverse=True) if g.lower() in dev_name.lower()), None)
-    label = match or ("cpu" if not is_cuda else dev_name)
+
+    def named(names: Mapping[str, float]) -> str | None:
+        return next((g for g in sorted(names, key=len, reverse=True) if g.lower() in dev_name.lower()), None)
+
+    match = gpu_name or named(gpus)
+    sheet = named(DATASHEET_BF16_TFLOPS) if is_cuda and match is None else None
+    label = match or sheet or ("cpu" if not is_cuda else dev_name)
     if override_tflops is not None:
         if override_tflops <= 0:
             raise CalibrationError(f"--peak-tflops must be positive, got {override_tflops}")
         return Peak(label, override_tflops, f"stated on the command line ({override_tflops:g} TFLOP/s)")
     if is_cuda and match in gpus:
         return Peak(label, gpus[match], f"config gpus.{match}.bf16_tflops (dense bf16 peak)")
+    if sheet is not None:
+        return Peak(label, DATASHEET_BF16_TFLOPS[sheet], f"NVIDIA's data sheet for the {sheet} (dense bf16 peak; "
+                                                          "no GPU profile in the config)")
     if is_cuda:
         return Peak(label, None, f"no GPU profile in the config matches {dev_name!r}: MFU not reported")
     return Peak(label, None, "none: the config states no CPU peak (give --peak-tflops to report MFU)")

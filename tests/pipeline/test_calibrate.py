@@ -246,6 +246,11 @@ def test_peak_comes_from_the_config_gpu():
         "H100", 989.0, "config gpus.H100.bf16_tflops (dense bf16 peak)")
     assert resolve_peak("cuda", "NVIDIA A100-SXM4-80GB", gpus).tflops == 312.0
     assert resolve_peak("cuda", "NVIDIA L4", gpus).tflops is None
+    # a lent device the config has no profile for: the data sheet's dense peak, and the device's own name
+    h200 = resolve_peak("cuda", "NVIDIA H200", gpus)
+    assert (h200.gpu, h200.tflops) == ("H200", 989.0) and "data sheet" in h200.source
+    nvl = resolve_peak("cuda", "NVIDIA H200 NVL", gpus)
+    assert (nvl.gpu, nvl.tflops) == ("H200 NVL", 835.0)
     cpu = resolve_peak("cpu", "AMD EPYC", gpus)
     assert cpu.gpu == "cpu" and cpu.tflops is None and "no CPU peak" in cpu.source
     assert resolve_peak("cpu", "AMD EPYC", gpus, override_tflops=1.5).tflops == 1.5
@@ -319,6 +324,15 @@ def test_gpu_check_verdict_uses_the_median_load_and_the_best_p50(tmp_path):
     assert "checkpoint loads: 6, 4.17-5.80 s" in out
     assert "checkpoint load s (median): 5.154 (target <= 5.0) NOT MET" in out
     assert "sdxl-1024-20-b4-compiled-regional" in out  # the regional profile, named as such
+    assert "not an H100" not in out
+
+    # a profile from another device is reported, and the verdict says its figures are not an H100's
+    other = json.loads((tmp_path / "h100-sdxl-1024-20-b1-compiled.json").read_text())
+    (tmp_path / "h200-sdxl-1024-20-b1-compiled.json").write_text(json.dumps({**other, "device": "NVIDIA H200"}))
+    out = subprocess.run([sys.executable, str(root / "scripts" / "gpu_check_report.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "note: measured on NVIDIA H200, not an H100" in out
+    (tmp_path / "h200-sdxl-1024-20-b1-compiled.json").unlink()
 
     # with the reader bench's rows, the fastest reader's median decides (the loader's default)
     bench = root / "profiles" / "h100-sdxl-bf16-loadbench.csv"
