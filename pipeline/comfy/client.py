@@ -61,7 +61,7 @@ class ComfyClient:
         # urllib3 rather than httpx: the same kept-alive connections at about half the CPU per request
         # (0.3-0.45 ms against 0.75-0.85 ms on the stand-in's /queue and /prompt), and a worker makes two
         # per job.  No retries and no redirects, as before: a failure is the caller's to judge.
-        self._http = urllib3.PoolManager(maxsize=4, retries=False, timeout=urllib3.Timeout(total=timeout))
+        self._http = urllib3.PoolManager(maxsize=16, retries=False, timeout=urllib3.Timeout(total=timeout))
         # One websocket kept open for run(), as ComfyUI's own front end does:
         # a handshake and a reader thread per prompt cost more than the prompt
         # on the noop engine.  A second thread using the same client at the
