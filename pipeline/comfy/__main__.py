@@ -14,7 +14,8 @@ from pathlib import Path
 from comfyfab.child import ready
 
 from .engines import TorchOptions
-from .models import ATTENTION_BACKENDS, add_compile_argument, add_fp8_argument, fp8_refusal
+from .models import (ATTENTION_BACKENDS, ModelError, add_compile_argument, add_fp8_argument, fp8_refusal,
+                     read_calibration_prompts)
 from .server import ComfyServer
 
 
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-threads", type=int, default=None, help="torch intra-op threads")
     add_compile_argument(parser, "each model's UNet and VAE decoder (the first job of a shape pays it)")
     add_fp8_argument(parser)
+    parser.add_argument("--fp8-calibration-prompts", type=Path, default=None, metavar="FILE",
+                        help="with --fp8 static: fix the input scales on these prompts, one per line (default: one "
+                             "fixed prompt; a real checkpoint's scales are better fixed on the prompts it serves)")
     parser.add_argument("--attention", choices=ATTENTION_BACKENDS, default="auto",
                         help="the SDPA kernel to try first (default auto: torch's order; "
                              "comfyfab bench attention says which is fastest)")
@@ -39,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the port as one JSON line and exit when stdin closes (comfyfab.child)")
     args = parser.parse_args(argv)
     try:
+        prompts = read_calibration_prompts(args.fp8_calibration_prompts) if args.fp8_calibration_prompts else ()
         options = TorchOptions(device=args.device, cpu_threads=args.cpu_threads, compile=args.compile,
-                               fp8=args.fp8, attention=args.attention)
-    except ValueError as exc:
+                               fp8=args.fp8, attention=args.attention, fp8_calibration_prompts=prompts)
+    except (ValueError, ModelError) as exc:
         parser.error(str(exc))
     if options.fp8 and (refused := fp8_refusal(options.device)):
         parser.error(refused)  # at start, not on the first job's model load

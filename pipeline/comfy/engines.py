@@ -126,6 +126,7 @@ class TorchOptions:
     fp8: str | bool | None = None    # the UNet's transformer projections in FP8: None, "scaled-mm" (True),
                                      # "static" or "torchao" (CUDA 8.9+)
     attention: str = "auto"          # the SDPA kernel tried first
+    fp8_calibration_prompts: tuple[str, ...] = ()  # the static recipe's calibration (default: one fixed prompt)
 
     def __post_init__(self) -> None:
         from .models import ATTENTION_BACKENDS, COMPILE_SCOPES, ModelError, fp8_recipe
@@ -140,6 +141,10 @@ class TorchOptions:
             raise ValueError(str(exc)) from None
         if self.fp8 and not self.device.startswith("cuda"):
             raise ValueError(f"fp8 needs a CUDA device of compute capability 8.9 or newer, not {self.device!r}")
+        object.__setattr__(self, "fp8_calibration_prompts", tuple(self.fp8_calibration_prompts))
+        if self.fp8_calibration_prompts and self.fp8 != "static":
+            raise ValueError("calibration prompts fix the static FP8 recipe's input scales: they need fp8 'static', "
+                             f"not {self.fp8!r}")
 
 
 class TorchEngine:
@@ -169,14 +174,16 @@ class TorchEngine:
         return self.options.device
 
     def bundle(self, ckpt_name: str):
-        from .models import ModelError, compile_bundle, load_bundle, quantize_fp8
+        from .models import ModelError, compile_bundle, fp8_calibration_run, load_bundle, quantize_fp8
 
         o = self.options
         with self._lock:
             if ckpt_name not in self._bundles:
                 bundle = load_bundle(ckpt_name, self.models_dir, o.device, o.dtype)
                 try:
-                    bundle = quantize_fp8(bundle, o.fp8) if o.fp8 else bundle
+                    calibrate = (fp8_calibration_run(bundle, prompts=o.fp8_calibration_prompts)
+                                 if o.fp8_calibration_prompts else None)
+                    bundle = quantize_fp8(bundle, o.fp8, calibrate) if o.fp8 else bundle
                 except ModelError as exc:
                     raise NodeExecutionError(str(exc)) from None
                 self._bundles[ckpt_name] = compile_bundle(bundle, scope=o.compile) if o.compile else bundle

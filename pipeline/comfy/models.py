@@ -17,12 +17,13 @@ architecture named in its metadata) loads back bit-for-bit.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -33,8 +34,8 @@ __all__ = ["ArchSpec", "ModelBundle", "ModelError", "architectures", "build_comp
            "checkpoint_names", "ATTENTION_BACKENDS", "COMPILE_SCOPES", "FP8_RECIPES", "REGIONS", "Fp8Linear",
            "attention_backend", "attention_name", "add_compile_argument", "add_fp8_argument", "allow_recompiles",
            "compile_bundle", "compile_scope", "fp8_calibration_run", "fp8_layers", "fp8_observe", "fp8_recipe",
-           "fp8_refusal", "fp8_swap", "fp8_targets", "load_bundle", "quantize_fp8", "save_checkpoint", "sdpa_kernels",
-           "uncompiled"]
+           "fp8_refusal", "fp8_swap", "fp8_targets", "load_bundle", "quantize_fp8", "read_calibration_prompts",
+           "save_checkpoint", "sdpa_kernels", "uncompiled"]
 
 FORMAT = "comfyfab-diffusers-v1"
 _FUSED = re.compile(r"\.to_(qkv|kv|added_qkv)\.")
@@ -454,19 +455,41 @@ def fp8_swap(module: torch.nn.Module, names: Any, input_amax: dict[str, float] |
     return swapped
 
 
-def fp8_calibration_run(bundle: ModelBundle, resolution: int | None = None, steps: int = 4) -> Callable[[], Any]:
-    """The static recipe's default calibration: one txt2img of a fixed prompt at ``resolution`` (the
-    architecture's default), ``steps`` dpmpp_2m/karras steps, CFG 7, without the VAE decode (the VAE
-    stays in the bundle's dtype).  A real checkpoint's scales are better fixed on the prompts it will
-    serve: :func:`quantize_fp8` takes any ``calibrate`` callable."""
+FP8_CALIBRATION_PROMPT = "a lighthouse on a cliff at dusk, detailed"
+
+
+def fp8_calibration_run(bundle: ModelBundle, resolution: int | None = None, steps: int = 4,
+                        prompts: Sequence[str] = ()) -> Callable[[], Any]:
+    """The static recipe's calibration: one txt2img per prompt (default: one fixed prompt) at
+    ``resolution`` (the architecture's default), ``steps`` dpmpp_2m/karras steps, CFG 7, without the VAE
+    decode (the VAE stays in the bundle's dtype).  A real checkpoint's scales are better fixed on the
+    prompts it will serve: an input past what calibration saw saturates at e4m3's largest value.  The
+    stand-in takes them from a file (``--fp8-calibration-prompts``); :func:`quantize_fp8` takes any
+    ``calibrate`` callable."""
+    texts = tuple(prompts) or (FP8_CALIBRATION_PROMPT,)
+
     def run() -> None:
         from .sampling import encode_text, ksample
 
         side = (resolution or bundle.arch.default_resolution) // bundle.arch.vae_scale_factor
-        latent = torch.zeros(1, bundle.arch.latent_channels, side, side)
-        ksample(bundle, encode_text(bundle, "a lighthouse on a cliff at dusk, detailed"), encode_text(bundle, ""),
-                latent, 0, steps, 7.0, "dpmpp_2m", "karras")
+        negative = encode_text(bundle, "")
+        for seed, text in enumerate(texts):
+            latent = torch.zeros(1, bundle.arch.latent_channels, side, side)
+            ksample(bundle, encode_text(bundle, text), negative, latent, seed, steps, 7.0, "dpmpp_2m", "karras")
     return run
+
+
+def read_calibration_prompts(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The prompts in a text file, one per line (blank lines and ``#`` comments skipped); ModelError when
+    the file cannot be read or holds none."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"cannot read calibration prompts from {path}: {exc}") from None
+    prompts = tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    if not prompts:
+        raise ModelError(f"{path} holds no calibration prompts (one per line)")
+    return prompts
 
 
 def quantize_fp8(bundle: ModelBundle, recipe: str = "scaled-mm",

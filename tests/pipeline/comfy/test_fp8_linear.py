@@ -168,3 +168,41 @@ def test_quantize_fp8_runs_each_own_recipe_end_to_end(monkeypatch, recipe):
     out = ksample(bundle, encode_text(bundle, "a red cube"), encode_text(bundle, ""),
                   torch.zeros(1, bundle.arch.latent_channels, side, side), 0, 2, 7.0, "euler", "normal")
     assert torch.isfinite(out).all()
+
+
+def test_the_static_calibration_runs_once_per_given_prompt_and_observes_them_all(monkeypatch):
+    import pipeline.comfy.sampling as sampling
+
+    bundle = load_bundle("tiny-xl.safetensors")
+    seen = []
+    real_encode = sampling.encode_text
+    monkeypatch.setattr(sampling, "encode_text", lambda b, text: seen.append(text) or real_encode(b, text))
+    unet, targets = bundle.unet, fp8_targets(bundle.unet)
+    one = fp8_observe(unet, targets, fp8_calibration_run(bundle, 64, steps=1))
+    assert [t for t in seen if t] == ["a lighthouse on a cliff at dusk, detailed"]  # the default: one fixed prompt
+    seen.clear()
+    both = fp8_observe(unet, targets, fp8_calibration_run(bundle, 64, steps=1, prompts=["a red cube", "a blue sky"]))
+    assert [t for t in seen if t] == ["a red cube", "a blue sky"]
+    assert set(both) == set(one) and all(v > 0 for v in both.values())
+
+
+def test_calibration_prompts_come_from_a_file_and_need_the_static_recipe(tmp_path, capsys):
+    from pipeline.comfy.__main__ import main
+    from pipeline.comfy.engines import TorchOptions
+    from pipeline.comfy.models import read_calibration_prompts
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# what the tenant serves\na red cube\n\n  a product shot, studio light  \n")
+    assert read_calibration_prompts(prompts) == ("a red cube", "a product shot, studio light")
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
+    with pytest.raises(ModelError, match="holds no calibration prompts"):
+        read_calibration_prompts(tmp_path / "empty.txt")
+    with pytest.raises(ValueError, match="need fp8 'static', not 'scaled-mm'"):
+        TorchOptions(device="cuda", fp8="scaled-mm", fp8_calibration_prompts=("a red cube",))
+    assert TorchOptions(device="cuda", fp8="static", fp8_calibration_prompts=["x"]).fp8_calibration_prompts == ("x",)
+    for argv, message in ((["--fp8-calibration-prompts", str(tmp_path / "missing.txt")], "cannot read calibration"),
+                          (["--fp8-calibration-prompts", str(prompts)], "need fp8 'static', not None")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and "Traceback" not in err
