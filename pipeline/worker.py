@@ -197,7 +197,7 @@ class Worker:
         self._kill = threading.Event()
         self.crashed = False
         self.interrupted = False
-        self.heartbeat = Heartbeat(self.queues, self.cfg.queues.heartbeat_fraction, name=f"heartbeat-{self.name}")
+        self.heartbeat = self._new_heartbeat()
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> "Worker":
@@ -254,9 +254,12 @@ class Worker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _new_heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.queues, self.cfg.queues.heartbeat_fraction, name=f"heartbeat-{self.name}")
+
     def run(self) -> None:
         if self.heartbeat.closed:  # started again after a stop
-            self.heartbeat = Heartbeat(self.queues, self.cfg.queues.heartbeat_fraction, name=f"heartbeat-{self.name}")
+            self.heartbeat = self._new_heartbeat()
         try:
             while not self._stop.is_set():
                 d = self.next_delivery()

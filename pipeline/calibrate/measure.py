@@ -158,8 +158,7 @@ def quantized(bundle: ModelBundle, recipe: str | None = None, resolution: int | 
     a CalibrationError.  The static recipe fixes its scales on a short txt2img at ``resolution``."""
     recipe = recipe or FP8_RECIPES[0]
     try:
-        calibrate = fp8_calibration_run(bundle, resolution) if recipe == "static" else None
-        return quantize_fp8(bundle, recipe=recipe, calibrate=calibrate)
+        return quantize_fp8(bundle, recipe=recipe, calibrate=fp8_calibration_run(bundle, resolution))
     except ModelError as exc:
         raise CalibrationError(str(exc)) from None
 

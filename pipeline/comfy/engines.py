@@ -181,8 +181,8 @@ class TorchEngine:
             if ckpt_name not in self._bundles:
                 bundle = load_bundle(ckpt_name, self.models_dir, o.device, o.dtype)
                 try:
-                    calibrate = (fp8_calibration_run(bundle, prompts=o.fp8_calibration_prompts)
-                                 if o.fp8_calibration_prompts else None)
+                    # (the calibration run is used by the static recipe only; with no prompts, its fixed one)
+                    calibrate = fp8_calibration_run(bundle, prompts=o.fp8_calibration_prompts)
                     bundle = quantize_fp8(bundle, o.fp8, calibrate) if o.fp8 else bundle
                 except ModelError as exc:
                     raise NodeExecutionError(str(exc)) from None
