@@ -265,6 +265,16 @@ class Worker:
                 d = self.next_delivery()
                 if d is None:
                     continue
+                if self._stop.is_set():
+                    # It came in on a receive that the stop did not cut short (a long poll): a stopping
+                    # worker starts nothing new, so it goes back now for another worker, not after its
+                    # visibility timeout.  A crashed worker just dies holding it.
+                    if not self.crashed:
+                        self.queues.release(d)
+                        if self.doorbell is not None:
+                            self.doorbell.ring()
+                        self._emit("released", d, reason="worker stopping")
+                    break
                 self.busy, self.idle_since, self.current = True, None, d
                 t0 = time.monotonic()
                 try:

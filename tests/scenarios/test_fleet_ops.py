@@ -244,6 +244,35 @@ def test_a_spot_notice_longer_than_the_job_lets_it_finish(fabric_config):
     assert ("delete", "job-1") in q.calls and ("release", "job-1") not in q.calls
 
 
+class LongPollQueues(FakeQueues):
+    """Queues whose receive waits, as SQS's long poll does, until a job arrives."""
+
+    def __init__(self, deliveries):
+        super().__init__(deliveries)
+        self.polling, self.arrive = threading.Event(), threading.Event()
+
+    def receive(self, tenant, cls, max_messages=1, wait_s=0):
+        if not wait_s:
+            return []
+        self.polling.set()
+        self.arrive.wait(5)
+        return [self.pending.pop(0)] if self.pending else []
+
+
+def test_a_job_that_arrives_on_a_stopping_workers_long_poll_goes_back_at_once(fabric_config):
+    bell = Doorbell()
+    w, _, store, events = make_worker(fabric_config, service_s=0.0, bell=bell)
+    w.queues = q = LongPollQueues(w.queues.pending)
+    w.doorbell = None  # idle workers long-poll SQS
+    w.start()
+    wait_for(q.polling.is_set)
+    w.request_stop()
+    q.arrive.set()  # the job lands while the receive is still waiting
+    wait_for(lambda: not w.alive)
+    assert q.calls == [("release", "job-1")], "released for another worker, neither run nor deleted"
+    assert store.calls == [] and [k for _, k, _ in events] == ["released"]
+
+
 def test_a_crash_neither_releases_nor_records(fabric_config):
     w, q, store, events = make_worker(fabric_config, service_s=30.0)
     w.start()
