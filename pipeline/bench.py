@@ -34,7 +34,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rich.console import Console
@@ -43,76 +43,8 @@ from comfyfab.cloud import BackendSpec
 from comfyfab.config import PRIORITY_ORDER, FabricConfig
 from comfyfab.policy import ScaleDecision
 
+from .loadgen import cpu_s, submit
 from .stack import Stack
-
-
-def _client_proc(url: str, keys: list[str], n: int, clients: int, jobs: list[dict], q: Any,
-                 rate: float | None = None) -> None:
-    """``clients`` threads send ``n`` jobs: back to back, or job i due at i / ``rate`` s.
-
-    Each thread keeps one connection open and sends bodies encoded before the
-    clock starts, with :mod:`http.client`: the load generator shares the two
-    cores with what it measures, so it should cost as little as it can.
-    """
-    import http.client
-    import json
-    import threading
-    from urllib.parse import urlsplit
-
-    where = urlsplit(url)
-    bodies = [json.dumps(job, separators=(",", ":")).encode() for job in jobs[:n]]
-    lat: list[float] = []
-    timings: list[dict[str, float]] = []  # each answer's Server-Timing (ms by name), beside its latency
-    codes: dict[int, int] = {}
-    lock = threading.Lock()
-    it = iter(range(n))
-    q.put({"pid": os.getpid()})
-    t0 = time.perf_counter() + 0.2
-
-    def post(conn: http.client.HTTPConnection, i: int) -> tuple[int, dict[str, float]]:
-        headers = {"Authorization": f"Bearer {keys[i % len(keys)]}", "Content-Type": "application/json"}
-        conn.request("POST", "/v1/jobs", body=bodies[i], headers=headers)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, server_timing(resp.getheader("Server-Timing") or "")
-
-    def post_again_if_dropped(conn: http.client.HTTPConnection, i: int) -> tuple[int, dict[str, float]]:
-        try:
-            return post(conn, i)
-        except (http.client.RemoteDisconnected, ConnectionError):
-            conn.close()  # the server closed an idle connection: the next request opens a new one
-            return post(conn, i)
-
-    def run(ci: int) -> None:
-        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
-        try:
-            while True:
-                with lock:
-                    i = next(it, None)
-                if i is None:
-                    return
-                if rate:
-                    due = t0 + i / rate
-                    time.sleep(max(0.0, due - time.perf_counter()))
-                    start = due  # latency from when the request was due
-                else:
-                    start = time.perf_counter()
-                status, timing = post_again_if_dropped(conn, i)
-                dt = time.perf_counter() - start
-                with lock:
-                    lat.append(dt)
-                    timings.append(timing)
-                    codes[status] = codes.get(status, 0) + 1
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    q.put({"latencies": lat, "timings": timings, "codes": codes, "wall": time.perf_counter() - t0,
-           "cpu_s": _cpu_s(os.getpid())})
 
 
 def _jobs(n: int) -> list[dict]:
@@ -123,26 +55,19 @@ def _jobs(n: int) -> list[dict]:
              "seed": i, "model": "tiny-sd:1", "workflow": wf} for i in range(n)]
 
 
-def _cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process so far (Linux /proc); None elsewhere."""
-    if pid is None:
-        return None
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _load(stack: Stack, n: int, clients: int, rate: float | None = None) -> dict:
+def _load(stack: Stack, n: int, clients: int, rate: float | None = None,
+          on_ready: Callable[[], None] | None = None) -> dict:
+    """Run the load generator (:func:`pipeline.loadgen.submit`) in a process of its own and return what it
+    measured; ``on_ready`` is called once it has started, just before its first request."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     keys = [stack.api_keys[t.id] for t in stack.cfg.tenants]
-    p = ctx.Process(target=_client_proc, args=(stack.router_url, keys, n, clients, _jobs(n), q, rate))
+    p = ctx.Process(target=submit, args=(stack.router_url, keys, n, clients, _jobs(n), q, rate))
     p.start()
-    pid = q.get()["pid"]
+    q.get()  # started: the requests follow at once
+    if on_ready is not None:
+        on_ready()
     out = q.get()
-    out["cpu_s"] = out.get("cpu_s") or _cpu_s(pid)
     p.join()
     return out
 
@@ -234,21 +159,6 @@ def client_call_cpu_ms(calls: int = 200) -> float:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def server_timing(header: str) -> dict[str, float]:
-    """``Server-Timing: checks;dur=1.20, store;dur=4.31`` as ``{"checks": 1.2, "store": 4.31}`` (ms)."""
-    out: dict[str, float] = {}
-    for metric in header.split(","):
-        name, _, params = metric.strip().partition(";")
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if name and key == "dur":
-                try:
-                    out[name] = float(value)
-                except ValueError:
-                    pass
-    return out
 
 
 PHASES = (("checks", "checks"), ("store", "record write"), ("enqueue", "SQS send"))
@@ -367,12 +277,12 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         queued = sum(stack.queues.depth(t.id, c) for t in cfg.tenants for c in PRIORITY_ORDER)
         base = done()
         fleet_pids = {k: v for k, v in pids.items() if k != "router"}
-        cpu0 = {k: _cpu_s(p) for k, p in fleet_pids.items()}
+        cpu0 = {k: cpu_s(p) for k, p in fleet_pids.items()}
         t0 = time.time()
         for t in cfg.tenants:
             stack.fleet.apply(t.id, ScaleDecision(add=workers), warm=True)
         t_end = done.wait(base + queued, console)
-        cpu1 = {k: _cpu_s(p) for k, p in fleet_pids.items()}
+        cpu1 = {k: cpu_s(p) for k, p in fleet_pids.items()}
         console.print(f"[bold]the fleet drains that backlog[/]: {queued} queued jobs, {workers} workers per "
                       f"tenant, done in {t_end - t0:.2f} s: [bold]{queued / max(t_end - t0, 1e-9):.1f} jobs/s[/]")
         shown = [f"{k} {(cpu1[k] - cpu0[k]) / max(queued, 1) * 1000:.1f}" for k in fleet_pids
@@ -390,17 +300,18 @@ def _end_to_end(stack: Stack, jobs: int, clients: int, pids: dict[str, Any], don
     per process and AWS requests per job; return the jobs/s."""
     _settle(stack)
     base = done()
-    cpu0 = {k: _cpu_s(p) for k, p in pids.items()}
     req0 = _requests(stack)
-    t0 = time.time()
-    r2 = _load(stack, jobs, clients)
+    cpu0: dict[str, float | None] = {}
+    # The clock starts at the first submission: the load generator's own start-up is no part of the pipeline.
+    r2 = _load(stack, jobs, clients, on_ready=lambda: cpu0.update({k: cpu_s(p) for k, p in pids.items()}))
+    t0 = r2["start"]
     t_end = done.wait(base + r2["codes"].get(202, 0), console)
     n = r2["codes"].get(202, 0)
     rate = n / (t_end - t0)
     console.print(f"  {n} jobs accepted → stored in S3 → succeeded in {t_end - t0:.2f} s: "
                   f"[bold]{rate:.1f} jobs/s[/] (target on this machine: ≥ 50 jobs/s)")
     _settle(stack)
-    cpu1 = {k: _cpu_s(p) for k, p in pids.items()}
+    cpu1 = {k: cpu_s(p) for k, p in pids.items()}
     req1 = _requests(stack)
     cpu = {k: cpu1[k] - cpu0[k] if None not in (cpu0[k], cpu1[k]) else None for k in pids}
     cpu["HTTP clients"] = r2.get("cpu_s")
@@ -436,11 +347,13 @@ def _settle(stack: Stack, timeout_s: float = 10.0) -> None:
 
 
 def _stop_fleet(stack: Stack, timeout_s: float = 15.0) -> None:
-    """Stop every worker and wait until none is left polling."""
+    """Stop every worker and wait until none is left polling (a stopped worker leaves its pool at once,
+    but drains in the background: it may be in a long poll)."""
+    stopping = stack.fleet.workers()
     for t in stack.cfg.tenants:
         stack.fleet.apply(t.id, ScaleDecision(stop=tuple(m.worker.name for m in stack.fleet.pools[t.id])))
     deadline = time.monotonic() + timeout_s
-    while any(w.alive for w in stack.fleet.workers()) and time.monotonic() < deadline:
+    while any(w.alive for w in stopping) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

@@ -8,7 +8,8 @@ import re
 import pytest
 
 import comfyfab.cli as comfy_cli
-from pipeline.bench import cpu_ceiling, plot_sweep, server_timing, where_the_time_went
+from pipeline.bench import cpu_ceiling, plot_sweep, where_the_time_went
+from pipeline.loadgen import server_timing
 
 
 def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):

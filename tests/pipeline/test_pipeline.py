@@ -141,7 +141,7 @@ def test_executor_failing_twice_ends_in_the_dlq_with_status_failed(stack, client
 def test_an_accepted_job_says_where_the_routers_time_went(stack, clients, tenants):
     """``Server-Timing`` on POST /v1/jobs: the checks, the record write and the SQS send, each within the
     whole handling; an idempotent resubmission sends nothing, so it has no ``enqueue``."""
-    from pipeline.bench import server_timing
+    from pipeline.loadgen import server_timing
 
     c = clients[tenants[0]]
     j = job("standard")
