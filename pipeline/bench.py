@@ -319,6 +319,7 @@ def _end_to_end(stack: Stack, jobs: int, clients: int, pids: dict[str, Any], don
     if shown:
         console.print(f"  CPU per job (ms): {', '.join(shown)}; {os.cpu_count()} cores")
         console.print(f"    {cpu_ceiling(cpu, n, t_end - t0, os.cpu_count() or 1)}")
+        console.print(f"    {one_process_ceiling(cpu, n, t_end - t0)}")
     if req0 is not None and req1 is not None:
         _print_requests(req0, req1, n, cpu, client_ms, console)
     dropped = sum(w.stats.duplicates_dropped for w in stack.fleet.workers())
@@ -336,6 +337,20 @@ def cpu_ceiling(cpu_s: dict[str, float | None], jobs: int, wall_s: float, cores:
     short = "" if len(known) == len(cpu_s) else f" (without {', '.join(k for k, v in cpu_s.items() if v is None)})"
     return (f"all of it: {total_ms:.1f} ms of CPU per job{short}, {busy:.2f} of {cores} cores busy; at this CPU "
             f"per job {cores} cores allow at most [bold]{1000 * cores / max(total_ms, 1e-9):.0f} jobs/s[/]")
+
+
+def one_process_ceiling(cpu_s: dict[str, float | None], jobs: int, wall_s: float) -> str:
+    """The busiest process, and the jobs/s its CPU per job allows it alone: a Python process runs its
+    Python code on one core at a time (the interpreter lock), so however many cores there are, a process
+    that spends X ms per job caps the run at 1000 / X jobs/s."""
+    known = {k: v for k, v in cpu_s.items() if v is not None}
+    if not known or jobs <= 0:
+        return "the busiest process: not measured"
+    name, used = max(known.items(), key=lambda kv: kv[1])
+    ms = used / jobs * 1000
+    return (f"the busiest process, {name}, used {used / max(wall_s, 1e-9):.2f} of one core ({ms:.1f} ms per job); "
+            f"one interpreter runs on about one core, so it alone caps the run at [bold]{1000 / max(ms, 1e-9):.0f} "
+            f"jobs/s[/]")
 
 
 def _settle(stack: Stack, timeout_s: float = 10.0) -> None:

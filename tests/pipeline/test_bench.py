@@ -8,7 +8,7 @@ import re
 import pytest
 
 import comfyfab.cli as comfy_cli
-from pipeline.bench import cpu_ceiling, plot_sweep, where_the_time_went
+from pipeline.bench import cpu_ceiling, one_process_ceiling, plot_sweep, where_the_time_went
 from pipeline.loadgen import server_timing
 
 
@@ -29,6 +29,8 @@ def test_bench_prints_every_figure_and_plots_the_rate_sweep(tmp_path, capsys):
     assert text.index("jobs/s") < text.index("router alone")  # nothing queued by it touches the other figures
     assert re.search(r"6 jobs accepted → stored in S3 → succeeded in [\d.]+ s: [\d.]+ jobs/s", text)
     assert "CPU per job (ms)" in text
+    assert re.search(r"the busiest process, .+?, used [\d.]+ of one core \([\d.]+ ms per job\); .*? caps the "
+                     r"run at \d+ jobs/s", text)
     assert re.search(r"all of it: [\d.]+ ms of CPU per job, [\d.]+ of \d+ cores busy; at this CPU per job \d+ "
                      r"cores allow at most \d+ jobs/s", text)
     # each job is one write and one send by the router, then two updates, an upload and a delete by its worker
@@ -114,3 +116,11 @@ def test_the_cpu_ceiling_adds_every_process_and_says_which_it_could_not_read():
                     "at most [bold]50 jobs/s[/]")
     short = cpu_ceiling({"router": 1.0, "AWS emulator": None}, jobs=50, wall_s=1.0, cores=2)
     assert short.startswith("all of it: 20.0 ms of CPU per job (without AWS emulator), 1.00 of 2 cores busy")
+
+
+def test_the_busiest_process_sets_a_ceiling_of_its_own_whatever_the_cores():
+    line = one_process_ceiling({"router": 0.5, "workers": 1.5, "AWS emulator": 2.0, "stand-in": None},
+                               jobs=100, wall_s=2.5)
+    assert line == ("the busiest process, AWS emulator, used 0.80 of one core (20.0 ms per job); one interpreter "
+                    "runs on about one core, so it alone caps the run at [bold]50 jobs/s[/]")
+    assert one_process_ceiling({"router": None}, jobs=10, wall_s=1.0) == "the busiest process: not measured"
