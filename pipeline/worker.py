@@ -265,16 +265,8 @@ class Worker:
                 d = self.next_delivery()
                 if d is None:
                     continue
-                if self._stop.is_set():
-                    # It came in on a receive that the stop did not cut short (a long poll): a stopping
-                    # worker starts nothing new, so it goes back now for another worker, not after its
-                    # visibility timeout.  A crashed worker just dies holding it.
-                    if not self.crashed:
-                        self.queues.release(d)
-                        if self.doorbell is not None:
-                            self.doorbell.ring()
-                        self._emit("released", d, reason="worker stopping")
-                    break
+                # A job that a long poll brings in after a stop runs here, within the drain: handing it
+                # back would spend one of its receives (maxReceiveCount 2) without running it.
                 self.busy, self.idle_since, self.current = True, None, d
                 t0 = time.monotonic()
                 try:
