@@ -23,11 +23,25 @@ pipeline that sends, receives and deletes at the same time:
 
 Each queue's operations now run under the lock that moto already keeps per
 queue (``Queue._messages_lock``, a condition variable over a re-entrant lock).
-A long poll waits on that condition, which releases the lock while waiting, so
-a receive that waits does not hold up sends.  DynamoDB's writes, and the scans
-and queries that iterate a table, run under one lock.  These are operations
-of a millisecond or less that the interpreter lock already runs one at a time,
-so nothing becomes slower that could have run in parallel.
+DynamoDB's writes, and the scans and queries that iterate a table, run under
+one lock.  These are operations of a millisecond or less that the interpreter
+lock already runs one at a time, so nothing becomes slower that could have run
+in parallel.
+
+Holding a queue's lock for a whole receive brought a fourth problem:
+
+4. **A long poll that spins holding the lock.**  moto's long poll waits on the
+   queue's condition (letting the lock go) only while the queue has no visible
+   message.  On a FIFO queue whose visible messages all belong to groups with
+   a message in flight, nothing can be received, yet that wait returns at once:
+   the receive went round its loop until its wait time ran out, on a whole
+   core, holding the lock.  Sends and deletes on that queue (among them the
+   delete that would free the group) waited for it: under the bench's router
+   sweep, SendMessage took up to a second.  A long poll is now a pass that
+   does not wait, then a wait on the condition, with the lock let go, until a
+   send, a delete or a visibility change on the queue wakes it or a quarter of
+   a second passes (a visibility timeout runs out unannounced), then another
+   pass, until a message is received or the wait time is over.
 
 What SQS and DynamoDB promise does not change; moto now keeps those promises
 under concurrent callers.  Each wrapper checks that moto still has the shape
@@ -37,8 +51,10 @@ it relies on, and otherwise warns and leaves moto alone.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from .moto_fast import _source
@@ -63,6 +79,47 @@ def _under(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callab
                 return method(*args, **kwargs)
         return wrapper
     return wrap
+
+
+def _under_and_notify(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Like :func:`_under`, and then wake the queue's long polls: what the method did (a delete, a
+    visibility change) may have made a message receivable."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            lock = lock_of(*args, **kwargs)
+            if lock is None:
+                return method(*args, **kwargs)
+            with lock:
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    lock.notify_all()
+        return wrapper
+    return wrap
+
+
+RECHECK_S = 0.25  # a waiting long poll looks again this often: a visibility timeout runs out unannounced
+
+
+def _receive_waiting_unlocked(receive: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ``receive_message`` under the queue's lock, its long poll a wait that lets the lock go
+    (race 4 above)."""
+    @functools.wraps(receive)
+    def wrapper(backend: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any,
+                **kwargs: Any) -> Any:
+        lock = _named_queue_lock(backend, queue_name)
+        if lock is None:  # unknown queue: moto's own call raises the proper error
+            return receive(backend, queue_name, count, wait_seconds_timeout, *args, **kwargs)
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        with lock:
+            while True:
+                got = receive(backend, queue_name, count, 0, *args, **kwargs)
+                left = deadline - time.monotonic()
+                if got or left <= 0:
+                    return got
+                lock.wait(min(left, RECHECK_S))
+    return wrapper
 
 
 def _own_lock(queue: Any, *_: Any, **__: Any) -> Any:
@@ -93,17 +150,21 @@ def _lock_queues() -> bool:
     queue_cls, backend_cls = models.Queue, models.SQSBackend
     queue_methods = ("add_message", "delete_message")
     backend_methods = ("receive_message", "change_message_visibility", "purge_queue")
+    receive_args = list(inspect.signature(backend_cls.receive_message).parameters)[:4]
     shaped = (all(callable(getattr(queue_cls, m, None)) for m in queue_methods)
               and all(callable(getattr(backend_cls, m, None)) for m in backend_methods)
               and callable(getattr(backend_cls, "get_queue", None))
-              and "_messages_lock" in _source(queue_cls.__init__))
+              and "_messages_lock" in _source(queue_cls.__init__)
+              and receive_args == ["self", "queue_name", "count", "wait_seconds_timeout"])
     if not shaped:
         log.warning("moto's SQS model changed shape; its queues are left without locks")
         return False
-    for m in queue_methods:
-        setattr(queue_cls, m, _under(_own_lock)(getattr(queue_cls, m)))
-    for m in backend_methods:
-        setattr(backend_cls, m, _under(_named_queue_lock)(getattr(backend_cls, m)))
+    setattr(queue_cls, "add_message", _under(_own_lock)(queue_cls.add_message))  # add_message notifies itself
+    setattr(queue_cls, "delete_message", _under_and_notify(_own_lock)(queue_cls.delete_message))
+    setattr(backend_cls, "receive_message", _receive_waiting_unlocked(backend_cls.receive_message))
+    setattr(backend_cls, "change_message_visibility",
+            _under_and_notify(_named_queue_lock)(backend_cls.change_message_visibility))
+    setattr(backend_cls, "purge_queue", _under(_named_queue_lock)(backend_cls.purge_queue))
     return True
 
 

@@ -181,6 +181,9 @@ def test_a_queue_named_by_keyword_is_locked_too():
         def __exit__(self, *exc):
             return real.__exit__(*exc)
 
+        def notify_all(self):  # a visibility change wakes the queue's long polls
+            real.notify_all()
+
     queue._messages_lock = Spy()
     try:
         backend.change_message_visibility(queue_name=name, receipt_handle=m.receipt_handle, visibility_timeout=0)
@@ -204,3 +207,34 @@ def test_apply_wraps_each_method_once():
     assert moto_threads.apply() is True
     assert Queue.delete_message is first
     assert not hasattr(first.__wrapped__, "__wrapped__")  # moto's own method, wrapped once
+
+
+@pytest.mark.parametrize("frees", ["a send to another group", "the delete of the message in flight"])
+def test_a_long_poll_on_a_held_group_lets_go_of_the_queue_and_takes_what_becomes_receivable(frees):
+    # g's first message is in flight, so its second is visible but cannot be received: the poll must wait,
+    # and while it waits the queue's sends and deletes must go through (race 4 in comfyfab.moto_threads).
+    import time
+
+    backend, name, queue = _fifo("held")
+    backend.send_message(name, "first", group_id="g", deduplication_id="d1")
+    (held,) = backend.receive_message(name, 1, 0, 30)
+    backend.send_message(name, "second", group_id="g", deduplication_id="d2")
+    got: list[str] = []
+    started = threading.Event()
+
+    def poll() -> None:
+        started.set()
+        got.extend(m.body for m in backend.receive_message(name, 1, 5, 30))
+
+    t = threading.Thread(target=poll)
+    t.start()
+    started.wait()
+    time.sleep(0.2)  # the poll is in its wait
+    if frees == "a send to another group":
+        backend.send_message(name, "other", group_id="h", deduplication_id="d3")
+        expected = ["other"]
+    else:
+        backend.delete_message(name, held.receipt_handle)
+        expected = ["second"]
+    t.join(timeout=10)
+    assert got == expected, "the poll returned what became receivable while it waited, not empty at its end"
