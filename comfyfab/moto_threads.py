@@ -149,7 +149,7 @@ def _lock_queues() -> bool:
         return False
     queue_cls, backend_cls = models.Queue, models.SQSBackend
     queue_methods = ("add_message", "delete_message")
-    backend_methods = ("receive_message", "change_message_visibility", "purge_queue")
+    backend_methods = ("receive_message", "change_message_visibility", "purge_queue")  # each wrapped below
     receive_args = list(inspect.signature(backend_cls.receive_message).parameters)[:4]
     shaped = (all(callable(getattr(queue_cls, m, None)) for m in queue_methods)
               and all(callable(getattr(backend_cls, m, None)) for m in backend_methods)
@@ -159,12 +159,12 @@ def _lock_queues() -> bool:
     if not shaped:
         log.warning("moto's SQS model changed shape; its queues are left without locks")
         return False
-    setattr(queue_cls, "add_message", _under(_own_lock)(queue_cls.add_message))  # add_message notifies itself
-    setattr(queue_cls, "delete_message", _under_and_notify(_own_lock)(queue_cls.delete_message))
-    setattr(backend_cls, "receive_message", _receive_waiting_unlocked(backend_cls.receive_message))
-    setattr(backend_cls, "change_message_visibility",
-            _under_and_notify(_named_queue_lock)(backend_cls.change_message_visibility))
-    setattr(backend_cls, "purge_queue", _under(_named_queue_lock)(backend_cls.purge_queue))
+    queue_cls.add_message = _under(_own_lock)(queue_cls.add_message)  # moto's add_message wakes the polls itself
+    queue_cls.delete_message = _under_and_notify(_own_lock)(queue_cls.delete_message)
+    backend_cls.receive_message = _receive_waiting_unlocked(backend_cls.receive_message)
+    backend_cls.change_message_visibility = _under_and_notify(_named_queue_lock)(
+        backend_cls.change_message_visibility)
+    backend_cls.purge_queue = _under(_named_queue_lock)(backend_cls.purge_queue)
     return True
 
 
