@@ -67,23 +67,10 @@ _DDB_LOCKED = ("put_item", "update_item", "delete_item", "transact_write_items",
 _ddb_lock = threading.RLock()
 
 
-def _under(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wrap a method so that it runs holding ``lock_of(*args, **kwargs)`` (or unlocked when that is None)."""
-    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            lock = lock_of(*args, **kwargs)
-            if lock is None:
-                return method(*args, **kwargs)
-            with lock:
-                return method(*args, **kwargs)
-        return wrapper
-    return wrap
-
-
-def _under_and_notify(lock_of: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Like :func:`_under`, and then wake the queue's long polls: what the method did (a delete, a
-    visibility change) may have made a message receivable."""
+def _under(lock_of: Callable[..., Any], notify: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a method so that it runs holding ``lock_of(*args, **kwargs)`` (or unlocked when that is None).
+    With ``notify``, it then wakes the queue's long polls: what the method did (a delete, a visibility
+    change) may have made a message receivable."""
     def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -94,7 +81,8 @@ def _under_and_notify(lock_of: Callable[..., Any]) -> Callable[[Callable[..., An
                 try:
                     return method(*args, **kwargs)
                 finally:
-                    lock.notify_all()
+                    if notify:
+                        lock.notify_all()
         return wrapper
     return wrap
 
@@ -160,9 +148,9 @@ def _lock_queues() -> bool:
         log.warning("moto's SQS model changed shape; its queues are left without locks")
         return False
     queue_cls.add_message = _under(_own_lock)(queue_cls.add_message)  # moto's add_message wakes the polls itself
-    queue_cls.delete_message = _under_and_notify(_own_lock)(queue_cls.delete_message)
+    queue_cls.delete_message = _under(_own_lock, notify=True)(queue_cls.delete_message)
     backend_cls.receive_message = _receive_waiting_unlocked(backend_cls.receive_message)
-    backend_cls.change_message_visibility = _under_and_notify(_named_queue_lock)(
+    backend_cls.change_message_visibility = _under(_named_queue_lock, notify=True)(
         backend_cls.change_message_visibility)
     backend_cls.purge_queue = _under(_named_queue_lock)(backend_cls.purge_queue)
     return True

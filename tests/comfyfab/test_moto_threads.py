@@ -99,19 +99,25 @@ def test_no_message_is_lost_or_delivered_twice_while_others_are_deleted():
     assert queue._messages == []
 
 
-def test_a_long_poll_does_not_hold_up_a_send():
-    # The receive waits on the queue's condition, which lets go of the lock.
-    backend, name, _ = _fifo("poll")
+def _poll(backend, name: str, wait_s: int = 5) -> tuple[threading.Thread, list[str]]:
+    """A long poll started in a thread of its own; the bodies it receives land in the list."""
     got: list[str] = []
     started = threading.Event()
 
     def poll() -> None:
         started.set()
-        got.extend(m.body for m in backend.receive_message(name, 1, 5, 30))
+        got.extend(m.body for m in backend.receive_message(name, 1, wait_s, 30))
 
     t = threading.Thread(target=poll)
     t.start()
     started.wait()
+    return t, got
+
+
+def test_a_long_poll_does_not_hold_up_a_send():
+    # The receive waits on the queue's condition, which lets go of the lock.
+    backend, name, _ = _fifo("poll")
+    t, got = _poll(backend, name)
     backend.send_message(name, "hello", group_id="g", deduplication_id="d1")
     t.join(timeout=10)
     assert got == ["hello"]
@@ -219,16 +225,7 @@ def test_a_long_poll_on_a_held_group_lets_go_of_the_queue_and_takes_what_becomes
     backend.send_message(name, "first", group_id="g", deduplication_id="d1")
     (held,) = backend.receive_message(name, 1, 0, 30)
     backend.send_message(name, "second", group_id="g", deduplication_id="d2")
-    got: list[str] = []
-    started = threading.Event()
-
-    def poll() -> None:
-        started.set()
-        got.extend(m.body for m in backend.receive_message(name, 1, 5, 30))
-
-    t = threading.Thread(target=poll)
-    t.start()
-    started.wait()
+    t, got = _poll(backend, name)
     time.sleep(0.2)  # the poll is in its wait
     if frees == "a send to another group":
         backend.send_message(name, "other", group_id="h", deduplication_id="d3")
