@@ -55,6 +55,16 @@ def _jobs(n: int) -> list[dict]:
              "seed": i, "model": "tiny-sd:1", "workflow": wf} for i in range(n)]
 
 
+def _cpus(pids: dict[str, Any]) -> dict[str, float | None]:
+    """Each named process's CPU seconds so far (None where it cannot be read)."""
+    return {k: cpu_s(p) for k, p in pids.items()}
+
+
+def _spent(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    """CPU seconds each process spent between two :func:`_cpus` snapshots (None where either is missing)."""
+    return {k: after[k] - before[k] if None not in (before[k], after[k]) else None for k in before}
+
+
 def _load(stack: Stack, n: int, clients: int, rate: float | None = None,
           on_ready: Callable[[], None] | None = None) -> dict:
     """Run the load generator (:func:`pipeline.loadgen.submit`) in a process of its own and return what it
@@ -277,16 +287,15 @@ def run_bench(cfg: FabricConfig, backend: BackendSpec, clients: int, requests: i
         queued = sum(stack.queues.depth(t.id, c) for t in cfg.tenants for c in PRIORITY_ORDER)
         base = done()
         fleet_pids = {k: v for k, v in pids.items() if k != "router"}
-        cpu0 = {k: cpu_s(p) for k, p in fleet_pids.items()}
+        cpu0 = _cpus(fleet_pids)
         t0 = time.time()
         for t in cfg.tenants:
             stack.fleet.apply(t.id, ScaleDecision(add=workers), warm=True)
         t_end = done.wait(base + queued, console)
-        cpu1 = {k: cpu_s(p) for k, p in fleet_pids.items()}
+        spent = _spent(cpu0, _cpus(fleet_pids))
         console.print(f"[bold]the fleet drains that backlog[/]: {queued} queued jobs, {workers} workers per "
                       f"tenant, done in {t_end - t0:.2f} s: [bold]{queued / max(t_end - t0, 1e-9):.1f} jobs/s[/]")
-        shown = [f"{k} {(cpu1[k] - cpu0[k]) / max(queued, 1) * 1000:.1f}" for k in fleet_pids
-                 if None not in (cpu0[k], cpu1[k])]
+        shown = [f"{k} {v / max(queued, 1) * 1000:.1f}" for k, v in spent.items() if v is not None]
         if shown:
             console.print(f"  CPU per job (ms): {', '.join(shown)}")
         if out is not None and sweep:
@@ -303,7 +312,7 @@ def _end_to_end(stack: Stack, jobs: int, clients: int, pids: dict[str, Any], don
     req0 = _requests(stack)
     cpu0: dict[str, float | None] = {}
     # The clock starts at the first submission: the load generator's own start-up is no part of the pipeline.
-    r2 = _load(stack, jobs, clients, on_ready=lambda: cpu0.update({k: cpu_s(p) for k, p in pids.items()}))
+    r2 = _load(stack, jobs, clients, on_ready=lambda: cpu0.update(_cpus(pids)))
     t0 = r2["start"]
     t_end = done.wait(base + r2["codes"].get(202, 0), console)
     n = r2["codes"].get(202, 0)
@@ -311,9 +320,8 @@ def _end_to_end(stack: Stack, jobs: int, clients: int, pids: dict[str, Any], don
     console.print(f"  {n} jobs accepted → stored in S3 → succeeded in {t_end - t0:.2f} s: "
                   f"[bold]{rate:.1f} jobs/s[/] (target on this machine: ≥ 50 jobs/s)")
     _settle(stack)
-    cpu1 = {k: cpu_s(p) for k, p in pids.items()}
+    cpu = _spent(cpu0, _cpus(pids))
     req1 = _requests(stack)
-    cpu = {k: cpu1[k] - cpu0[k] if None not in (cpu0[k], cpu1[k]) else None for k in pids}
     cpu["HTTP clients"] = r2.get("cpu_s")
     shown = [f"{k} {v / max(n, 1) * 1000:.1f}" for k, v in cpu.items() if v is not None]
     if shown:
