@@ -141,9 +141,11 @@ class EmbeddedAws:
 
     ``mode``:
 
-    * ``process`` (default) -- moto's app behind waitress in a child process
+    * ``process`` (default) -- moto's app in a child process
       (:mod:`comfyfab.moto_host`): moto's CPU work runs on another core than
-      the pipeline's, and connections are kept alive.
+      the pipeline's, and connections are kept alive.  ``server`` picks the
+      HTTP server there: ``uwsgi`` (the default where pyuwsgi is installed;
+      about a fifth less of the emulator's CPU per request) or ``waitress``.
     * ``thread`` -- the same server in a thread of this process.
     * ``werkzeug`` -- moto's own ``ThreadedMotoServer`` in a thread (a
       connection per call; keeps S3 metadata keys that contain ``_``).
@@ -156,9 +158,15 @@ class EmbeddedAws:
     MODES: tuple[str, ...] = ("process", "thread", "werkzeug")
 
     def __init__(self, region: str = "us-east-1", host: str = "127.0.0.1", mode: EmbeddedMode = "process",
-                 start_timeout_s: float = 60.0):
+                 start_timeout_s: float = 60.0, server: str | None = None):
+        from .moto_host import SERVERS
+
         if mode not in self.MODES:
             raise BackendError(f"unknown embedded mode {mode!r}; choose one of {', '.join(self.MODES)}")
+        if server is not None and (mode != "process" or server not in SERVERS):
+            raise BackendError(f"server {server!r}: the {mode} mode takes none" if mode != "process" else
+                               f"unknown embedded server {server!r}; choose one of {', '.join(SERVERS)}")
+        self.server = server
         self.region = region
         self.host = host
         self.mode = mode
@@ -192,8 +200,8 @@ class EmbeddedAws:
     def _start_process(self) -> int:
         from .child import ChildServer, ChildServerError
 
-        self._proc = ChildServer("comfyfab.moto_host", ["--host", self.host], "the embedded AWS server",
-                                 self.start_timeout_s)
+        args = ["--host", self.host] + (["--server", self.server] if self.server else [])
+        self._proc = ChildServer("comfyfab.moto_host", args, "the embedded AWS server", self.start_timeout_s)
         try:
             return self._proc.start()
         except ChildServerError as exc:

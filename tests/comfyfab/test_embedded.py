@@ -1,17 +1,33 @@
-"""The embedded backend's three ways to host moto behave the same from the client's side."""
+"""The embedded backend's ways to host moto behave the same from the client's side."""
 
 from __future__ import annotations
 
+import importlib.util
+import socket
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
 from comfyfab.cloud import BackendError, EmbeddedAws
+from comfyfab.moto_host import SERVERS, default_server
+
+HAS_UWSGI = importlib.util.find_spec("pyuwsgi") is not None
+needs_server = {"uwsgi": pytest.mark.skipif(not HAS_UWSGI, reason="pyuwsgi is not installed")}
+# each process server, then the in-thread modes
+HOSTS = [pytest.param("process", s, id=f"process-{s}", marks=needs_server.get(s, ())) for s in SERVERS] + \
+    [pytest.param(m, None, id=m) for m in EmbeddedAws.MODES if m != "process"]
+PROCESS_SERVERS = [p for p in HOSTS if p.values[0] == "process"]
+COUNTING = [p for p in HOSTS if p.values[0] != "werkzeug"]
 
 
-@pytest.mark.parametrize("mode", EmbeddedAws.MODES)
-def test_each_mode_serves_resets_and_stops(mode):
-    aws = EmbeddedAws(mode=mode).start()
+def test_uwsgi_serves_by_default_where_it_is_installed():
+    assert default_server() == ("uwsgi" if HAS_UWSGI else "waitress")
+
+
+@pytest.mark.parametrize("mode,server", HOSTS)
+def test_each_mode_serves_resets_and_stops(mode, server):
+    aws = EmbeddedAws(mode=mode, server=server).start()
     try:
         aws.reset()  # in-thread modes share this process's moto: start from nothing whatever ran before
         sqs = aws.cloud().client("sqs")
@@ -33,14 +49,40 @@ def test_process_servers_keep_separate_state():
         assert b.cloud().client("sqs").list_queues().get("QueueUrls", []) == []
 
 
-def test_unknown_mode_is_a_clear_error():
+def test_unknown_mode_or_server_is_a_clear_error():
     with pytest.raises(BackendError, match="unknown embedded mode 'docker'"):
         EmbeddedAws(mode="docker")
+    with pytest.raises(BackendError, match="unknown embedded server 'nginx'; choose one of uwsgi, waitress"):
+        EmbeddedAws(server="nginx")
+    with pytest.raises(BackendError, match="the thread mode takes none"):
+        EmbeddedAws(mode="thread", server="waitress")
 
 
-@pytest.mark.parametrize("mode", ["process", "thread"])
-def test_the_server_counts_requests_by_operation_and_a_reset_zeroes_them(mode):
-    with EmbeddedAws(mode=mode) as aws:
+@pytest.mark.parametrize("mode,server", PROCESS_SERVERS)
+def test_a_put_that_expects_100_continue_is_told_to_go_on_before_it_sends_its_body(mode, server):
+    # botocore sends every S3 PutObject this way and holds the body back for up to a second unless the
+    # server says "100 Continue"; a server that never says it makes each upload wait out that second.
+    with EmbeddedAws(mode=mode, server=server) as aws:
+        aws.cloud().client("s3").create_bucket(Bucket="expecting-bucket")
+        where = urlsplit(aws.url)
+        body = b"the body"
+        with socket.create_connection((where.hostname, where.port), timeout=10) as conn:
+            conn.sendall(b"PUT /expecting-bucket/k HTTP/1.1\r\nHost: " + where.netloc.encode()
+                         + b"\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+            interim = conn.recv(4096)  # times out (an error) where no interim answer comes
+            assert interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim
+            conn.sendall(body)
+            final = b""
+            while b"\r\n\r\n" not in final:
+                final += conn.recv(4096)
+        assert final.split(b"\r\n", 1)[0].startswith(b"HTTP/1.1 "), final  # the upload's own answer follows
+        # unsigned, so moto stores it as anyone's; what matters is that the body arrived whole
+        assert aws.cloud().client("s3").get_object(Bucket="expecting-bucket", Key="k")["Body"].read() == body
+
+
+@pytest.mark.parametrize("mode,server", COUNTING)
+def test_the_server_counts_requests_by_operation_and_a_reset_zeroes_them(mode, server):
+    with EmbeddedAws(mode=mode, server=server) as aws:
         cloud = aws.cloud()
         sqs = cloud.client("sqs")
         url = sqs.create_queue(QueueName="counted.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
@@ -65,10 +107,10 @@ def test_the_werkzeug_server_does_not_count():
         assert aws.requests() is None
 
 
-@pytest.mark.parametrize("mode", ["process", "thread"])
-def test_cors_headers_come_from_a_bucket_s_rules_as_on_aws_not_on_every_answer(mode):
+@pytest.mark.parametrize("mode,server", COUNTING)
+def test_cors_headers_come_from_a_bucket_s_rules_as_on_aws_not_on_every_answer(mode, server):
     # moto's blanket CORS answered every origin; AWS answers only the origins a bucket's CORS rules allow
-    with EmbeddedAws(mode=mode) as aws:
+    with EmbeddedAws(mode=mode, server=server) as aws:
         aws.reset()
         cloud = aws.cloud()
         sqs = cloud.client("sqs")
