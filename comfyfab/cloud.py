@@ -159,14 +159,16 @@ class EmbeddedAws:
 
     def __init__(self, region: str = "us-east-1", host: str = "127.0.0.1", mode: EmbeddedMode = "process",
                  start_timeout_s: float = 60.0, server: str | None = None):
-        from .moto_host import SERVERS
+        from .moto_host import SERVERS, default_server
 
         if mode not in self.MODES:
             raise BackendError(f"unknown embedded mode {mode!r}; choose one of {', '.join(self.MODES)}")
         if server is not None and (mode != "process" or server not in SERVERS):
             raise BackendError(f"server {server!r}: the {mode} mode takes none" if mode != "process" else
                                f"unknown embedded server {server!r}; choose one of {', '.join(SERVERS)}")
-        self.server = server
+        if mode == "process" and server is None:
+            server = default_server()
+        self.server = server  # the child's HTTP server; None for the in-thread modes
         self.region = region
         self.host = host
         self.mode = mode
@@ -200,13 +202,19 @@ class EmbeddedAws:
     def _start_process(self) -> int:
         from .child import ChildServer, ChildServerError
 
-        args = ["--host", self.host] + (["--server", self.server] if self.server else [])
+        args = ["--host", self.host, "--server", str(self.server)]
         self._proc = ChildServer("comfyfab.moto_host", args, "the embedded AWS server", self.start_timeout_s)
         try:
             return self._proc.start()
         except ChildServerError as exc:
             self._proc = None
             raise BackendError(str(exc)) from None
+
+    def describe(self) -> str:
+        """How moto is hosted, e.g. ``moto behind uwsgi in a child process``."""
+        if self.mode == "process":
+            return f"moto behind {self.server} in a child process"
+        return "moto behind waitress in this process" if self.mode == "thread" else "moto's own server in this process"
 
     @property
     def pid(self) -> int | None:

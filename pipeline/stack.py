@@ -78,6 +78,8 @@ class Stack:
         if self.cloud is None:
             self._say(f"starting the {self.backend.kind if self.backend else 'embedded'} AWS backend")
             self.cloud, self._embedded = connect(self.backend or BackendSpec(kind="embedded", region=self.cfg.region))
+            if self._embedded is not None:
+                self._say(f"embedded AWS: {self._embedded.describe()} at {self._embedded.url}")
         self._say("provisioning the fabric (KMS, S3, SQS, DynamoDB, VPC, alarms, audit)")
         self.resources = provision(self.cloud, self.cfg, progress=self.progress)
 

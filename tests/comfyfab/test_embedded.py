@@ -21,8 +21,10 @@ PROCESS_SERVERS = [p for p in HOSTS if p.values[0] == "process"]
 COUNTING = [p for p in HOSTS if p.values[0] != "werkzeug"]
 
 
-def test_uwsgi_serves_by_default_where_it_is_installed():
+def test_uwsgi_serves_by_default_where_it_is_installed_and_says_so():
     assert default_server() == ("uwsgi" if HAS_UWSGI else "waitress")
+    assert EmbeddedAws().describe() == f"moto behind {default_server()} in a child process"
+    assert EmbeddedAws(mode="thread").server is None
 
 
 @pytest.mark.parametrize("mode,server", HOSTS)
