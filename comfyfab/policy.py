@@ -114,6 +114,22 @@ class PollPolicy:
     def order(self) -> tuple[str, ...]:
         return tuple(c for c in PRIORITY_ORDER if c in self.classes)
 
+    def idle_class(self, slot: int) -> str:
+        """The class an idle worker long-polls once every queue it serves answered empty.
+
+        An SQS long poll waits on one queue.  Were every idle worker to wait on
+        realtime, a standard or batch job reaching an idle pool would wait until
+        one of those polls ran out (``long_poll_s`` over the number of idle
+        workers, plus one, on average).  So idle workers spread over the
+        classes by ``slot``, their place in the pool, realtime first: slot 0
+        realtime, 1 standard, 2 batch, 3 realtime again.  With at least as many
+        idle workers as classes a job of any class meets a waiting receive; a
+        pool of one keeps its wait on realtime.  The simulator hands an idle
+        worker its job at once, which is what the spread comes close to.
+        """
+        order = self.order()
+        return order[slot % len(order)]
+
     def pick(self, depths: dict[str, int]) -> str | None:
         """The class to serve next given visible depths, or None when all are empty."""
         for c in self.order():

@@ -443,3 +443,53 @@ class _Done:
                 break
             time.sleep(0.01)
         return time.time()
+
+
+def run_pickup(cfg: FabricConfig, backend: BackendSpec, workers: int = 4, per_class: int = 8,
+               idle_s: tuple[float, float] = (1.0, 2.0), seed: int = 7) -> int:
+    """``comfyfab bench pickup``: how long a job submitted to an idle pool waits for a worker.
+
+    One tenant's pool of ``workers`` idles (every worker in its long poll); then, one at a time, a job of
+    each class in turn is submitted, after an idle spell drawn from ``idle_s`` so that it meets the long
+    polls at a random phase, and its record's ``startedAt - createdAt`` (accepted → running) is taken.
+    Idle workers spread their long polls over the classes (:meth:`comfyfab.policy.PollPolicy.idle_class`):
+    with fewer workers than classes, the classes without a waiting poll show the wait of the next one.
+    """
+    import random
+    from datetime import datetime
+
+    import httpx
+
+    console = Console()
+    tenant = cfg.tenants[0]
+    wf = _jobs(1)[0]["workflow"]
+    waits: dict[str, list[float]] = {c: [] for c in PRIORITY_ORDER}
+    rng = random.Random(seed)
+    with Stack(cfg.first_tenants(1), backend=backend, engine="noop", cold_starts=False, autoscale=False,
+               warm_workers=False, executor_processes=True,
+               progress=lambda m: console.print(f"[dim]• {m}[/]")) as stack:
+        stack.fleet.apply(tenant.id, ScaleDecision(add=workers), warm=True)
+        console.print(f"[bold]pickup[/]: {per_class} jobs per class, one at a time, to {tenant.id}'s idle pool of "
+                      f"{workers} workers (long poll {cfg.queues.long_poll_s} s)")
+        with httpx.Client(base_url=stack.router_url, timeout=30,
+                          headers={"Authorization": f"Bearer {stack.api_keys[tenant.id]}"}) as http:
+            for i in range(per_class * len(PRIORITY_ORDER)):
+                time.sleep(rng.uniform(*idle_s))
+                cls = PRIORITY_ORDER[i % len(PRIORITY_ORDER)]
+                job = {"jobId": str(uuid.uuid4()), "priority": cls, "resolution": [64, 64], "seed": i,
+                       "model": "tiny-sd:1", "workflow": wf}
+                r = http.post("/v1/jobs", json=job)
+                if r.status_code != 202:
+                    raise RuntimeError(f"the router refused a bench job: {r.status_code} {r.text[:200]}")
+                deadline = time.monotonic() + 30
+                while (rec := stack.store.get(job["jobId"])) is None or rec.startedAt is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"job {job['jobId']} was not picked up within 30 s")
+                    time.sleep(0.005)
+                started, created = datetime.fromisoformat(rec.startedAt), datetime.fromisoformat(rec.createdAt)
+                waits[cls].append((started - created).total_seconds() * 1000)
+    for cls, v in waits.items():
+        a = np.array(v)
+        console.print(f"  {cls:9s} accepted → running: median [bold]{np.median(a):.0f} ms[/], max {a.max():.0f} ms "
+                      f"({', '.join(f'{x:.0f}' for x in sorted(v))})")
+    return 0

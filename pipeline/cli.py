@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
                    help="run the router as its own process (default: in the workers' process)")
     b.set_defaults(func=_bench)
 
+    b = bench.add_parser("pickup", help="how long a job submitted to an idle pool waits for a worker, per class")
+    b.add_argument("--workers", type=int, default=4, help="the idle pool's size (one tenant)")
+    b.add_argument("--jobs-per-class", type=int, default=8)
+    b.set_defaults(func=_bench_pickup)
+
 
 def _demo(args: argparse.Namespace, ctx: Context) -> int:
     from .demo import run_demo
@@ -105,6 +110,15 @@ def _bench(args: argparse.Namespace, ctx: Context) -> int:
                      jobs=args.jobs, workers=args.workers, rates=args.rates or RATES,
                      router_process=args.router_process, seconds_per_rate=args.seconds_per_rate, out=args.out,
                      repeat=args.repeat)
+
+
+def _bench_pickup(args: argparse.Namespace, ctx: Context) -> int:
+    from .bench import run_pickup
+
+    for flag in ("workers", "jobs_per_class"):
+        if getattr(args, flag) < 1:
+            raise CliError(f"--{flag.replace('_', '-')} must be at least 1 (got {getattr(args, flag)})")
+    return run_pickup(ctx.config(), ctx.backend(), workers=args.workers, per_class=args.jobs_per_class)
 
 
 def _rates(text: str) -> tuple[float, ...]:

@@ -123,11 +123,16 @@ class FleetManager:
 
     def _launch(self, tenant_id: str, warm: bool, spot: bool = False) -> None:
         w = self._new_worker(tenant_id, spot)
+        pool = (self.spot_pools if spot else self.pools)[tenant_id]
+        # the lowest slot no member holds: idle, the pool's workers long-poll different classes
+        # (PollPolicy.idle_class), and stay spread after scale-ins
+        taken = {getattr(m.worker, "poll_slot", None) for m in pool}
+        w.poll_slot = next(i for i in range(len(pool) + 1) if i not in taken)
         cold = 0.0 if warm else self._cold_start()
         if cold:
             self.counters[tenant_id]["cold_starts"] += 1
         member = PoolMember(worker=w, ready_at=self.now() + cold, spot=spot)
-        (self.spot_pools if spot else self.pools)[tenant_id].append(member)
+        pool.append(member)
         self._peak(tenant_id)
         delay = cold / self.time_scale
 
@@ -221,6 +226,8 @@ class FleetManager:
             self.versions[tenant_id] = version
         n = max(len(blue), self.policies[tenant_id].min_workers)
         green = [self._new_worker(tenant_id, spot=False) for _ in range(n)]
+        for slot, w in enumerate(green):  # green replaces the whole pool: slots from 0 (PollPolicy.idle_class)
+            w.poll_slot = slot
         colds = [self._cold_start() for _ in green]
         self.counters[tenant_id]["cold_starts"] += sum(1 for c in colds if c)
         # Green boots (image pull, checkpoint into VRAM) while blue keeps serving.

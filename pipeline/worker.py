@@ -3,7 +3,8 @@
 One worker serves one tenant (it lives in that tenant's VPC).  Its loop:
 
 1. poll the tenant's queues in the order of a :class:`~comfyfab.policy.PollPolicy`
-   (realtime first);
+   (realtime first); when all are empty, long-poll the class the policy gives
+   the worker's slot (idle workers spread over the classes);
 2. mark the record running -- a conditional write that fails for a job that
    already succeeded, so a redelivered or duplicated message never runs twice;
 3. run the workflow through ComfyUI's HTTP API while a heartbeat keeps the
@@ -184,6 +185,7 @@ class Worker:
     doorbell: Doorbell | None = None  # wakes this worker when idle; SQS long poll when None
     idle_wait_s: float = 0.25         # wall seconds an idle worker waits on the doorbell before polling again
     model_version: str = ""
+    poll_slot: int = 0                # its place in the pool: which class it long-polls when idle (PollPolicy)
 
     def __post_init__(self) -> None:
         self._comfy = ComfyClient(self.executor_url, timeout=self.exec_timeout_s)
@@ -282,13 +284,14 @@ class Worker:
             got = self.queues.receive(self.tenant_id, cls, max_messages=1)
             if got:
                 return got[0]
-        # Everything empty: long-poll the top class briefly so an idle worker costs little.
+        # Everything empty: long-poll briefly so an idle worker costs little, on the class its slot names
+        # (idle workers spread over the classes, realtime first).
         if self._stop.is_set():
             return None
         if self.doorbell is not None:
             self.doorbell.wait(self.idle_wait_s)
             return None
-        got = self.queues.receive(self.tenant_id, self.poll.order()[0], max_messages=1,
+        got = self.queues.receive(self.tenant_id, self.poll.idle_class(self.poll_slot), max_messages=1,
                                   wait_s=self.cfg.queues.long_poll_s)
         return got[0] if got else None
 

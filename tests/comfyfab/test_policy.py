@@ -36,6 +36,12 @@ def test_poll_policy_is_strict_priority():
     assert PollPolicy(classes=("batch",)).pick({"realtime": 5, "batch": 1}) == "batch"
 
 
+def test_idle_workers_spread_their_long_polls_over_the_classes_realtime_first():
+    p = PollPolicy()
+    assert [p.idle_class(slot) for slot in range(5)] == ["realtime", "standard", "batch", "realtime", "standard"]
+    assert {PollPolicy(classes=("batch",)).idle_class(slot) for slot in range(4)} == {"batch"}  # spot workers
+
+
 def test_count_starting_holds_a_scale_out_that_starting_workers_already_cover():
     """``count_starting``: workers in their cold start are capacity on its way.  The case study's
     rule adds a step per interval while the depth stays high, whatever is starting."""

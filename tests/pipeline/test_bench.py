@@ -78,6 +78,20 @@ def test_counts_below_one_are_refused_with_a_message(flag, capsys):
     assert f"{flag} must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--workers", "--jobs-per-class"])
+def test_pickup_counts_below_one_are_refused_with_a_message(flag, capsys):
+    assert comfy_cli.main(["bench", "pickup", flag, "0"]) == 2
+    assert f"{flag} must be at least 1" in capsys.readouterr().err
+
+
+def test_pickup_times_a_job_of_each_class_submitted_to_an_idle_pool(capsys):
+    assert comfy_cli.main(["bench", "pickup", "--workers", "3", "--jobs-per-class", "1"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 jobs per class, one at a time, to acme-health's idle pool of 3 workers (long poll 1 s)" in text
+    for cls in ("realtime", "standard", "batch"):
+        assert re.search(rf"{cls} accepted → running: median \d+ ms, max \d+ ms \(\d+\)", text), text
+
+
 def test_bad_rates_get_a_message_and_exit_2(capsys):
     for bad in ("0,10", "ten", "-5", ""):
         try:

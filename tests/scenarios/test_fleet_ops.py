@@ -274,6 +274,38 @@ def test_a_job_that_arrives_on_a_stopping_workers_long_poll_is_run_not_handed_ba
     assert [k for _, k, _ in events] == ["started", "succeeded"]
 
 
+class RecordingQueues(FakeQueues):
+    """Every queue answers empty; each receive is logged as (class, wait)."""
+
+    def __init__(self):
+        super().__init__([])
+        self.receives = []
+
+    def receive(self, tenant, cls, max_messages=1, wait_s=0):
+        self.receives.append((cls, wait_s))
+        return []
+
+
+@pytest.mark.parametrize("slot,waits_on", [(0, "realtime"), (1, "standard"), (2, "batch"), (3, "realtime")])
+def test_an_idle_worker_long_polls_the_class_of_its_slot_after_polling_every_class(fabric_config, slot, waits_on):
+    w, _, _, _ = make_worker(fabric_config, service_s=0.0)
+    w.queues, w.doorbell, w.poll_slot = RecordingQueues(), None, slot
+    assert w.next_delivery() is None
+    assert w.queues.receives == [("realtime", 0), ("standard", 0), ("batch", 0),
+                                 (waits_on, fabric_config.queues.long_poll_s)]
+
+
+def test_a_pool_gives_its_workers_the_lowest_free_slots_and_keeps_them_spread_after_a_scale_in(setup):
+    fm, _, _, _, tenant = setup
+    fm.apply(tenant, ScaleDecision(add=3), warm=True)
+    slots = {m.worker.name: m.worker.poll_slot for m in fm.pools[tenant]}
+    assert sorted(slots.values()) == list(range(len(slots)))
+    second = sorted(slots, key=slots.get)[1]  # the worker in slot 1: standard's long poll
+    fm.apply(tenant, ScaleDecision(stop=(second,)))
+    fm.apply(tenant, ScaleDecision(add=1), warm=True)
+    assert sorted(m.worker.poll_slot for m in fm.pools[tenant]) == list(range(len(slots)))
+
+
 def test_a_crash_neither_releases_nor_records(fabric_config):
     w, q, store, events = make_worker(fabric_config, service_s=30.0)
     w.start()
