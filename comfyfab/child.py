@@ -7,7 +7,9 @@ than under the same interpreter lock, which is how the real system runs
 * the parent starts ``python -m <module> ... --port 0 --announce``;
 * the child binds, prints one JSON line ``{"port": N}`` and serves;
 * the child exits when its standard input closes, so it never outlives the
-  process that started it, however that process ends.
+  process that started it, however that process ends;
+* the child runs in a session of its own, so signals meant for the parent
+  (a Ctrl-C at its terminal) do not stop it before the parent is done with it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,11 @@ class ChildServer:
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._stderr = tempfile.TemporaryFile()
+        # A session of its own: a Ctrl-C at the terminal reaches the parent alone, which drains its workers
+        # against the servers still up and then stops them (uWSGI, for one, would quit at once on SIGINT).
         self._proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args, "--port", "0", "--announce"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+                                      start_new_session=True)
         line: list[bytes] = []
         proc = self._proc
         reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import urllib.request
 from urllib.parse import urlsplit
@@ -43,6 +44,15 @@ def test_each_mode_serves_resets_and_stops(mode, server):
     assert aws.url is None
     if mode == "process":
         assert proc.poll() is not None, "the server process outlived stop()"
+
+
+@pytest.mark.parametrize("mode,server", PROCESS_SERVERS)
+def test_a_ctrl_c_meant_for_the_parent_does_not_reach_the_server_process(mode, server):
+    # a terminal's Ctrl-C goes to its foreground process group: the server must outlive it, for the parent
+    # drains its workers against it first (uWSGI quits at once on SIGINT), then stops it by closing its stdin
+    with EmbeddedAws(mode=mode, server=server) as aws:
+        assert os.getsid(aws.pid) == aws.pid  # a session, and so a process group, of its own
+        assert os.getpgid(aws.pid) != os.getpgid(0)
 
 
 def test_process_servers_keep_separate_state():
