@@ -145,7 +145,7 @@ class EmbeddedAws:
       (:mod:`comfyfab.moto_host`): moto's CPU work runs on another core than
       the pipeline's, and connections are kept alive.  ``server`` picks the
       HTTP server there: ``uwsgi`` (the default where pyuwsgi is installed;
-      about a fifth less of the emulator's CPU per request) or ``waitress``.
+      10-20 % less of the emulator's CPU per job in the pipeline's bench) or ``waitress``.
     * ``thread`` -- the same server in a thread of this process.
     * ``werkzeug`` -- moto's own ``ThreadedMotoServer`` in a thread (a
       connection per call; keeps S3 metadata keys that contain ``_``).

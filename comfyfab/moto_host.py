@@ -12,8 +12,8 @@ alive.  The child serves with uWSGI where pyuwsgi is installed
 (:mod:`comfyfab.moto_uwsgi`; ``--server waitress`` otherwise): it parses
 HTTP in C and serves each connection on a thread of its own, where waitress
 parses in Python and hands every request from its dispatcher thread to a
-pool thread.  With the pipeline's bench that took the emulator's CPU per
-job about a fifth lower.  One difference from moto's own server: waitress,
+pool thread.  In the pipeline's bench that took the emulator's CPU per job
+10-20 % lower.  One difference from moto's own server: waitress,
 like most production servers, drops request headers whose names contain an
 underscore, so S3 user metadata keys with ``_`` are not stored (comfyfab's
 own keys use dashes).  ``EmbeddedAws(mode="werkzeug")`` keeps moto's own

@@ -5,7 +5,7 @@ where waitress does both in Python behind a dispatcher thread that hands
 each request to a pool thread.  moto's own work is the same under both.
 
 uWSGI imports this module once it has bound its socket (``--module``); the
-module builds the same WSGI app as :func:`comfyfab.moto_host.make_server`
+module builds the same WSGI app as the waitress server (:func:`comfyfab.moto_host.build_app`)
 and then speaks :mod:`comfyfab.child`'s protocol, reading the port it was
 given (port 0 asks for a free one) from the bound socket.  Its settings come
 as uWSGI ``--set`` options (``comfyfab-announce``), not from the environment.
