@@ -493,3 +493,60 @@ def run_pickup(cfg: FabricConfig, backend: BackendSpec, workers: int = 4, per_cl
         console.print(f"  {cls:9s} accepted → running: median [bold]{np.median(a):.0f} ms[/], max {a.max():.0f} ms "
                       f"({', '.join(f'{x:.0f}' for x in sorted(v))})")
     return 0
+
+
+def run_standin(clients: int = 4, jobs: int = 800) -> int:
+    """``comfyfab bench standin``: what one job costs the ComfyUI stand-in and its client, on the no-op engine.
+
+    A stand-in runs as a process of its own, as in the pipeline; ``clients`` threads of this process each
+    hold a :class:`~pipeline.comfy.client.ComfyClient` (one kept websocket, as a worker does) and run the
+    bench's txt2img graph, ``jobs`` in all: ``POST /prompt``, the websocket's events, ``GET /view``.
+    Prints jobs/s and the CPU per job of the stand-in process and of the clients' process.
+    """
+    import tempfile
+    import threading
+
+    from comfyfab.child import ChildServer
+    from pipeline.comfy.client import ComfyClient
+    from pipeline.comfy.workflows import txt2img
+
+    console = Console()
+    parser = "httptools" if _importable("httptools") else "h11"  # what uvicorn's http="auto" takes
+    with tempfile.TemporaryDirectory(prefix="comfyfab-standin-bench-") as out:
+        server = ChildServer("pipeline.comfy", ["--engine", "noop", "--output-dir", out, "--cpu-threads", "1"],
+                             "the ComfyUI stand-in")
+        port = server.start()
+        try:
+            pool = [ComfyClient(f"http://127.0.0.1:{port}") for _ in range(clients)]
+            for c in pool:  # connections, the kept websocket, caches
+                c.run(txt2img("warm-up", seed=0, steps=2, width=64, height=64))
+            per = [jobs // clients + (1 if i < jobs % clients else 0) for i in range(clients)]
+
+            def go(c: ComfyClient, n: int, first: int) -> None:
+                for i in range(first, first + n):
+                    c.run(txt2img("a bench of lighthouses", seed=i, steps=2, width=64, height=64))
+
+            threads = [threading.Thread(target=go, args=(c, n, sum(per[:i])))
+                       for i, (c, n) in enumerate(zip(pool, per))]
+            cpu0, mine0, t0 = cpu_s(server.pid), time.process_time(), time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall, cpu1, mine1 = time.monotonic() - t0, cpu_s(server.pid), time.process_time()
+            for c in pool:
+                c.close()
+        finally:
+            server.stop()
+    console.print(f"[bold]stand-in[/]: {jobs} jobs on the no-op engine from {clients} clients, "
+                  f"uvicorn parsing HTTP with {parser}")
+    standin = f"{(cpu1 - cpu0) / jobs * 1000:.2f} ms" if None not in (cpu0, cpu1) else "not measured"
+    console.print(f"  {jobs / wall:.0f} jobs/s; CPU per job: the stand-in [bold]{standin}[/], "
+                  f"its clients {(mine1 - mine0) / jobs * 1000:.2f} ms")
+    return 0
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

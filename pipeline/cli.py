@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     b.add_argument("--jobs-per-class", type=int, default=8)
     b.set_defaults(func=_bench_pickup)
 
+    b = bench.add_parser("standin", help="CPU per job of the ComfyUI stand-in and its client on the no-op engine")
+    b.add_argument("--clients", type=int, default=4, help="concurrent clients, each with its kept websocket")
+    b.add_argument("--jobs", type=int, default=800)
+    b.set_defaults(func=_bench_standin)
+
 
 def _demo(args: argparse.Namespace, ctx: Context) -> int:
     from .demo import run_demo
@@ -119,6 +124,15 @@ def _bench_pickup(args: argparse.Namespace, ctx: Context) -> int:
         if getattr(args, flag) < 1:
             raise CliError(f"--{flag.replace('_', '-')} must be at least 1 (got {getattr(args, flag)})")
     return run_pickup(ctx.config(), ctx.backend(), workers=args.workers, per_class=args.jobs_per_class)
+
+
+def _bench_standin(args: argparse.Namespace, ctx: Context) -> int:
+    from .bench import run_standin
+
+    for flag in ("clients", "jobs"):
+        if getattr(args, flag) < 1:
+            raise CliError(f"--{flag} must be at least 1 (got {getattr(args, flag)})")
+    return run_standin(clients=args.clients, jobs=args.jobs)
 
 
 def _rates(text: str) -> tuple[float, ...]:

@@ -92,6 +92,19 @@ def test_pickup_times_a_job_of_each_class_submitted_to_an_idle_pool(capsys):
         assert re.search(rf"{cls} accepted → running: median \d+ ms, max \d+ ms \(\d+\)", text), text
 
 
+@pytest.mark.parametrize("flag", ["--clients", "--jobs"])
+def test_standin_counts_below_one_are_refused_with_a_message(flag, capsys):
+    assert comfy_cli.main(["bench", "standin", flag, "0"]) == 2
+    assert f"{flag} must be at least 1" in capsys.readouterr().err
+
+
+def test_standin_prints_its_cpu_per_job_and_the_http_parser(capsys):
+    assert comfy_cli.main(["bench", "standin", "--clients", "2", "--jobs", "7"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert re.search(r"7 jobs on the no-op engine from 2 clients, uvicorn parsing HTTP with (httptools|h11)", text)
+    assert re.search(r"\d+ jobs/s; CPU per job: the stand-in [\d.]+ ms, its clients [\d.]+ ms", text), text
+
+
 def test_bad_rates_get_a_message_and_exit_2(capsys):
     for bad in ("0,10", "ten", "-5", ""):
         try:
