@@ -107,10 +107,7 @@ def _provision(args: argparse.Namespace, ctx: Context) -> int:
 def _bench(args: argparse.Namespace, ctx: Context) -> int:
     from .bench import RATES, run_bench
 
-    for flag in ("clients", "requests", "jobs", "workers", "repeat"):
-        if getattr(args, flag) < 1:
-            raise CliError(f"--{flag} must be at least 1 (got {getattr(args, flag)})")
-
+    _at_least_one(args, "clients", "requests", "jobs", "workers", "repeat")
     return run_bench(ctx.config(), ctx.backend(), clients=args.clients, requests=args.requests,
                      jobs=args.jobs, workers=args.workers, rates=args.rates or RATES,
                      router_process=args.router_process, seconds_per_rate=args.seconds_per_rate, out=args.out,
@@ -120,19 +117,22 @@ def _bench(args: argparse.Namespace, ctx: Context) -> int:
 def _bench_pickup(args: argparse.Namespace, ctx: Context) -> int:
     from .bench import run_pickup
 
-    for flag in ("workers", "jobs_per_class"):
-        if getattr(args, flag) < 1:
-            raise CliError(f"--{flag.replace('_', '-')} must be at least 1 (got {getattr(args, flag)})")
+    _at_least_one(args, "workers", "jobs_per_class")
     return run_pickup(ctx.config(), ctx.backend(), workers=args.workers, per_class=args.jobs_per_class)
 
 
 def _bench_standin(args: argparse.Namespace, ctx: Context) -> int:
     from .bench import run_standin
 
-    for flag in ("clients", "jobs"):
-        if getattr(args, flag) < 1:
-            raise CliError(f"--{flag} must be at least 1 (got {getattr(args, flag)})")
+    _at_least_one(args, "clients", "jobs")
     return run_standin(clients=args.clients, jobs=args.jobs)
+
+
+def _at_least_one(args: argparse.Namespace, *names: str) -> None:
+    """Refuse, with a message, any of these counts below one."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
 
 
 def _rates(text: str) -> tuple[float, ...]:

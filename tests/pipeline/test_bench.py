@@ -72,15 +72,11 @@ def test_repeated_end_to_end_runs_are_each_printed_and_summarised(tmp_path, caps
     assert (low, high) == (round(min(rates), 1), round(max(rates), 1)) and low <= mid <= high
 
 
-@pytest.mark.parametrize("flag", ["--repeat", "--jobs", "--workers", "--clients", "--requests"])
-def test_counts_below_one_are_refused_with_a_message(flag, capsys):
-    assert comfy_cli.main(["bench", "pipeline", flag, "0"]) == 2
-    assert f"{flag} must be at least 1" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("flag", ["--workers", "--jobs-per-class"])
-def test_pickup_counts_below_one_are_refused_with_a_message(flag, capsys):
-    assert comfy_cli.main(["bench", "pickup", flag, "0"]) == 2
+@pytest.mark.parametrize("bench,flag", [
+    *(("pipeline", f) for f in ("--repeat", "--jobs", "--workers", "--clients", "--requests")),
+    ("pickup", "--workers"), ("pickup", "--jobs-per-class"), ("standin", "--clients"), ("standin", "--jobs")])
+def test_counts_below_one_are_refused_with_a_message(bench, flag, capsys):
+    assert comfy_cli.main(["bench", bench, flag, "0"]) == 2
     assert f"{flag} must be at least 1" in capsys.readouterr().err
 
 
@@ -90,12 +86,6 @@ def test_pickup_times_a_job_of_each_class_submitted_to_an_idle_pool(capsys):
     assert "1 jobs per class, one at a time, to acme-health's idle pool of 3 workers (long poll 1 s)" in text
     for cls in ("realtime", "standard", "batch"):
         assert re.search(rf"{cls} accepted → running: median \d+ ms, max \d+ ms \(\d+\)", text), text
-
-
-@pytest.mark.parametrize("flag", ["--clients", "--jobs"])
-def test_standin_counts_below_one_are_refused_with_a_message(flag, capsys):
-    assert comfy_cli.main(["bench", "standin", flag, "0"]) == 2
-    assert f"{flag} must be at least 1" in capsys.readouterr().err
 
 
 def test_standin_prints_its_cpu_per_job_and_the_http_parser(capsys):
