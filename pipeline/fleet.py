@@ -126,7 +126,7 @@ class FleetManager:
         pool = (self.spot_pools if spot else self.pools)[tenant_id]
         # the lowest slot no member holds: idle, the pool's workers long-poll different classes
         # (PollPolicy.idle_class), and stay spread after scale-ins
-        taken = {getattr(m.worker, "poll_slot", None) for m in pool}
+        taken = {m.worker.poll_slot for m in pool}  # every member came in here or by a cutover: it has one
         w.poll_slot = next(i for i in range(len(pool) + 1) if i not in taken)
         cold = 0.0 if warm else self._cold_start()
         if cold:
