@@ -59,6 +59,54 @@ def test_fifo_rules_still_hold(sqs):
     assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
 
 
+def _deep_queue(sqs, n, groups=64):
+    url = sqs.create_queue(QueueName=f"d{uuid.uuid4().hex[:8]}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for i in range(0, n, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(j), "MessageBody": str(i + j), "MessageGroupId": str((i + j) % groups),
+             "MessageDeduplicationId": str(uuid.uuid4())} for j in range(min(10, n - i))])
+    return url
+
+
+def test_a_receive_and_a_delete_look_at_a_few_messages_not_the_whole_queue(sqs, monkeypatch):
+    # Fix 13: the work of a receive and a delete must not grow with the queue (counted, not timed).
+    from moto.sqs.models import Message
+
+    url = _deep_queue(sqs, 500)
+    looked, checked = [], []
+    visible, had = Message.visible, Message.had_receipt_handle
+    monkeypatch.setattr(Message, "visible", property(lambda self: looked.append(1) or visible.fget(self)))
+    monkeypatch.setattr(Message, "had_receipt_handle", lambda self, h: checked.append(1) or had(self, h))
+    for expected in ("0", "1", "2"):
+        (m,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
+        assert m["Body"] == expected  # still the oldest message of a group with nothing in flight
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert 0 < len(looked) < 30, f"{len(looked)} visibility checks for 3 receives from a queue of 500"
+    assert checked == [], "a delete found its message by its handle"
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "497"
+
+
+def test_receipt_handles_keep_moto_s_rules(sqs):
+    url, other = _deep_queue(sqs, 30), _deep_queue(sqs, 3)
+    (first,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0)
+    (again,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
+    assert again["MessageId"] == first["MessageId"] and again["ReceiptHandle"] != first["ReceiptHandle"]
+    (theirs,) = sqs.receive_message(QueueUrl=other, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
+    for bad in ("not-a-handle", theirs["ReceiptHandle"]):  # a handle of another queue is no handle here
+        with pytest.raises(sqs.exceptions.ClientError, match="ReceiptHandleIsInvalid"):
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=bad)
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])  # an earlier handle still deletes
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=again["ReceiptHandle"])  # and deleting again is no error
+    with pytest.raises(sqs.exceptions.ClientError, match="ReceiptHandleIsInvalid"):
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=again["ReceiptHandle"], VisibilityTimeout=0)
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+    assert [m["Body"] for m in got] == [str(i) for i in range(1, 11)]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("19", "10")
+
+
 @pytest.fixture(scope="module")
 def ddb():
     with EmbeddedAws(mode="thread") as aws:
