@@ -107,6 +107,27 @@ def test_receipt_handles_keep_moto_s_rules(sqs):
     assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("19", "10")
 
 
+def test_queue_attributes_are_counted_once_per_call_and_still_right(sqs, monkeypatch):
+    # Fix 14: the three counts were each computed three times for every attribute name asked for.
+    from moto.sqs.models import Queue
+
+    url = sqs.create_queue(QueueName=f"n{uuid.uuid4().hex[:8]}")["QueueUrl"]  # standard: delays per message
+    for delay in (0, 0, 0, 60):
+        sqs.send_message(QueueUrl=url, MessageBody="{}", DelaySeconds=delay)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)
+    counted = []
+    real = Queue.approximate_number_of_messages
+    monkeypatch.setattr(Queue, "approximate_number_of_messages",
+                        property(lambda self: counted.append(1) or real.fget(self)))
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+             "ApproximateNumberOfMessagesDelayed"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    assert [attrs[n] for n in names] == ["2", "1", "1"]
+    assert len(counted) == 1
+    everything = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert [everything[n] for n in names] == ["2", "1", "1"] and everything["VisibilityTimeout"] == "30"
+
+
 @pytest.fixture(scope="module")
 def ddb():
     with EmbeddedAws(mode="thread") as aws:
