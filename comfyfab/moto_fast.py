@@ -500,9 +500,11 @@ class _Visible:
 
     moto's property builds the whole list, and a receive then takes the first
     message it can deliver.  Iterating stops where the reader stops; ``len``
-    and truth (how the counts and the long poll's wait read it) walk as far as
-    they need.  The queue's list is the one held when the property was read,
-    as when moto built its copy (a delete replaces the list; it never edits it).
+    and truth (how moto's count and the long poll's wait read it) walk as far
+    as they need.  The list walked is the one the queue held when the property
+    was read, as when moto built its copy: a delete replaces the queue's list
+    rather than editing it, and the other edits happen under the queue's lock,
+    as a receive does.
     """
 
     __slots__ = ("_all",)
@@ -696,8 +698,14 @@ def _measure_depth(sqs: Any, depth: int, calls: int = 200) -> None:  # pragma: n
         e = entry(depth + i)
         sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=e["MessageGroupId"],
                          MessageDeduplicationId=e["MessageDeduplicationId"])
+    t0 = time.perf_counter()
+    for _ in range(20):  # the router's question (its ETA)
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                               "ApproximateNumberOfMessagesNotVisible"])
+    counts_ms = (time.perf_counter() - t0) / 20 * 1000
     print(f"with {depth} queued: ReceiveMessage {took['receive'] / calls * 1000:.2f} ms, "
-          f"DeleteMessage {took['delete'] / calls * 1000:.2f} ms (client included)")
+          f"DeleteMessage {took['delete'] / calls * 1000:.2f} ms, GetQueueAttributes {counts_ms:.2f} ms "
+          "(client included)")
 
 
 def _measure_app(calls: int = 2000) -> None:  # pragma: no cover - a benchmark
