@@ -109,7 +109,6 @@ class PollPolicy:
     """
 
     classes: tuple[str, ...] = PRIORITY_ORDER
-    batch_size: int = 1
 
     def order(self) -> tuple[str, ...]:
         return tuple(c for c in PRIORITY_ORDER if c in self.classes)
