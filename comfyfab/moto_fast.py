@@ -501,16 +501,16 @@ class _Visible:
     moto's property builds the whole list, and a receive then takes the first
     message it can deliver.  Iterating stops where the reader stops; ``len``
     and truth (how moto's count and the long poll's wait read it) walk as far
-    as they need.  The list walked is the one the queue held when the property
-    was read, as when moto built its copy: a delete replaces the queue's list
-    rather than editing it, and the other edits happen under the queue's lock,
-    as a receive does.
+    as they need.  What is walked is a copy of the queue's list taken when the
+    property was read, as moto's list was built then: a send or a redrive in
+    another thread cannot shift it mid-walk, with or without moto_threads' locks
+    (copying the references costs microseconds; the visibility checks were the cost).
     """
 
     __slots__ = ("_all",)
 
     def __init__(self, messages: list[Any]):
-        self._all = messages
+        self._all = messages.copy()
 
     def __iter__(self) -> Any:
         return (m for m in self._all if m.visible and not m.delayed)

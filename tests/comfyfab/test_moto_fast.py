@@ -121,9 +121,16 @@ def test_queue_attributes_are_counted_once_per_call_and_still_right(sqs, monkeyp
                         property(lambda self: counted.append(1) or real.fget(self)))
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
              "ApproximateNumberOfMessagesDelayed"]
+    from moto.sqs.models import Message
+
+    clock_reads = []
+    for name in ("visible", "delayed"):
+        prop = getattr(Message, name)
+        monkeypatch.setattr(Message, name, property(lambda self, p=prop: clock_reads.append(1) or p.fget(self)))
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     assert [attrs[n] for n in names] == ["2", "1", "1"]
     assert len(counted) == 1
+    assert clock_reads == [], "each count reads the clock once, not each message's visible and delayed"
     everything = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert [everything[n] for n in names] == ["2", "1", "1"] and everything["VisibilityTimeout"] == "30"
 
