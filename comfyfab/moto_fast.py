@@ -82,8 +82,8 @@ turn); moto's own part went from about 2.3 to 1.1-1.5 ms.
     instead of copying them.  With 8,000 messages queued, a receive went from
     7.8-12.8 to 3.0-3.6 ms and a delete from 5.6-9.2 to 2.4-2.9 ms, as with
     50 queued (3.6-5.3 and 2.6-4.2 ms before and after alike; the embedded
-    process, client included, each tree run twice in turn;
-    ``python -m comfyfab.moto_fast`` prints them).
+    process, client included, each tree run twice in turn; ``comfyfab bench
+    queues`` measures them).
 
 14. ``GetQueueAttributes`` computed all of a queue's attributes, three
     counts among them (each a scan of every message, reading the clock twice
@@ -668,44 +668,8 @@ def _measure(queued: int = 2000, sends: int = 100, updates: int = 400) -> None: 
             store.succeed(job_id, "w", ["t/o.png"], "arn:aws:kms:us-east-1:000000000000:key/k")
         print(f"UpdateItem (the job store's start and succeed, client included): "
               f"{(time.perf_counter() - t0) / (2 * updates) * 1000:.2f} ms")
-        for depth in (50, 2000, 8000):
-            _measure_depth(sqs, depth)
     _measure_app()
-
-
-def _measure_depth(sqs: Any, depth: int, calls: int = 200) -> None:  # pragma: no cover - a benchmark
-    """ReceiveMessage and DeleteMessage on a FIFO queue ``depth`` messages deep (64 groups, as the
-    pipeline's), kept at that depth by a send after each pair; wall time, client included."""
-    import json
-    import uuid
-
-    url = sqs.create_queue(QueueName=f"depth{depth}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    body = json.dumps({"pad": "x" * 2000})
-
-    def entry(i: int) -> dict[str, str]:
-        return {"Id": str(i % 10), "MessageBody": body, "MessageGroupId": str(i % 64),
-                "MessageDeduplicationId": str(uuid.uuid4())}
-
-    for i in range(0, depth, 10):
-        sqs.send_message_batch(QueueUrl=url, Entries=[entry(j) for j in range(i, min(i + 10, depth))])
-    took = {"receive": 0.0, "delete": 0.0}
-    for i in range(calls):
-        t0 = time.perf_counter()
-        (m,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30)["Messages"]
-        t1 = time.perf_counter()
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        took["receive"], took["delete"] = took["receive"] + t1 - t0, took["delete"] + time.perf_counter() - t1
-        e = entry(depth + i)
-        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=e["MessageGroupId"],
-                         MessageDeduplicationId=e["MessageDeduplicationId"])
-    t0 = time.perf_counter()
-    for _ in range(20):  # the router's question (its ETA)
-        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
-                                                               "ApproximateNumberOfMessagesNotVisible"])
-    counts_ms = (time.perf_counter() - t0) / 20 * 1000
-    print(f"with {depth} queued: ReceiveMessage {took['receive'] / calls * 1000:.2f} ms, "
-          f"DeleteMessage {took['delete'] / calls * 1000:.2f} ms, GetQueueAttributes {counts_ms:.2f} ms "
-          "(client included)")
+    print("receive, delete, send and the queue counts at each depth: comfyfab bench queues")
 
 
 def _measure_app(calls: int = 2000) -> None:  # pragma: no cover - a benchmark

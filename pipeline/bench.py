@@ -550,3 +550,96 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+DEPTHS = (50, 2000, 8000)
+
+
+def queue_costs(sqs: Any, url: str, body: str, calls: int, groups: int) -> dict[str, float]:
+    """Wall milliseconds per call of the pipeline's four SQS calls on one FIFO queue, kept at its depth:
+    each round receives and deletes a message and sends one in its place; the router's depth question
+    (GetQueueAttributes) is asked ``calls`` times after."""
+    from .queues import message_group
+
+    took = {"ReceiveMessage": 0.0, "DeleteMessage": 0.0, "SendMessage": 0.0, "GetQueueAttributes": 0.0}
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30).get("Messages", [])
+        t1 = time.perf_counter()
+        if not got:
+            raise RuntimeError(f"{url} answered a receive with no message while holding its backlog")
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+        t2 = time.perf_counter()
+        job_id = str(uuid.uuid4())
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=message_group(job_id, groups),
+                         MessageDeduplicationId=job_id)
+        t3 = time.perf_counter()
+        took["ReceiveMessage"] += t1 - t0
+        took["DeleteMessage"] += t2 - t1
+        took["SendMessage"] += t3 - t2
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                               "ApproximateNumberOfMessagesNotVisible"])
+    took["GetQueueAttributes"] = time.perf_counter() - t0
+    return {k: v / calls * 1000 for k, v in took.items()}
+
+
+def run_queues(cfg: FabricConfig, backend: BackendSpec, depths: tuple[int, ...] = DEPTHS, calls: int = 200) -> int:
+    """``comfyfab bench queues``: what each SQS call of the pipeline costs as a FIFO queue deepens.
+
+    For each depth, a FIFO queue of the bench's own (SSE on, the realtime class's visibility timeout, the
+    config's message groups) is filled with that many job messages, and the four calls the pipeline makes
+    are timed at that depth, client included.  On AWS this is the service's latency; on an emulator it says
+    whether a replay that queues thousands of jobs slows down as they pile up.  The queues are deleted
+    at the end, whatever happens.
+    """
+    import json
+
+    from rich.progress import Progress
+
+    from comfyfab.cloud import connect
+
+    from .queues import message_group
+
+    console = Console()
+    cloud, server = connect(backend)
+    sqs = cloud.client("sqs")
+    made: list[str] = []
+    rows: list[tuple[int, dict[str, float]]] = []
+    try:
+        console.print(f"[bold]queues[/]: {calls} calls of each kind per depth on {cloud.describe()}"
+                      + (f" ({server.describe()})" if server is not None else ""))
+        body = json.dumps(_jobs(1)[0])  # a job's payload, workflow and all
+        with Progress(console=console, transient=True) as progress:
+            for depth in depths:
+                name = f"comfyfab-bench-{uuid.uuid4().hex[:8]}-{depth}.fifo"
+                url = sqs.create_queue(QueueName=name, Attributes={
+                    "FifoQueue": "true", "SqsManagedSseEnabled": "true",
+                    "VisibilityTimeout": str(cfg.queues.cls("realtime").visibility_timeout_s)})["QueueUrl"]
+                made.append(url)
+                task = progress.add_task(f"filling a queue to {depth} messages", total=depth)
+                for first in range(0, depth, 10):
+                    ids = [str(uuid.uuid4()) for _ in range(min(10, depth - first))]
+                    sqs.send_message_batch(QueueUrl=url, Entries=[
+                        {"Id": str(i), "MessageBody": body, "MessageDeduplicationId": job_id,
+                         "MessageGroupId": message_group(job_id, cfg.queues.message_groups)}
+                        for i, job_id in enumerate(ids)])
+                    progress.advance(task, len(ids))
+                progress.update(task, description=f"timing {calls} calls of each kind at {depth} messages")
+                rows.append((depth, queue_costs(sqs, url, body, calls, cfg.queues.message_groups)))
+                progress.remove_task(task)
+                console.print(f"  {depth:>6} queued: " + ", ".join(f"{k} {v:.2f} ms" for k, v in rows[-1][1].items()))
+    finally:
+        for url in made:
+            try:
+                sqs.delete_queue(QueueUrl=url)
+            except Exception as exc:  # a queue left behind is named in the output, never hidden
+                console.print(f"[yellow]could not delete {url}: {exc}[/]")
+        if server is not None:
+            server.stop()
+    if len(rows) > 1:
+        (d0, first), (d1, last) = rows[0], rows[-1]
+        console.print(f"  from {d0} to {d1} queued: " + ", ".join(
+            f"{k} x{last[k] / first[k]:.2f}" for k in first) + " (1.00: the cost does not grow with the queue)")
+    return 0

@@ -1,4 +1,4 @@
-"""``comfyfab demo``, ``comfyfab up``, ``comfyfab provision`` and ``comfyfab bench pipeline``."""
+"""``comfyfab demo``, ``comfyfab up``, ``comfyfab provision`` and ``comfyfab bench pipeline|pickup|standin|queues``."""
 
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction, bench: argparse._SubParsersAction)
     b.add_argument("--clients", type=int, default=4, help="concurrent clients, each with its kept websocket")
     b.add_argument("--jobs", type=int, default=800)
     b.set_defaults(func=_bench_standin)
+
+    b = bench.add_parser("queues", help="what each of the pipeline's SQS calls costs as a FIFO queue deepens")
+    b.add_argument("--depths", type=_depths, default=None, metavar="N1,N2,...",
+                   help="queue depths to time the calls at (default 50,2000,8000)")
+    b.add_argument("--calls", type=int, default=200, help="calls of each kind per depth")
+    b.set_defaults(func=_bench_queues)
 
 
 def _demo(args: argparse.Namespace, ctx: Context) -> int:
@@ -128,11 +134,29 @@ def _bench_standin(args: argparse.Namespace, ctx: Context) -> int:
     return run_standin(clients=args.clients, jobs=args.jobs)
 
 
+def _bench_queues(args: argparse.Namespace, ctx: Context) -> int:
+    from .bench import DEPTHS, run_queues
+
+    _at_least_one(args, "calls")
+    return run_queues(ctx.config(), ctx.backend(), depths=args.depths or DEPTHS, calls=args.calls)
+
+
 def _at_least_one(args: argparse.Namespace, *names: str) -> None:
     """Refuse, with a message, any of these counts below one."""
     for name in names:
         if getattr(args, name) < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
+
+
+def _depths(text: str) -> tuple[int, ...]:
+    """``50,2000``: queue depths, whole numbers of at least one (the calls receive a message at each)."""
+    try:
+        depths = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of whole numbers: {text!r}") from None
+    if any(d < 1 for d in depths):
+        raise argparse.ArgumentTypeError(f"depths must be at least 1: {text!r}")
+    return depths
 
 
 def _rates(text: str) -> tuple[float, ...]:

@@ -1,5 +1,6 @@
-"""``comfyfab bench pipeline`` at a tiny scale: it runs, prints its figures, plots the sweep, and
-refuses bad rates with a message.  (It is a benchmark: nothing here judges a figure.)"""
+"""``comfyfab bench pipeline`` (and pickup, standin, queues) at a tiny scale: each runs, prints its figures,
+and refuses bad counts with a message; the pipeline bench plots its sweep.  (They are benchmarks: nothing
+here judges a figure.)"""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def test_repeated_end_to_end_runs_are_each_printed_and_summarised(tmp_path, caps
 
 @pytest.mark.parametrize("bench,flag", [
     *(("pipeline", f) for f in ("--repeat", "--jobs", "--workers", "--clients", "--requests")),
-    ("pickup", "--workers"), ("pickup", "--jobs-per-class"), ("standin", "--clients"), ("standin", "--jobs")])
+    ("pickup", "--workers"), ("pickup", "--jobs-per-class"), ("standin", "--clients"), ("standin", "--jobs"),
+    ("queues", "--calls")])
 def test_counts_below_one_are_refused_with_a_message(bench, flag, capsys):
     assert comfy_cli.main(["bench", bench, flag, "0"]) == 2
     assert f"{flag} must be at least 1" in capsys.readouterr().err
@@ -103,6 +105,32 @@ def test_bad_rates_get_a_message_and_exit_2(capsys):
             rc = exc.code
         assert rc == 2
         assert "rates" in capsys.readouterr().err
+
+
+def test_queues_times_each_call_at_each_depth_and_deletes_its_queues(monkeypatch, capsys):
+    from comfyfab import cloud as cloud_mod
+
+    with cloud_mod.EmbeddedAws(mode="thread") as aws:  # a server the test can look into afterwards
+        monkeypatch.setattr(cloud_mod, "connect", lambda spec: (aws.cloud(), None))
+        assert comfy_cli.main(["bench", "queues", "--depths", "3,12", "--calls", "4"]) == 0
+        left = aws.cloud().client("sqs").list_queues(QueueNamePrefix="comfyfab-bench-").get("QueueUrls", [])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "4 calls of each kind per depth on embedded" in text
+    for depth in (3, 12):
+        assert re.search(rf"{depth} queued: ReceiveMessage [\d.]+ ms, DeleteMessage [\d.]+ ms, "
+                         r"SendMessage [\d.]+ ms, GetQueueAttributes [\d.]+ ms", text), text
+    assert re.search(r"from 3 to 12 queued: ReceiveMessage x[\d.]+, DeleteMessage x[\d.]+", text), text
+    assert left == [], "the bench deletes the queues it made"
+
+
+def test_bad_depths_get_a_message_and_exit_2(capsys):
+    for bad in ("0", "ten", "-5", "", "10,2.5"):
+        try:
+            rc = comfy_cli.main(["bench", "queues", "--depths", bad])
+        except SystemExit as exc:  # argparse's own exit for a bad value
+            rc = exc.code
+        assert rc == 2
+        assert "--depths" in capsys.readouterr().err
 
 
 def test_the_sweep_plot_is_written(tmp_path):
