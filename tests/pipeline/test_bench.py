@@ -97,14 +97,16 @@ def test_standin_prints_its_cpu_per_job_and_the_http_parser(capsys):
     assert re.search(r"\d+ jobs/s; CPU per job: the stand-in [\d.]+ ms, its clients [\d.]+ ms", text), text
 
 
-def test_bad_rates_get_a_message_and_exit_2(capsys):
-    for bad in ("0,10", "ten", "-5", ""):
-        try:
-            rc = comfy_cli.main(["bench", "pipeline", "--rates", bad])
-        except SystemExit as exc:  # argparse's own exit for a bad value
-            rc = exc.code
-        assert rc == 2
-        assert "rates" in capsys.readouterr().err
+@pytest.mark.parametrize("bench,flag,bad", [
+    *(("pipeline", "--rates", b) for b in ("0,10", "ten", "-5", "")),
+    *(("queues", "--depths", b) for b in ("0", "ten", "-5", "", "10,2.5"))])
+def test_bad_lists_get_a_message_and_exit_2(bench, flag, bad, capsys):
+    try:
+        rc = comfy_cli.main(["bench", bench, flag, bad])
+    except SystemExit as exc:  # argparse's own exit for a bad value
+        rc = exc.code
+    assert rc == 2
+    assert flag in capsys.readouterr().err
 
 
 def test_queues_times_each_call_at_each_depth_and_deletes_its_queues(monkeypatch, capsys):
@@ -121,16 +123,6 @@ def test_queues_times_each_call_at_each_depth_and_deletes_its_queues(monkeypatch
                          r"SendMessage [\d.]+ ms, GetQueueAttributes [\d.]+ ms", text), text
     assert re.search(r"from 3 to 12 queued: ReceiveMessage x[\d.]+, DeleteMessage x[\d.]+", text), text
     assert left == [], "the bench deletes the queues it made"
-
-
-def test_bad_depths_get_a_message_and_exit_2(capsys):
-    for bad in ("0", "ten", "-5", "", "10,2.5"):
-        try:
-            rc = comfy_cli.main(["bench", "queues", "--depths", bad])
-        except SystemExit as exc:  # argparse's own exit for a bad value
-            rc = exc.code
-        assert rc == 2
-        assert "--depths" in capsys.readouterr().err
 
 
 def test_the_sweep_plot_is_written(tmp_path):
