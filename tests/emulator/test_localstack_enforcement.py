@@ -175,6 +175,25 @@ def test_dynamodb_local_gaps_are_as_documented(ls_cloud, fabric_config):
     assert exc.value.response["Error"]["Code"] == "UnknownOperationException"
 
 
+def _send_receive_delete_and_send_again(sqs, dedup: str) -> list[str]:
+    """One FIFO message received and deleted, then a second sent with its deduplication id: what arrives."""
+    url = sqs.create_queue(QueueName=f"comfyfab-t{_uid()}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="first", MessageGroupId="g", MessageDeduplicationId=dedup)
+    (m,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    assert sqs.send_message(QueueUrl=url, MessageBody="again", MessageGroupId="g",
+                            MessageDeduplicationId=dedup)["MessageId"]  # accepted either way, as on AWS
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+    return [x["Body"] for x in got]
+
+
+def test_fifo_deduplication_outlives_the_delete_of_its_message(ls_cloud):
+    # SQS drops a second message with the same deduplication id for 5 minutes, deleted or not.
+    # moto forgets the id with the message (tests/comfyfab/test_moto_fast.py): the job store's conditional write is
+    # what keeps a resubmitted job from running twice there (tests/pipeline).
+    assert _send_receive_delete_and_send_again(ls_cloud.client("sqs"), "job-1") == []
+
+
 def test_up_again_reuses_the_running_emulators(localstack_emulators, localstack_backend):
     again = LocalEmulators(localstack_emulators.state_dir, gateway_port=0, dynamodb_port=0).up()
     assert again == localstack_backend
