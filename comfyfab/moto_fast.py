@@ -153,25 +153,13 @@ def apply() -> bool:
 
     def attributes(self: Any) -> dict[str, Any]:
         uncounted = _uncounted.get()
-        seen = _looked_up.get()
-        if seen is None:
-            return full(_WithoutCounts(self)) if uncounted else full(self)
-        # inside GetQueueAttributes (fix 14): computed once per call, then read
-        key = (id(self), uncounted)
-        got = seen.get(key)
-        if got is None:
-            got = seen[key] = full(_WithoutCounts(self)) if uncounted else full(self)
+        seen, key = _looked_up.get(), (id(self), uncounted)
+        if seen is not None and key in seen:  # inside GetQueueAttributes (fix 14): computed once per call
+            return seen[key]
+        got = full(_WithoutCounts(self)) if uncounted else full(self)
+        if seen is not None:
+            seen[key] = got
         return got
-
-    get_queue_attributes = backend_cls.get_queue_attributes
-
-    @functools.wraps(get_queue_attributes)
-    def get_queue_attributes_once(*args: Any, **kwargs: Any) -> Any:
-        token = _looked_up.set({})
-        try:
-            return get_queue_attributes(*args, **kwargs)
-        finally:
-            _looked_up.reset(token)
 
     def uncounted(method: Any) -> Any:
         @functools.wraps(method)
@@ -196,8 +184,6 @@ def apply() -> bool:
     _quicker_random_strings()
     queue_cls.attributes = property(attributes)
     backend_cls.send_message = uncounted(backend_cls.send_message)
-    if "queue.attributes" in _source(get_queue_attributes):  # reads them, per name asked for
-        backend_cls.get_queue_attributes = get_queue_attributes_once
     backend_cls.send_message_batch = uncounted(backend_cls.send_message_batch)
     if callable(getattr(backend_cls, "is_message_valid_based_on_retention_period", None)):
         backend_cls.is_message_valid_based_on_retention_period = uncounted(
@@ -578,10 +564,24 @@ _COUNTED = ("approximate_number_of_messages", "approximate_number_of_messages_de
 
 
 def _quicker_counts() -> None:
-    """Fix 14: ``GetQueueAttributes`` counts a queue's messages with one clock read per count."""
+    """Fix 14: ``GetQueueAttributes`` computes a queue's attributes once per call (``Queue.attributes``
+    reads the memo this sets up), and counts its messages with one clock read per count."""
     from moto.sqs import models
 
-    message_cls, queue_cls = models.Message, models.Queue
+    message_cls, queue_cls, backend_cls = models.Message, models.Queue, models.SQSBackend
+    get_queue_attributes = backend_cls.get_queue_attributes
+
+    @functools.wraps(get_queue_attributes)
+    def get_queue_attributes_once(*args: Any, **kwargs: Any) -> Any:
+        token = _looked_up.set({})
+        try:
+            return get_queue_attributes(*args, **kwargs)
+        finally:
+            _looked_up.reset(token)
+
+    if "queue.attributes" in _source(get_queue_attributes):  # reads them, per name asked for
+        backend_cls.get_queue_attributes = get_queue_attributes_once
+
     visible, delayed = message_cls.__dict__.get("visible"), message_cls.__dict__.get("delayed")
     shaped = (isinstance(visible, property) and isinstance(delayed, property)
               and "current_time > self.visible_at" in _source(visible.fget)

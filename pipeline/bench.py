@@ -555,32 +555,31 @@ def _importable(module: str) -> bool:
 DEPTHS = (50, 2000, 8000)
 
 
-def queue_costs(sqs: Any, url: str, body: str, calls: int, groups: int) -> dict[str, float]:
-    """Wall milliseconds per call of the pipeline's four SQS calls on one FIFO queue, kept at its depth:
-    each round receives and deletes a message and sends one in its place; the router's depth question
-    (GetQueueAttributes) is asked ``calls`` times after."""
-    from .queues import message_group
-
+def queue_costs(queues: Any, tenant_id: str, calls: int) -> dict[str, float]:
+    """Wall milliseconds per call of the pipeline's four SQS calls, made through its own
+    :class:`~pipeline.queues.JobQueues` on a queue kept at its depth: each round receives and deletes a
+    message as a worker does and sends one in its place as the router does; then the router's depth
+    question (one GetQueueAttributes) is asked ``calls`` times."""
+    job = _jobs(1)[0]
+    cls = job["priority"]
     took = {"ReceiveMessage": 0.0, "DeleteMessage": 0.0, "SendMessage": 0.0, "GetQueueAttributes": 0.0}
     for _ in range(calls):
         t0 = time.perf_counter()
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=30).get("Messages", [])
+        got = queues.receive(tenant_id, cls)
         t1 = time.perf_counter()
         if not got:
-            raise RuntimeError(f"{url} answered a receive with no message while holding its backlog")
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+            raise RuntimeError(f"{queues.urls[(tenant_id, cls)]} answered a receive with no message "
+                               "while holding its backlog")
+        queues.delete(got[0])
         t2 = time.perf_counter()
-        job_id = str(uuid.uuid4())
-        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=message_group(job_id, groups),
-                         MessageDeduplicationId=job_id)
+        queues.send(tenant_id, cls, dict(job, jobId=str(uuid.uuid4())))
         t3 = time.perf_counter()
         took["ReceiveMessage"] += t1 - t0
         took["DeleteMessage"] += t2 - t1
         took["SendMessage"] += t3 - t2
     t0 = time.perf_counter()
     for _ in range(calls):
-        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
-                                                               "ApproximateNumberOfMessagesNotVisible"])
+        queues.depth(tenant_id, cls)
     took["GetQueueAttributes"] = time.perf_counter() - t0
     return {k: v / calls * 1000 for k, v in took.items()}
 
@@ -588,11 +587,11 @@ def queue_costs(sqs: Any, url: str, body: str, calls: int, groups: int) -> dict[
 def run_queues(cfg: FabricConfig, backend: BackendSpec, depths: tuple[int, ...] = DEPTHS, calls: int = 200) -> int:
     """``comfyfab bench queues``: what each SQS call of the pipeline costs as a FIFO queue deepens.
 
-    For each depth, a FIFO queue of the bench's own (SSE on, the realtime class's visibility timeout, the
-    config's message groups) is filled with that many job messages, and the four calls the pipeline makes
-    are timed at that depth, client included.  On AWS this is the service's latency; on an emulator it says
-    whether a replay that queues thousands of jobs slows down as they pile up.  The queues are deleted
-    at the end, whatever happens.
+    For each depth, a FIFO queue of the bench's own (SSE on, the realtime class's visibility timeout) is
+    filled with that many job messages, in the config's message groups, and the four calls the pipeline
+    makes are timed at that depth through its own queue client, client included.  On AWS this is the
+    service's latency; on an emulator it says whether a replay that queues thousands of jobs slows down as
+    they pile up.  The queues are deleted at the end, whatever happens.
     """
     import json
 
@@ -600,9 +599,11 @@ def run_queues(cfg: FabricConfig, backend: BackendSpec, depths: tuple[int, ...] 
 
     from comfyfab.cloud import connect
 
-    from .queues import message_group
+    from .queues import JobQueues, message_group
 
     console = Console()
+    one = cfg.first_tenants(1)
+    tenant_id = one.tenants[0].id
     cloud, server = connect(backend)
     sqs = cloud.client("sqs")
     made: list[str] = []
@@ -610,7 +611,7 @@ def run_queues(cfg: FabricConfig, backend: BackendSpec, depths: tuple[int, ...] 
     try:
         console.print(f"[bold]queues[/]: {calls} calls of each kind per depth on {cloud.describe()}"
                       + (f" ({server.describe()})" if server is not None else ""))
-        body = json.dumps(_jobs(1)[0])  # a job's payload, workflow and all
+        body = json.dumps(_jobs(1)[0], separators=(",", ":"))  # a job's message, workflow and all
         with Progress(console=console, transient=True) as progress:
             for depth in depths:
                 name = f"comfyfab-bench-{uuid.uuid4().hex[:8]}-{depth}.fifo"
@@ -627,7 +628,9 @@ def run_queues(cfg: FabricConfig, backend: BackendSpec, depths: tuple[int, ...] 
                         for i, job_id in enumerate(ids)])
                     progress.advance(task, len(ids))
                 progress.update(task, description=f"timing {calls} calls of each kind at {depth} messages")
-                rows.append((depth, queue_costs(sqs, url, body, calls, cfg.queues.message_groups)))
+                # the pipeline's queue client, every class of the tenant pointed at the bench's queue
+                queues = JobQueues(cloud, one, {(tenant_id, c): url for c in PRIORITY_ORDER}, {})
+                rows.append((depth, queue_costs(queues, tenant_id, calls)))
                 progress.remove_task(task)
                 console.print(f"  {depth:>6} queued: " + ", ".join(f"{k} {v:.2f} ms" for k, v in rows[-1][1].items()))
     finally:
